@@ -1,0 +1,50 @@
+/* fedzo kernel: shared-seed packed-bit perturbations on a fixed-point store.
+ *
+ * This header is also the cffi cdef (csrc/build_kernel.py reads it), so it
+ * holds only declarations cffi understands: no macros, no includes.
+ *
+ * Stream (SPEC 4): for key (seed, stream) and round t, 64-bit word w of the
+ * stream is word (w mod 4) of Philox4x64-10 applied to the counter
+ * [w/4 + 1, t, 0, 0] (numpy.random.Philox increments before it encrypts).
+ * Sign of element i of a vector is bit (i mod 64) of word i/64: 1 -> +1, 0 -> -1.
+ *
+ * Every operation on the store takes `bit_offset`: element j of the slice uses
+ * sign bit (bit_offset + j), so a slice may start anywhere inside a word.
+ * Arithmetic saturates at the storage type's limits and returns how many
+ * entries saturated. Nothing allocates and nothing is global.
+ */
+
+/* uint64 words [first_word, first_word + n_words) of the stream. */
+void fz_stream_words(uint64_t seed, uint64_t stream, uint64_t round,
+                     uint64_t first_word, uint64_t n_words, uint64_t *out);
+
+/* theta[j] = sat(theta[j] + s_j * delta) for j < n. If `saved` is not NULL the
+ * original values are copied there first (so fz_restore_* is exact even where
+ * the perturbation saturated). Returns the number of saturated entries. */
+uint64_t fz_perturb_i16(int16_t *theta, uint64_t n, uint64_t seed,
+                        uint64_t stream, uint64_t round, uint64_t bit_offset,
+                        int32_t delta, int16_t *saved);
+uint64_t fz_perturb_i32(int32_t *theta, uint64_t n, uint64_t seed,
+                        uint64_t stream, uint64_t round, uint64_t bit_offset,
+                        int32_t delta, int32_t *saved);
+
+/* Undo a perturbation: theta[j] = saved[j] (exact by construction). */
+void fz_restore_i16(int16_t *theta, uint64_t n, const int16_t *saved);
+void fz_restore_i32(int32_t *theta, uint64_t n, const int32_t *saved);
+
+/* The update theta += alpha_lsb * vote * v: fz_perturb_* with no copy. */
+uint64_t fz_update_i16(int16_t *theta, uint64_t n, uint64_t seed,
+                       uint64_t stream, uint64_t round, uint64_t bit_offset,
+                       int32_t delta);
+uint64_t fz_update_i32(int32_t *theta, uint64_t n, uint64_t seed,
+                       uint64_t stream, uint64_t round, uint64_t bit_offset,
+                       int32_t delta);
+
+/* q[j] = sat(rint(x[j] * 2^frac_bits)), ties to even; returns saturations.
+ * NaN inputs are the caller's to reject. */
+uint64_t fz_quantize_i16(const float *x, uint64_t n, int32_t frac_bits, int16_t *q);
+uint64_t fz_quantize_i32(const float *x, uint64_t n, int32_t frac_bits, int32_t *q);
+
+/* x[j] = q[j] * 2^-frac_bits as float32. */
+void fz_dequantize_i16(const int16_t *q, uint64_t n, int32_t frac_bits, float *x);
+void fz_dequantize_i32(const int32_t *q, uint64_t n, int32_t frac_bits, float *x);
