@@ -1,0 +1,219 @@
+"""The machinery shared by fedzo's locomotion tasks.
+
+`LocomotionTask` runs one MuJoCo model on the raw `mujoco` bindings with
+Gymnasium v5 semantics: an action is held for `frame_skip` physics steps, the
+reward is forward speed minus a quadratic control cost (plus a survival bonus
+for tasks that can fall), and an episode is truncated after 1000 steps.
+
+It is written for the rollout loop, which calls `step` thousands of times per
+round: the observation lives in one preallocated buffer, the NumPy views of
+MjData it reads are made once, and a step does no array allocation beyond
+what MuJoCo itself does.
+
+A concrete task (see hopper.py, ...) sets the class attributes below and, if
+it can fall, overrides `_is_healthy`.
+"""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+
+from ._model import load_model
+
+
+class LocomotionTask:
+    """One MuJoCo locomotion task (Gymnasium v5 rules, raw mujoco bindings).
+
+    Attributes:
+        name: task name ("hopper", ...).
+        model, data: the raw mujoco.MjModel and mujoco.MjData.
+        obs_dim, act_dim: observation and action sizes.
+        frame_skip: physics steps per `step`.
+        dt: simulated seconds per `step` (timestep * frame_skip).
+        max_episode_steps: steps after which `step` reports truncated (1000).
+        action_low, action_high: the actuators' control ranges (MuJoCo clamps
+            the applied control to them; the control cost uses the raw action).
+
+    Buffers: `reset`, `step` and `observe` all return the same internal
+    float64 array, overwritten by the next call to any of them. Copy it
+    (`obs.copy()`) to keep an observation.
+    """
+
+    # --- set by each task -------------------------------------------------
+    name: str = ""
+    frame_skip: int = 1
+    forward_reward_weight: float = 1.0
+    ctrl_cost_weight: float = 0.0
+    healthy_reward: float = 0.0  # paid on every step that ends healthy
+    terminate_when_unhealthy: bool = False
+    reset_noise_scale: float = 0.0
+    obs_skip_qpos: int = 1  # leading qpos entries (x, or x and y) left out of obs
+    qvel_clip: float | None = None  # observed velocities clipped to +-this
+    max_episode_steps: int = 1000
+
+    def __init__(self) -> None:
+        self.model, self.data = load_model(self.name)
+        model, data = self.model, self.data
+        nq, nv = model.nq, model.nv
+        n_pos = nq - self.obs_skip_qpos
+        self.obs_dim = n_pos + nv
+        self.act_dim = model.nu
+        self.dt = model.opt.timestep * self.frame_skip
+        self.action_low = model.actuator_ctrlrange[:, 0].copy()
+        self.action_high = model.actuator_ctrlrange[:, 1].copy()
+        # the model's rest state (qpos0, e.g. rootz = 1.25), around which
+        # reset noise is drawn
+        self.init_qpos = data.qpos.copy()
+        self.init_qvel = data.qvel.copy()
+
+        # Views made once: MjData's arrays keep their memory for its lifetime
+        # (mj_resetData does not reallocate), so these stay valid.
+        self._qpos = data.qpos
+        self._qvel = data.qvel
+        self._ctrl = data.ctrl
+        self._obs = np.zeros(self.obs_dim, dtype=np.float64)
+        self._obs_pos = self._obs[:n_pos]
+        self._obs_vel = self._obs[n_pos:]
+        self._qpos_observed = self._qpos[self.obs_skip_qpos:]
+
+        self._rng: np.random.Generator | None = None
+        self._elapsed_steps = 0
+
+    # --- episode control ----------------------------------------------------
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Start an episode from the rest state plus reset noise; return obs.
+
+        With a seed, the noise generator is re-created as
+        np.random.default_rng(seed) and its draws are those Gymnasium's
+        `env.reset(seed=seed)` makes, so the initial state equals Gymnasium's.
+        Without one, the generator continues its stream (a fresh, unseeded
+        one on the first reset), like Gymnasium's.
+
+        Returns the internal observation buffer (see the class docstring).
+        """
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        elif self._rng is None:
+            self._rng = np.random.default_rng()
+        mujoco.mj_resetData(self.model, self.data)
+        qpos_noise, qvel_noise = self._reset_noise(self._rng)
+        self._set_state_unchecked(self.init_qpos + qpos_noise, self.init_qvel + qvel_noise)
+        self._elapsed_steps = 0
+        return self.observe()
+
+    def _reset_noise(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Noise added to (qpos, qvel) at reset: uniform in +-scale for both.
+
+        The draw order (all of qpos, then all of qvel) is Gymnasium's.
+        """
+        s = self.reset_noise_scale
+        return (
+            rng.uniform(low=-s, high=s, size=self.model.nq),
+            rng.uniform(low=-s, high=s, size=self.model.nv),
+        )
+
+    def set_state(self, qpos, qvel) -> None:
+        """Set joint positions and velocities (for tests and replays).
+
+        Recomputes the derived quantities (mj_forward) but leaves the episode's
+        step count and the controls as they are.
+        """
+        qpos = np.asarray(qpos, dtype=np.float64)
+        qvel = np.asarray(qvel, dtype=np.float64)
+        if qpos.shape != (self.model.nq,) or qvel.shape != (self.model.nv,):
+            raise ValueError(
+                f"{self.name}: set_state wants qpos of shape ({self.model.nq},) and "
+                f"qvel of shape ({self.model.nv},), got {qpos.shape} and {qvel.shape}"
+            )
+        self._set_state_unchecked(qpos, qvel)
+
+    def _set_state_unchecked(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
+        self._qpos[:] = qpos
+        self._qvel[:] = qvel
+        mujoco.mj_forward(self.model, self.data)
+
+    @property
+    def elapsed_steps(self) -> int:
+        """Steps taken since the last reset."""
+        return self._elapsed_steps
+
+    # --- the hot path ---------------------------------------------------------
+    def step(self, action) -> tuple[np.ndarray, float, bool, bool]:
+        """Apply `action` for `frame_skip` physics steps.
+
+        Returns (obs, reward, terminated, truncated). `obs` is the internal
+        buffer, overwritten by the next step/reset/observe: copy it to keep
+        it. `terminated` is True when a task that can fall is no longer
+        healthy; `truncated` is True from step `max_episode_steps` (1000) of
+        the episode on. Stepping on after either is allowed (the caller
+        decides), as with a bare Gymnasium env.
+
+        The control cost is computed in float64 on the action as given (not
+        clipped); MuJoCo clamps the applied control to the ctrl range.
+        """
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != self._ctrl.shape:
+            raise ValueError(f"{self.name}: action must have shape ({self.act_dim},), got {a.shape}")
+        qpos = self._qpos
+        x_before = qpos.item(0)
+        self._ctrl[:] = a
+        # mj_rnePostConstraint (which Gymnasium also calls) only fills cacc and
+        # the cfrc_* force arrays; no observation or reward here reads them.
+        mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
+        x_velocity = (qpos.item(0) - x_before) / self.dt
+
+        forward_reward = self.forward_reward_weight * x_velocity
+        ctrl_cost = self.ctrl_cost_weight * _sum_of_squares(a)
+        if self.healthy_reward or self.terminate_when_unhealthy:
+            healthy = self._is_healthy()
+            # same order of operations as Gymnasium: (forward + alive) - cost
+            reward = (forward_reward + healthy * self.healthy_reward) - ctrl_cost
+            terminated = self.terminate_when_unhealthy and not healthy
+        else:
+            reward = forward_reward - ctrl_cost
+            terminated = False
+
+        self._elapsed_steps += 1
+        truncated = self._elapsed_steps >= self.max_episode_steps
+        return self.observe(), reward, terminated, truncated
+
+    def observe(self) -> np.ndarray:
+        """Write the current observation into the internal buffer and return it.
+
+        Layout: qpos without its first `obs_skip_qpos` entries, then qvel
+        (clipped to +-`qvel_clip` where the task says so). The buffer is
+        overwritten by the next step/reset/observe.
+        """
+        self._obs_pos[:] = self._qpos_observed
+        if self.qvel_clip is None:
+            self._obs_vel[:] = self._qvel
+        else:
+            # minimum then maximum is np.clip's result (NaN stays NaN) at about
+            # half of np.clip's call overhead on these short vectors
+            np.minimum(self._qvel, self.qvel_clip, out=self._obs_vel)
+            np.maximum(self._obs_vel, -self.qvel_clip, out=self._obs_vel)
+        return self._obs
+
+    def _is_healthy(self) -> bool:
+        """Whether the body is in its healthy region (tasks that can fall)."""
+        return True
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self.name!r} obs_dim={self.obs_dim} "
+            f"act_dim={self.act_dim} frame_skip={self.frame_skip}>"
+        )
+
+
+def _sum_of_squares(a: np.ndarray) -> float:
+    """sum(a**2), summed left to right in float64.
+
+    For up to 8 entries this is bit-identical to NumPy's np.sum(np.square(a))
+    (which sums short arrays left to right too), at a fifth of its cost: the
+    per-call overhead of two NumPy reductions dominates for 2 to 6 actions.
+    """
+    total = 0.0
+    for v in a.tolist():
+        total += v * v
+    return total
