@@ -14,9 +14,22 @@ import numpy as np
 from edge import kernel
 
 DIGEST_BYTES = 8
+# Codes of the storage types, as carried on the wire (Sync) and in the hash.
+DTYPE_CODES = {"int16": 1, "int32": 2}
 # The automatic scale keeps this factor of headroom above the largest |theta|,
 # so that learning can grow weights without saturating at once.
 DEFAULT_HEADROOM = 2.0
+
+
+def theta_hash(values: np.ndarray, frac_bits: int) -> bytes:
+    """8-byte BLAKE2b of theta's format and little-endian bits: equal on replicas that agree."""
+    name = np.dtype(values.dtype).name
+    if name not in DTYPE_CODES:
+        raise ValueError(f"theta must be int16 or int32, got {values.dtype}")
+    h = hashlib.blake2b(digest_size=DIGEST_BYTES, person=b"fedzo-theta-v1")
+    h.update(bytes((DTYPE_CODES[name], frac_bits)))
+    h.update(np.ascontiguousarray(values, dtype=np.dtype(name).newbyteorder("<")).tobytes())
+    return h.digest()
 
 
 @dataclass(frozen=True)
@@ -126,9 +139,18 @@ class ParameterStore:
         return n
 
     def digest(self) -> bytes:
-        """Short hash of theta's bits, identical on every replica that agrees."""
-        data = self.values.astype(self.values.dtype.newbyteorder("<"), copy=False)
-        return hashlib.blake2b(data.tobytes(), digest_size=DIGEST_BYTES).digest()
+        """Short hash of theta's bits (`theta_hash`), identical on every replica that agrees."""
+        return theta_hash(self.values, self.fmt.frac_bits)
+
+    def set_from_float(self, theta) -> int:
+        """Overwrite theta with quantised float values (same format); returns saturations."""
+        theta = np.asarray(theta, np.float32).reshape(-1)
+        if theta.size != self.d:
+            raise ValueError(f"expected {self.d} parameters, got {theta.size}")
+        values, saturated = kernel.quantize(theta, self.fmt.frac_bits, self.fmt.dtype)
+        self.values[:] = values
+        self.saturations += saturated
+        return saturated
 
     def copy(self) -> "ParameterStore":
         """An independent replica with the same bits and format."""

@@ -1,0 +1,122 @@
+"""fedzo's wire protocol (version 1): messages, authentication, framing, accounting.
+
+Layers, bottom up (each module has one job):
+
+    framing.py      TCP: 4-byte big-endian length prefix, incremental FrameReader
+    cobs.py         COBS byte stuffing
+    serialframe.py  serial: COBS(packet || CRC-32) || 0x00, incremental SerialReader
+    arq.py          serial: go-back-N / stop-and-wait retransmission (ArqLink)
+    header.py       the 7-byte header and frame layout
+    messages.py     the message dataclasses and their body codecs (MESSAGE_TYPES)
+    auth.py         key derivation and HMAC-SHA256 tags
+    session.py      Session: handshake, seal/open, sequence numbers, anti-replay
+    accounting.py   LinkCounters: messages, frame bytes, payload bits, rejections
+    endpoint.py     Endpoint / ArqEndpoint: Session + framing + counters
+    chunks.py       theta hash; vectors split into / rebuilt from chunk messages
+    errors.py       ProtocolError and one subclass per rejection reason
+
+Frame (the unit the session seals and opens; at most MAX_FRAME_BYTES = 16384):
+
+    header 7 B: version u8 (=1) | type u8 | flags u8 | seq u32 (big-endian)
+    body   0..16361 B (layouts below)
+    tag    16 B: HMAC-SHA256(key, [agent nonce ||] header || body), first 16 bytes
+
+    flags: bit 0 = handshake frame (tagged under the handshake key, see
+    auth.py); other bits must be 0. seq: per direction, from 0 at each Join,
+    strictly increasing.
+
+On the line: TCP adds a 4-byte length prefix (frame + 4 bytes). Serial adds a
+4-byte CRC-32, COBS overhead (1 byte per started 254 bytes) and a 0x00
+delimiter; with ARQ also a 5-byte ARQ header inside the COBS packet.
+
+Messages (type code, sender, body; scalars big-endian, arrays little-endian):
+
+    0x01 join          agent  agent_id u32 (0xFFFFFFFF = assign me one)
+                              | nonce 16 B | backend u8 (0 numpy, 1 c)
+                              | store_bits u8 (16/32) | max_frame u32
+                              | memory_budget u64 (bytes, 0 = not stated)
+                              | round u32 (0xFFFFFFFF = none) | theta_hash 8 B
+                              = 46 B
+    0x02 welcome       coord  agent_id u32 | block u16 | n_agents u16 | d u32
+                              | seed u64 | round u32 | theta_hash 8 B
+                              | session nonce 16 B | config: UTF-8 JSON object
+                              to the end (<= 8192 B) = 48 B + config
+    0x03 round_start   coord  round u32 = 4 B
+    0x04 vote          agent  round u32 | vote i8 (-1/0/+1) | theta_hash 8 B = 13 B
+    0x05 round_result  coord  round u32 | K u16 | theta_hash 8 B
+                              | votes: 2 bits each, LSB first (00 = 0,
+                              01 = +1, 10 = -1), zero padding = 14 + ceil(K/4) B
+    0x06 sync          coord  round u32 | total u32 | offset u32 (elements)
+                              | dtype u8 (1 int16, 2 int32) | frac_bits u8
+                              | theta_hash 8 B (whole vector) | data LE
+                              = 22 B + data
+    0x07 model_upload  agent  round u32 | total u32 | offset u32 | float32 LE
+                              = 12 B + data
+    0x08 model_download coord same as model_upload
+    0x09 error         either code u16 (ErrorCode) | UTF-8 text (<= 255 B)
+    0x0A bye           either code u16 (ByeReason) | UTF-8 text (<= 255 B)
+    0x0B report        agent  round u32 | peak_rss u64 | floor_rss u64
+                              | learning_state u64 | episodes u64 | env_steps u64
+                              | comparisons u64 | reviewer_votes u64
+                              | saturations u64 = 68 B (after the last round)
+
+Frame sizes (header + body + tag; TCP adds 4): round_start 27, vote 36,
+round_result 37 + ceil(K/4), join 69, welcome 71 + config, error/bye 25 + text.
+
+Payload bits (accounting.py) are 8 x the body length.
+
+Typical use (one link side):
+
+    counters = LinkCounters("agent-3")
+    ep = Endpoint(Session(AGENT, run_key, counters=counters), LengthPrefixFraming())
+    sock.sendall(ep.send(Join(capabilities=Capabilities(backend="c"))))
+    for msg in ep.feed(sock.recv(65536)): ...
+"""
+from .accounting import DirectionStats, LinkCounters
+from .arq import ArqLink
+from .auth import DOWN, UP
+from .chunks import VectorAssembler, elements_per_chunk, model_chunks, sync_chunks, theta_hash
+from .cobs import cobs_decode, cobs_encode
+from .constants import (
+    ASSIGN_AGENT_ID, HASH_BYTES, HEADER_BYTES, MAX_CONFIG_BYTES, MAX_FRAME_BYTES, MAX_TEXT_BYTES,
+    NONCE_BYTES, PROTOCOL_VERSION, TAG_BYTES,
+)
+from .endpoint import ArqEndpoint, Endpoint
+from .errors import (
+    BadChecksum, BadTag, Garbage, HashMismatch, LinkFailed, MalformedFrame, OversizedFrame,
+    ProtocolError, ReplayedFrame, SessionClosed, StaleRound, StreamBroken, TruncatedFrame,
+    UnexpectedMessage, UnknownType, WrongVersion, InvalidField,
+)
+from .framing import FrameReader, LengthPrefixFraming, NoFraming, length_prefixed
+from .header import Header, peek_header
+from .messages import (
+    MESSAGE_TYPES, Bye, ByeReason, Capabilities, Error, ErrorCode, Join, Message, ModelDownload,
+    ModelUpload, Report, RoundResult, RoundStart, Sync, Vote, Welcome, config_json, pack_votes,
+    unpack_votes,
+)
+from .serialframe import SerialFraming, SerialReader, serial_decode, serial_encode
+from .session import AGENT, COORDINATOR, NonceRegistry, Session, State, check_round
+
+__all__ = [
+    # messages
+    "Message", "Join", "Capabilities", "Welcome", "RoundStart", "Vote", "RoundResult", "Sync",
+    "ModelUpload", "ModelDownload", "Error", "Bye", "Report", "ErrorCode", "ByeReason", "MESSAGE_TYPES",
+    "config_json", "pack_votes", "unpack_votes",
+    # session and link sides
+    "Session", "State", "AGENT", "COORDINATOR", "NonceRegistry", "check_round",
+    "Endpoint", "ArqEndpoint", "ArqLink", "Header", "peek_header",
+    # framing
+    "FrameReader", "LengthPrefixFraming", "NoFraming", "length_prefixed",
+    "SerialFraming", "SerialReader", "serial_encode", "serial_decode", "cobs_encode", "cobs_decode",
+    # accounting
+    "LinkCounters", "DirectionStats", "UP", "DOWN",
+    # arrays
+    "theta_hash", "sync_chunks", "model_chunks", "elements_per_chunk", "VectorAssembler",
+    # constants
+    "PROTOCOL_VERSION", "HEADER_BYTES", "TAG_BYTES", "MAX_FRAME_BYTES", "MAX_CONFIG_BYTES",
+    "MAX_TEXT_BYTES", "ASSIGN_AGENT_ID", "NONCE_BYTES", "HASH_BYTES",
+    # errors
+    "ProtocolError", "TruncatedFrame", "OversizedFrame", "WrongVersion", "UnknownType", "BadTag",
+    "ReplayedFrame", "MalformedFrame", "InvalidField", "UnexpectedMessage", "StaleRound",
+    "BadChecksum", "Garbage", "StreamBroken", "SessionClosed", "HashMismatch", "LinkFailed",
+]

@@ -1,0 +1,259 @@
+"""Reliable, ordered delivery of packets over a lossy serial line.
+
+A go-back-N ARQ with cumulative acknowledgements; window=1 makes it
+stop-and-wait. It is transport-independent and clock-free: the caller feeds
+received bytes (`feed(data, now)`), sends payloads (`send(payload, now)`),
+calls `tick(now)` regularly for the retransmission timer, and writes what
+`output()` returns. Packets go through serial framing (COBS + CRC-32), so a
+corrupted packet is dropped by its CRC and recovered by retransmission; the
+session's HMAC above catches anything the CRC misses.
+
+Packet = kind u8 | epoch u16 | seq u16 (big-endian) [| payload]
+
+    DATA  (1): seq of this packet, then the payload
+    ACK   (2): the sender's epoch it answers, seq = next expected (cumulative)
+    RESET (3): "I do not know your stream (epoch)": the sender renumbers its
+               unacknowledged packets from 0 under a fresh epoch
+
+Each sender picks a random epoch and numbers packets from 0 (mod 2^16). A
+receiver adopts a new epoch only at seq 0; a DATA packet of an unknown epoch
+with another seq (the receiver restarted, or missed seq 0) gets a RESET, and
+an epoch once refused is never adopted (a RESET may reach the sender after
+the receiver saw seq 0, and the sender then resends under a new epoch).
+Renumbering under a new epoch means a late packet of the old numbering can
+never be taken for a new one. The line is assumed not to reorder packets (a
+serial cable does not). Duplicates and out-of-order packets are dropped
+and answered with the current ACK.
+
+ACK and RESET are not authenticated: on a cable a forged one can only delay
+or drop traffic, and the session layer rejects anything that is not genuine.
+"""
+from __future__ import annotations
+
+import random
+import struct
+from collections import OrderedDict, deque
+
+from .errors import LinkFailed
+from .serialframe import MAX_PACKET_BYTES, PACKET_HEADROOM, SerialReader, serial_encode
+
+DATA, ACK, RESET = 1, 2, 3
+_HDR = struct.Struct(">BHH")
+ARQ_HEADER_BYTES = _HDR.size
+assert ARQ_HEADER_BYTES <= PACKET_HEADROOM
+SEQ_MOD = 1 << 16
+MAX_WINDOW = 1024
+_REFUSED_MEMORY = 64     # refused epochs remembered (of 65536)
+MAX_PAYLOAD_BYTES = MAX_PACKET_BYTES - ARQ_HEADER_BYTES
+
+
+class _Outgoing:
+    """One payload waiting for its acknowledgement."""
+
+    __slots__ = ("payload", "wire", "sent")
+
+    def __init__(self, payload: bytes):
+        self.payload = payload
+        self.wire = b""       # encoded packet under the current numbering
+        self.sent = False     # transmitted at least once (later ones are retransmissions)
+
+
+class ArqLink:
+    """One end of a reliable serial link (see the module docstring).
+
+    window: packets in flight (1 = stop-and-wait). rto: seconds without
+    progress before the window is retransmitted. max_retries: retransmissions
+    without progress before tick() raises LinkFailed. max_queue: payloads
+    held for sending (sent and not yet acknowledged, or waiting).
+    """
+
+    def __init__(self, *, window: int = 4, rto: float = 0.25, max_retries: int = 40,
+                 max_queue: int = 64, rng: random.Random | None = None, on_reject=None):
+        if not 1 <= window <= MAX_WINDOW:
+            raise ValueError(f"window must be in [1, {MAX_WINDOW}], got {window}")
+        self.window, self.rto, self.max_retries, self.max_queue = window, rto, max_retries, max_queue
+        self._rng = rng or random.SystemRandom()
+        self._epoch = self._rng.randrange(SEQ_MOD)
+        self._queue: deque[_Outgoing] = deque()   # first `_inflight` ones are transmitted
+        self._inflight = 0
+        self._base = 0                 # seq of _queue[0]
+        self._timer_start: float | None = None
+        self._retries = 0
+        self._peer_epoch: int | None = None
+        self._expected = 0
+        self._ack_due = False
+        self._resets_due: set[int] = set()
+        self._refused: OrderedDict[int, None] = OrderedDict()   # epochs we sent RESET for
+        self._out = bytearray()
+        self.failed = False
+        self.rejections: dict[str, int] = {}
+        self.on_reject = on_reject     # on_reject(reason) for each dropped packet
+        self._reader = SerialReader(on_reject=self._count_reject)
+        self.stats = {"data_sent": 0, "retransmitted": 0, "acks_sent": 0, "resets_sent": 0,
+                      "resets_received": 0, "delivered": 0, "duplicates": 0,
+                      "bytes_first": 0, "bytes_other": 0}
+
+    # -- sending --------------------------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        """Payloads not yet acknowledged."""
+        return len(self._queue)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing to send or retransmit and nothing written but not taken."""
+        return not self._queue and not self._out
+
+    def send(self, payload, now: float) -> int:
+        """Queue payload for reliable delivery; return its first transmission's size.
+
+        Raises LinkFailed after a failure and BufferError when max_queue
+        payloads are already waiting.
+        """
+        if self.failed:
+            raise LinkFailed("the link failed: no more sending")
+        if len(self._queue) >= self.max_queue:
+            raise BufferError(f"ARQ send queue is full ({self.max_queue} payloads)")
+        payload = bytes(payload)
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+        item = _Outgoing(payload)
+        item.wire = self._encode_data((self._base + len(self._queue)) % SEQ_MOD, payload)
+        self._queue.append(item)
+        self._pump(now)
+        return len(item.wire)
+
+    def _encode_data(self, seq: int, payload: bytes) -> bytes:
+        return serial_encode(_HDR.pack(DATA, self._epoch, seq) + payload)
+
+    def _transmit(self, item: _Outgoing) -> None:
+        self._out += item.wire
+        key = "bytes_other" if item.sent else "bytes_first"
+        self.stats[key] += len(item.wire)
+        self.stats["retransmitted" if item.sent else "data_sent"] += 1
+        item.sent = True
+
+    def _pump(self, now: float) -> None:
+        while self._inflight < min(self.window, len(self._queue)):
+            if self._inflight == 0:
+                self._timer_start = now
+            self._transmit(self._queue[self._inflight])
+            self._inflight += 1
+
+    def tick(self, now: float) -> None:
+        """Retransmit the window if it has waited rto; LinkFailed after max_retries."""
+        if self.failed or not self._inflight or now - self._timer_start < self.rto:
+            return
+        self._retries += 1
+        if self._retries > self.max_retries:
+            self.failed = True
+            raise LinkFailed(f"no acknowledgement after {self.max_retries} retransmissions")
+        for i in range(self._inflight):
+            self._transmit(self._queue[i])
+        self._timer_start = now
+
+    def output(self) -> bytes:
+        """Bytes to write on the line now (and forget)."""
+        self._flush_control()
+        out, self._out = bytes(self._out), bytearray()
+        return out
+
+    def _control(self, kind: int, epoch: int, seq: int) -> None:
+        wire = serial_encode(_HDR.pack(kind, epoch, seq))
+        self._out += wire
+        self.stats["bytes_other"] += len(wire)
+
+    def _flush_control(self) -> None:
+        if self._ack_due:
+            self._control(ACK, self._peer_epoch, self._expected)
+            self.stats["acks_sent"] += 1
+            self._ack_due = False
+        for epoch in sorted(self._resets_due):
+            self._control(RESET, epoch, 0)
+            self.stats["resets_sent"] += 1
+        self._resets_due.clear()
+
+    # -- receiving ------------------------------------------------------------
+
+    def _bump(self, reason: str) -> None:
+        self.rejections[reason] = self.rejections.get(reason, 0) + 1
+        if self.on_reject is not None:
+            self.on_reject(reason)
+
+    def _count_reject(self, exc, nbytes) -> None:
+        self._bump(exc.reason)
+
+    @property
+    def pending(self) -> int:
+        """Received bytes buffered of a packet not yet complete."""
+        return self._reader.pending
+
+    def feed(self, data, now: float) -> list[bytes]:
+        """Payloads delivered (in order, exactly once) by the received bytes."""
+        return [payload for payload, _ in self.feed_sized(data, now)]
+
+    def feed_sized(self, data, now: float) -> list[tuple[bytes, int]]:
+        """Like feed, with the line size of each delivered payload's packet."""
+        out = []
+        for packet, wire in self._reader.feed_sized(data):
+            if len(packet) < ARQ_HEADER_BYTES:
+                self._bump("malformed")
+                continue
+            kind, epoch, seq = _HDR.unpack_from(packet)
+            if kind == DATA:
+                if self._on_data(epoch, seq):
+                    out.append((packet[ARQ_HEADER_BYTES:], wire))
+            elif kind == ACK and len(packet) == ARQ_HEADER_BYTES:
+                self._on_ack(epoch, seq, now)
+            elif kind == RESET and len(packet) == ARQ_HEADER_BYTES:
+                self._on_reset(epoch, now)
+            else:
+                self._bump("malformed")
+        self.stats["delivered"] += len(out)
+        return out
+
+    def _on_data(self, epoch: int, seq: int) -> bool:
+        if epoch != self._peer_epoch:
+            # A refused epoch is never adopted later: the sender may still act on
+            # our RESET and resend the same payloads under a new epoch.
+            if seq != 0 or epoch in self._refused:
+                self._refused[epoch] = None
+                if len(self._refused) > _REFUSED_MEMORY:
+                    self._refused.popitem(last=False)
+                self._resets_due.add(epoch)
+                return False
+            self._peer_epoch, self._expected = epoch, 0
+        self._ack_due = True
+        if seq != self._expected:
+            self.stats["duplicates"] += 1
+            return False
+        self._expected = (self._expected + 1) % SEQ_MOD
+        return True
+
+    def _on_ack(self, epoch: int, next_seq: int, now: float) -> None:
+        if epoch != self._epoch:
+            return                     # an ack of an earlier numbering
+        n = (next_seq - self._base) % SEQ_MOD
+        if not 1 <= n <= self._inflight:
+            return                     # duplicate ack, or nonsense
+        for _ in range(n):
+            self._queue.popleft()
+        self._inflight -= n
+        self._base = next_seq
+        self._retries = 0
+        self._timer_start = now
+        self._pump(now)
+
+    def _on_reset(self, epoch: int, now: float) -> None:
+        if epoch != self._epoch:
+            return
+        self.stats["resets_received"] += 1
+        old = self._epoch
+        while self._epoch == old:
+            self._epoch = self._rng.randrange(SEQ_MOD)
+        self._base = 0
+        for i, item in enumerate(self._queue):
+            item.wire = self._encode_data(i, item.payload)
+        self._inflight = 0
+        self._pump(now)

@@ -1,0 +1,61 @@
+"""Protocol-wide numbers: version, sizes and limits, in one place.
+
+Everything a peer must agree on to talk to another peer is here; changing any
+of these values is a protocol change and must bump PROTOCOL_VERSION.
+"""
+
+# Bumped on any incompatible change of the header, a body layout, the MAC
+# construction or the key derivation.
+PROTOCOL_VERSION = 1
+
+# Header: version u8, type u8, flags u8, sequence number u32 (big-endian).
+HEADER_FORMAT = ">BBBI"
+HEADER_BYTES = 7
+
+# Authentication tag: HMAC-SHA256 truncated to its first 16 bytes (128 bits).
+TAG_BYTES = 16
+
+# Largest message frame (header + body + tag), before any transport framing
+# (TCP length prefix, or COBS + CRC on serial). A receiver never buffers more
+# than this (plus the transport's own small overhead) for one frame. 16 KiB
+# keeps the receive buffer small for boards with little RAM and keeps a serial
+# retransmission short; larger arrays are sent in chunks.
+MAX_FRAME_BYTES = 16384
+MIN_FRAME_BYTES = HEADER_BYTES + TAG_BYTES
+MAX_BODY_BYTES = MAX_FRAME_BYTES - MIN_FRAME_BYTES
+
+# Smallest frame limit an agent may announce in Join: it must at least fit a
+# Welcome with a modest config and a sync chunk of a few elements.
+MIN_PEER_MAX_FRAME = 1024
+
+# Flags byte.
+FLAG_HANDSHAKE = 0x01          # MAC'd under the handshake key (see auth.py)
+KNOWN_FLAGS = FLAG_HANDSHAKE
+
+# Reserved agent id in Join: "assign me one".
+ASSIGN_AGENT_ID = 0xFFFFFFFF
+# Round field sentinel in Join: "I have no state" (first join).
+NO_ROUND = 0xFFFFFFFF
+MAX_ROUND = 0xFFFFFFFE
+MAX_SEQ = 0xFFFFFFFF
+
+# Nonces and hashes.
+NONCE_BYTES = 16
+HASH_BYTES = 8
+MIN_KEY_BYTES = 16
+
+# Bounded variable-length fields.
+MAX_CONFIG_BYTES = 8192        # Welcome run config, UTF-8 JSON object
+MAX_TEXT_BYTES = 255           # Error / Bye text, UTF-8
+MAX_AGENTS = 0xFFFF            # K is carried as u16
+
+# Largest parameter vector a chunk assembler accepts (elements). The policies
+# here have ~10^4 parameters; this bound caps what a (trusted but buggy) peer
+# can make a receiver allocate for reassembly.
+MAX_VECTOR_ELEMENTS = 1 << 24
+
+# TCP framing: 4-byte big-endian length prefix, value = message frame length.
+LENGTH_PREFIX_BYTES = 4
+
+# Serial framing: COBS(packet || CRC-32 big-endian) followed by one 0x00.
+CRC_BYTES = 4

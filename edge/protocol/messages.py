@@ -1,0 +1,655 @@
+"""The message set: one frozen dataclass per message, one table of types.
+
+Each class has `encode_body() -> bytes` and `decode_body(body) -> message`.
+A body is what sits between the header and the tag (see session.py); its
+length is implied by the frame, so the last field of a variable-size body
+runs to the end. Scalar fields are big-endian (network order, like the
+header); bulk arrays (Sync, ModelUpload, ModelDownload) are little-endian,
+the native order of the boards, so they can be viewed without copying.
+
+Encodings are canonical: a body decodes to at most one message and
+`decode_body(b).encode_body() == b` for every body that decodes (padding bits
+must be zero, sentinels must come with zeroed companions, no trailing bytes).
+
+Fields are validated when a message is built, including by the decoder, so an
+out-of-range value raises `InvalidField` (a `MalformedFrame` and a
+`ValueError`) whether it came from local code or from the wire.
+"""
+from __future__ import annotations
+
+import json
+import operator
+import os
+import struct
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import ClassVar
+
+from .constants import (
+    ASSIGN_AGENT_ID, HASH_BYTES, MAX_AGENTS, MAX_CONFIG_BYTES, MAX_FRAME_BYTES,
+    MAX_ROUND, MAX_TEXT_BYTES, MIN_PEER_MAX_FRAME, NO_ROUND, NONCE_BYTES,
+)
+from .errors import InvalidField, MalformedFrame, TruncatedFrame, UnknownType
+
+ZERO_HASH = bytes(HASH_BYTES)
+
+
+def new_nonce() -> bytes:
+    """A fresh random nonce (NONCE_BYTES bytes from the OS)."""
+    return os.urandom(NONCE_BYTES)
+
+
+class ErrorCode(IntEnum):
+    """Codes carried by Error. Receivers accept any u16 (unknown = generic)."""
+
+    GENERIC = 0
+    BAD_VERSION = 1      # the peer speaks another protocol version
+    AUTH_FAILED = 2      # tag or handshake did not verify
+    BAD_MESSAGE = 3      # a frame was rejected as malformed or unexpected
+    RUN_FULL = 4         # no free block for a joining agent
+    UNKNOWN_AGENT = 5    # a rejoin for an agent id the run does not have
+    STALE_ROUND = 6      # a vote or upload for a round that is not current
+    DIVERGED = 7         # the theta hashes differ: a Sync follows
+    INCOMPATIBLE = 8     # capabilities do not fit the run (dtype, memory)
+    INTERNAL = 9         # the sender failed; the text says how
+
+
+class ByeReason(IntEnum):
+    """Reasons carried by Bye. Receivers accept any u16."""
+
+    DONE = 0             # the run finished
+    SHUTDOWN = 1         # the sender is stopping (signal, user)
+    TIMEOUT = 2          # the peer was silent for too long
+    REPLACED = 3         # a newer session for the same agent took over
+    PROTOCOL = 4         # too many bad frames from the peer
+    EXCLUDED = 5         # the coordinator dropped the agent from the run
+
+
+# --- field validation -------------------------------------------------------
+
+def _set(obj, name, value):
+    object.__setattr__(obj, name, value)  # frozen dataclasses: normalise once
+
+
+def _check_int(obj, name, lo, hi):
+    try:
+        value = operator.index(getattr(obj, name))
+    except TypeError:
+        raise InvalidField(f"{type(obj).__name__}.{name} must be an integer, "
+                           f"got {getattr(obj, name)!r}") from None
+    if not lo <= value <= hi:
+        raise InvalidField(f"{type(obj).__name__}.{name}={value} is outside [{lo}, {hi}]")
+    _set(obj, name, value)
+
+
+def _check_bytes(obj, name, size=None):
+    value = getattr(obj, name)
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise InvalidField(f"{type(obj).__name__}.{name} must be bytes, got {type(value).__name__}")
+    value = bytes(value)
+    if size is not None and len(value) != size:
+        raise InvalidField(f"{type(obj).__name__}.{name} must be {size} bytes, got {len(value)}")
+    _set(obj, name, value)
+
+
+def _check_text(obj, name, limit):
+    value = getattr(obj, name)
+    if not isinstance(value, str):
+        raise InvalidField(f"{type(obj).__name__}.{name} must be str, got {type(value).__name__}")
+    try:
+        n = len(value.encode("utf-8"))
+    except UnicodeEncodeError:  # lone surrogates cannot go on the wire
+        raise InvalidField(f"{type(obj).__name__}.{name} is not encodable as UTF-8") from None
+    if n > limit:
+        raise InvalidField(f"{type(obj).__name__}.{name} is {n} bytes of UTF-8, limit {limit}")
+
+
+def _utf8(data: bytes, what: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedFrame(f"{what} is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+
+
+def _exact(body: bytes, size: int, name: str) -> None:
+    if len(body) < size:
+        raise TruncatedFrame(f"{name} body is {len(body)} bytes, needs {size}")
+    if len(body) > size:
+        raise MalformedFrame(f"{name} body is {len(body)} bytes, expected exactly {size}")
+
+
+def _at_least(body: bytes, size: int, name: str) -> None:
+    if len(body) < size:
+        raise TruncatedFrame(f"{name} body is {len(body)} bytes, needs at least {size}")
+
+
+def _reject_constant(token):
+    raise ValueError(f"JSON constant {token} is not allowed")
+
+
+def parse_config(text: str) -> dict:
+    """Parse a run-config JSON text; it must be an object with finite numbers."""
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:  # deep nesting -> RecursionError
+        raise InvalidField(f"run config is not valid JSON: {str(exc)[:80]}") from None
+    if not isinstance(value, dict):
+        raise InvalidField(f"run config must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def config_json(config: dict) -> str:
+    """The canonical JSON text of a run config, as Welcome carries it."""
+    return json.dumps(config, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False, allow_nan=False)
+
+
+# --- 2-bit vote packing -----------------------------------------------------
+
+# Vote j sits in bits 2*(j % 4) .. 2*(j % 4)+1 of byte j // 4 (LSB first).
+_VOTE_CODE = {0: 0b00, 1: 0b01, -1: 0b10}
+_CODE_VOTE = {0b00: 0, 0b01: 1, 0b10: -1}
+
+
+def packed_votes_size(n: int) -> int:
+    """Bytes taken by n packed votes."""
+    return (n + 3) // 4
+
+
+def pack_votes(votes) -> bytes:
+    """Pack votes in {-1, 0, +1} into 2 bits each (code 0b11 is invalid)."""
+    out = bytearray(packed_votes_size(len(votes)))
+    for j, v in enumerate(votes):
+        out[j >> 2] |= _VOTE_CODE[v] << ((j & 3) * 2)
+    return bytes(out)
+
+
+def unpack_votes(data: bytes, n: int) -> tuple[int, ...]:
+    """Inverse of pack_votes; rejects code 0b11 and non-zero padding bits."""
+    if len(data) != packed_votes_size(n):
+        raise MalformedFrame(f"{n} packed votes need {packed_votes_size(n)} bytes, got {len(data)}")
+    votes = []
+    for j in range(n):
+        code = (data[j >> 2] >> ((j & 3) * 2)) & 3
+        if code == 0b11:
+            raise MalformedFrame(f"vote {j} has the invalid code 0b11")
+        votes.append(_CODE_VOTE[code])
+    if n & 3 and data[-1] >> ((n & 3) * 2):
+        raise MalformedFrame("non-zero padding bits after the last vote")
+    return tuple(votes)
+
+
+# --- messages ---------------------------------------------------------------
+
+class Message:
+    """Base of all messages. Subclasses set TYPE, SENDER and the codecs."""
+
+    TYPE: ClassVar[int]
+    NAME: ClassVar[str]
+    SENDER: ClassVar[str]          # "agent", "coordinator" or "either"
+
+    def encode_body(self) -> bytes:  # pragma: no cover - every subclass overrides
+        """The body bytes of this message."""
+        raise NotImplementedError
+
+    @classmethod
+    def decode_body(cls, body: bytes):  # pragma: no cover - every subclass overrides
+        """Parse a body; raises a ProtocolError subclass on bad input."""
+        raise NotImplementedError
+
+    @property
+    def round_number(self) -> int | None:
+        """The round this message belongs to, if it carries one."""
+        return getattr(self, "round", None)
+
+
+_BACKENDS = ("numpy", "c")
+_STORE_BITS = (16, 32)
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a joining agent can do.
+
+    backend: kernel backend, "c" or "numpy". store_bits: integer width of its
+    theta store, 16 or 32. memory_budget: bytes it may use for learning state
+    (0 = not stated). max_frame: largest message frame it accepts; the
+    coordinator sizes Sync/ModelDownload chunks to min(this, MAX_FRAME_BYTES).
+    """
+
+    backend: str = "numpy"
+    store_bits: int = 16
+    memory_budget: int = 0
+    max_frame: int = MAX_FRAME_BYTES
+
+    def __post_init__(self):
+        if self.backend not in _BACKENDS:
+            raise InvalidField(f"Capabilities.backend must be one of {_BACKENDS}, got {self.backend!r}")
+        if self.store_bits not in _STORE_BITS:
+            raise InvalidField(f"Capabilities.store_bits must be 16 or 32, got {self.store_bits!r}")
+        _check_int(self, "store_bits", 16, 32)
+        _check_int(self, "memory_budget", 0, 2**64 - 1)
+        _check_int(self, "max_frame", MIN_PEER_MAX_FRAME, MAX_FRAME_BYTES)
+
+
+@dataclass(frozen=True, slots=True)
+class Join(Message):
+    """Agent -> coordinator: the first frame of a session.
+
+    agent_id: ASSIGN_AGENT_ID asks the coordinator to assign one; a rejoining
+    agent gives its id and the round and theta hash it holds (both None on a
+    first join). nonce: fresh per Join; it keys the session (see auth.py).
+    """
+
+    TYPE: ClassVar[int] = 0x01
+    NAME: ClassVar[str] = "join"
+    SENDER: ClassVar[str] = "agent"
+    _S: ClassVar[struct.Struct] = struct.Struct(">I16sBBIQI8s")
+
+    agent_id: int = ASSIGN_AGENT_ID
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    round: int | None = None
+    theta_hash: bytes | None = None
+    nonce: bytes = field(default_factory=new_nonce)
+
+    def __post_init__(self):
+        _check_int(self, "agent_id", 0, ASSIGN_AGENT_ID)
+        if not isinstance(self.capabilities, Capabilities):
+            raise InvalidField("Join.capabilities must be a Capabilities")
+        if (self.round is None) != (self.theta_hash is None):
+            raise InvalidField("Join.round and Join.theta_hash are both given or both None")
+        if self.round is not None:
+            _check_int(self, "round", 0, MAX_ROUND)
+            _check_bytes(self, "theta_hash", HASH_BYTES)
+        _check_bytes(self, "nonce", NONCE_BYTES)
+
+    def encode_body(self) -> bytes:
+        c = self.capabilities
+        rejoin = self.round is not None
+        return self._S.pack(self.agent_id, self.nonce, _BACKENDS.index(c.backend),
+                            c.store_bits, c.max_frame, c.memory_budget,
+                            self.round if rejoin else NO_ROUND,
+                            self.theta_hash if rejoin else ZERO_HASH)
+
+    @classmethod
+    def decode_body(cls, body: bytes) -> Join:
+        _exact(body, cls._S.size, "join")
+        agent_id, nonce, backend, bits, max_frame, budget, rnd, h = cls._S.unpack(body)
+        if backend >= len(_BACKENDS):
+            raise MalformedFrame(f"join: unknown kernel backend code {backend}")
+        if rnd == NO_ROUND:
+            if h != ZERO_HASH:
+                raise MalformedFrame("join: theta hash given without a round")
+            rnd, h = None, None
+        caps = Capabilities(_BACKENDS[backend], bits, budget, max_frame)
+        return cls(agent_id, caps, rnd, h, nonce)
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome(Message):
+    """Coordinator -> agent: the assignment that completes the handshake.
+
+    block is k in [0, n_agents); d the parameter count; seed the run's 64-bit
+    seed; round the current round; theta_hash the hash of the coordinator's
+    current theta; config_json the resolved run config (a JSON object, at most
+    MAX_CONFIG_BYTES of UTF-8); nonce the session nonce (see auth.py).
+    """
+
+    TYPE: ClassVar[int] = 0x02
+    NAME: ClassVar[str] = "welcome"
+    SENDER: ClassVar[str] = "coordinator"
+    _S: ClassVar[struct.Struct] = struct.Struct(">IHHIQI8s16s")
+
+    agent_id: int
+    block: int
+    n_agents: int
+    d: int
+    seed: int
+    round: int
+    theta_hash: bytes
+    config_json: str = "{}"
+    nonce: bytes = field(default_factory=new_nonce)
+
+    def __post_init__(self):
+        _check_int(self, "agent_id", 0, ASSIGN_AGENT_ID - 1)
+        _check_int(self, "n_agents", 1, MAX_AGENTS)
+        _check_int(self, "block", 0, self.n_agents - 1)
+        _check_int(self, "d", 0, 2**32 - 1)
+        _check_int(self, "seed", 0, 2**64 - 1)
+        _check_int(self, "round", 0, MAX_ROUND)
+        _check_bytes(self, "theta_hash", HASH_BYTES)
+        _check_bytes(self, "nonce", NONCE_BYTES)
+        _check_text(self, "config_json", MAX_CONFIG_BYTES)
+        parse_config(self.config_json)
+
+    @property
+    def config(self) -> dict:
+        """The run config as a dict."""
+        return parse_config(self.config_json)
+
+    def encode_body(self) -> bytes:
+        return self._S.pack(self.agent_id, self.block, self.n_agents, self.d, self.seed,
+                            self.round, self.theta_hash, self.nonce) + self.config_json.encode("utf-8")
+
+    @classmethod
+    def decode_body(cls, body: bytes) -> Welcome:
+        _at_least(body, cls._S.size, "welcome")
+        if len(body) - cls._S.size > MAX_CONFIG_BYTES:
+            raise MalformedFrame(f"welcome: config is {len(body) - cls._S.size} bytes, "
+                                 f"limit {MAX_CONFIG_BYTES}")
+        fields = cls._S.unpack_from(body)
+        text = _utf8(body[cls._S.size:], "welcome config")
+        agent_id, block, n_agents, d, seed, rnd, h, nonce = fields
+        return cls(agent_id, block, n_agents, d, seed, rnd, h, text, nonce)
+
+
+@dataclass(frozen=True, slots=True)
+class RoundStart(Message):
+    """Coordinator -> agents: round `round` begins (no vector is sent)."""
+
+    TYPE: ClassVar[int] = 0x03
+    NAME: ClassVar[str] = "round_start"
+    SENDER: ClassVar[str] = "coordinator"
+    _S: ClassVar[struct.Struct] = struct.Struct(">I")
+
+    round: int
+
+    def __post_init__(self):
+        _check_int(self, "round", 0, MAX_ROUND)
+
+    def encode_body(self) -> bytes:
+        return self._S.pack(self.round)
+
+    @classmethod
+    def decode_body(cls, body: bytes) -> RoundStart:
+        _exact(body, cls._S.size, "round_start")
+        return cls(*cls._S.unpack(body))
+
+
+@dataclass(frozen=True, slots=True)
+class Vote(Message):
+    """Agent -> coordinator: its vote for `round` and the hash of its theta_t."""
+
+    TYPE: ClassVar[int] = 0x04
+    NAME: ClassVar[str] = "vote"
+    SENDER: ClassVar[str] = "agent"
+    _S: ClassVar[struct.Struct] = struct.Struct(">Ib8s")
+
+    round: int
+    vote: int
+    theta_hash: bytes
+
+    def __post_init__(self):
+        _check_int(self, "round", 0, MAX_ROUND)
+        _check_int(self, "vote", -1, 1)
+        _check_bytes(self, "theta_hash", HASH_BYTES)
+
+    def encode_body(self) -> bytes:
+        return self._S.pack(self.round, self.vote, self.theta_hash)
+
+    @classmethod
+    def decode_body(cls, body: bytes) -> Vote:
+        _exact(body, cls._S.size, "vote")
+        return cls(*cls._S.unpack(body))
+
+
+@dataclass(frozen=True, slots=True)
+class RoundResult(Message):
+    """Coordinator -> agents: the K votes of `round` (missing = 0), 2 bits each,
+    and the hash of the coordinator's theta after applying them."""
+
+    TYPE: ClassVar[int] = 0x05
+    NAME: ClassVar[str] = "round_result"
+    SENDER: ClassVar[str] = "coordinator"
+    _S: ClassVar[struct.Struct] = struct.Struct(">IH8s")
+
+    round: int
+    votes: tuple[int, ...]
+    theta_hash: bytes
+
+    def __post_init__(self):
+        _check_int(self, "round", 0, MAX_ROUND)
+        try:
+            votes = tuple(operator.index(v) for v in self.votes)
+        except TypeError:
+            raise InvalidField("RoundResult.votes must be integers") from None
+        if not 1 <= len(votes) <= MAX_AGENTS:
+            raise InvalidField(f"RoundResult carries 1..{MAX_AGENTS} votes, got {len(votes)}")
+        if any(v not in _VOTE_CODE for v in votes):
+            raise InvalidField("RoundResult.votes must all be -1, 0 or +1")
+        _set(self, "votes", votes)
+        _check_bytes(self, "theta_hash", HASH_BYTES)
+
+    def encode_body(self) -> bytes:
+        return self._S.pack(self.round, len(self.votes), self.theta_hash) + pack_votes(self.votes)
+
+    @classmethod
+    def decode_body(cls, body: bytes) -> RoundResult:
+        _at_least(body, cls._S.size, "round_result")
+        rnd, n, h = cls._S.unpack_from(body)
+        packed = body[cls._S.size:]
+        if len(packed) < packed_votes_size(n):
+            raise TruncatedFrame(f"round_result: {n} votes need {packed_votes_size(n)} bytes, "
+                                 f"got {len(packed)}")
+        return cls(rnd, unpack_votes(packed, n), h)
+
+
+_DTYPES = {"int16": (1, 2), "int32": (2, 4)}          # name -> (code, itemsize)
+_DTYPE_BY_CODE = {code: name for name, (code, _) in _DTYPES.items()}
+
+
+def _check_chunk(obj, itemsize):
+    _check_int(obj, "total", 0, 2**32 - 1)
+    _check_int(obj, "offset", 0, 2**32 - 1)
+    _check_bytes(obj, "data")
+    name = type(obj).__name__
+    if len(obj.data) % itemsize:
+        raise InvalidField(f"{name}.data is {len(obj.data)} bytes, not a multiple of {itemsize}")
+    n = len(obj.data) // itemsize
+    if obj.offset + n > obj.total:
+        raise InvalidField(f"{name}: offset {obj.offset} + {n} elements exceeds total {obj.total}")
+    if n == 0 and obj.total != 0:
+        raise InvalidField(f"{name}: empty chunk of a non-empty vector")
+
+
+@dataclass(frozen=True, slots=True)
+class Sync(Message):
+    """Coordinator -> agent: one chunk of the full fixed-point theta.
+
+    total and offset count elements; data is the raw little-endian chunk of
+    dtype ("int16" or "int32") with frac_bits fractional bits; theta_hash is
+    the hash of the whole vector (every chunk carries it).
+    """
+
+    TYPE: ClassVar[int] = 0x06
+    NAME: ClassVar[str] = "sync"
+    SENDER: ClassVar[str] = "coordinator"
+    _S: ClassVar[struct.Struct] = struct.Struct(">IIIBB8s")
+
+    round: int
+    total: int
+    offset: int
+    dtype: str
+    frac_bits: int
+    theta_hash: bytes
+    data: bytes
+
+    def __post_init__(self):
+        _check_int(self, "round", 0, MAX_ROUND)
+        if self.dtype not in _DTYPES:
+            raise InvalidField(f"Sync.dtype must be int16 or int32, got {self.dtype!r}")
+        itemsize = _DTYPES[self.dtype][1]
+        _check_int(self, "frac_bits", 0, 8 * itemsize - 1)
+        _check_bytes(self, "theta_hash", HASH_BYTES)
+        _check_chunk(self, itemsize)
+
+    @property
+    def itemsize(self) -> int:
+        """Bytes per element."""
+        return _DTYPES[self.dtype][1]
+
+    def encode_body(self) -> bytes:
+        return self._S.pack(self.round, self.total, self.offset, _DTYPES[self.dtype][0],
+                            self.frac_bits, self.theta_hash) + self.data
+
+    @classmethod
+    def decode_body(cls, body: bytes) -> Sync:
+        _at_least(body, cls._S.size, "sync")
+        rnd, total, offset, code, frac, h = cls._S.unpack_from(body)
+        if code not in _DTYPE_BY_CODE:
+            raise MalformedFrame(f"sync: unknown dtype code {code}")
+        return cls(rnd, total, offset, _DTYPE_BY_CODE[code], frac, h, body[cls._S.size:])
+
+
+class _ModelChunk(Message):
+    """Shared codec of ModelUpload/ModelDownload: a float32 little-endian chunk."""
+
+    _S: ClassVar[struct.Struct] = struct.Struct(">III")
+    itemsize: ClassVar[int] = 4
+
+    def __post_init__(self):
+        _check_int(self, "round", 0, MAX_ROUND)
+        _check_chunk(self, 4)
+
+    def encode_body(self) -> bytes:
+        return self._S.pack(self.round, self.total, self.offset) + self.data
+
+    @classmethod
+    def decode_body(cls, body: bytes):
+        _at_least(body, cls._S.size, cls.NAME)
+        return cls(*cls._S.unpack_from(body), body[cls._S.size:])
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUpload(_ModelChunk):
+    """Agent -> coordinator (FedAvg): one float32 chunk of its local model."""
+
+    TYPE: ClassVar[int] = 0x07
+    NAME: ClassVar[str] = "model_upload"
+    SENDER: ClassVar[str] = "agent"
+
+    round: int
+    total: int
+    offset: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ModelDownload(_ModelChunk):
+    """Coordinator -> agent (FedAvg): one float32 chunk of the averaged model."""
+
+    TYPE: ClassVar[int] = 0x08
+    NAME: ClassVar[str] = "model_download"
+    SENDER: ClassVar[str] = "coordinator"
+
+    round: int
+    total: int
+    offset: int
+    data: bytes
+
+
+class _Coded(Message):
+    """Shared codec of Error/Bye: a u16 code and a short UTF-8 text."""
+
+    _S: ClassVar[struct.Struct] = struct.Struct(">H")
+
+    def __post_init__(self):
+        _check_int(self, "code", 0, 0xFFFF)
+        _check_text(self, "text", MAX_TEXT_BYTES)
+
+    def encode_body(self) -> bytes:
+        return self._S.pack(self.code) + self.text.encode("utf-8")
+
+    @classmethod
+    def decode_body(cls, body: bytes):
+        _at_least(body, cls._S.size, cls.NAME)
+        if len(body) - cls._S.size > MAX_TEXT_BYTES:
+            raise MalformedFrame(f"{cls.NAME}: text is {len(body) - cls._S.size} bytes, "
+                                 f"limit {MAX_TEXT_BYTES}")
+        (code,) = cls._S.unpack_from(body)
+        return cls(code, _utf8(body[cls._S.size:], f"{cls.NAME} text"))
+
+
+@dataclass(frozen=True, slots=True)
+class Error(_Coded):
+    """Either way: something went wrong; code is an ErrorCode (or any u16)."""
+
+    TYPE: ClassVar[int] = 0x09
+    NAME: ClassVar[str] = "error"
+    SENDER: ClassVar[str] = "either"
+
+    code: int
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Bye(_Coded):
+    """Either way: the sender ends the session; code is a ByeReason (or any u16)."""
+
+    TYPE: ClassVar[int] = 0x0A
+    NAME: ClassVar[str] = "bye"
+    SENDER: ClassVar[str] = "either"
+
+    code: int = ByeReason.DONE
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Report(Message):
+    """Agent -> coordinator: its work and memory figures (SPEC 7), sent once
+    after the last round's result (a session is closed after Bye)."""
+
+    TYPE: ClassVar[int] = 0x0B
+    NAME: ClassVar[str] = "report"
+    SENDER: ClassVar[str] = "agent"
+    _S: ClassVar[struct.Struct] = struct.Struct(">I8Q")
+    COUNTS: ClassVar[tuple] = ("peak_rss", "floor_rss", "learning_state", "episodes",
+                               "env_steps", "comparisons", "reviewer_votes", "saturations")
+
+    round: int
+    peak_rss: int = 0          # bytes
+    floor_rss: int = 0         # bytes: interpreter + numpy + mujoco + task model
+    learning_state: int = 0    # bytes: theta, block scratch, buffers
+    episodes: int = 0
+    env_steps: int = 0
+    comparisons: int = 0
+    reviewer_votes: int = 0
+    saturations: int = 0
+
+    def __post_init__(self):
+        _check_int(self, "round", 0, MAX_ROUND)
+        for name in self.COUNTS:
+            _check_int(self, name, 0, 2**64 - 1)
+
+    def as_dict(self) -> dict:
+        """The figures as a plain dict (round included)."""
+        return {"round": self.round, **{name: getattr(self, name) for name in self.COUNTS}}
+
+    def encode_body(self) -> bytes:
+        return self._S.pack(self.round, *(getattr(self, name) for name in self.COUNTS))
+
+    @classmethod
+    def decode_body(cls, body: bytes) -> Report:
+        _exact(body, cls._S.size, "report")
+        return cls(*cls._S.unpack(body))
+
+
+# The single table of message types: wire code -> class.
+MESSAGE_TYPES: dict[int, type[Message]] = {
+    cls.TYPE: cls for cls in (Join, Welcome, RoundStart, Vote, RoundResult, Sync,
+                              ModelUpload, ModelDownload, Error, Bye, Report)
+}
+MESSAGE_NAMES: dict[int, str] = {code: cls.NAME for code, cls in MESSAGE_TYPES.items()}
+
+
+def encode_body(msg: Message) -> bytes:
+    """The body bytes of any message."""
+    return msg.encode_body()
+
+
+def decode_body(type_code: int, body: bytes) -> Message:
+    """Decode a body of the given type; UnknownType if the code is not in the table."""
+    cls = MESSAGE_TYPES.get(type_code)
+    if cls is None:
+        raise UnknownType(f"unknown message type 0x{type_code:02x}")
+    return cls.decode_body(body)
