@@ -1,7 +1,6 @@
 """`fedzo info`: what is installed and which kernel runs, and why."""
 import os
 import platform
-import sys
 
 
 def add_arguments(parser):

@@ -1,0 +1,25 @@
+"""Memory figures of this process (SPEC 7): current and peak resident set size.
+
+Linux reports them in /proc/self/statm (pages) and getrusage (KiB); other
+systems fall back to getrusage alone, whose units differ (bytes on macOS).
+"""
+import os
+import resource
+import sys
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def current_rss_bytes() -> int:
+    """Resident memory now, in bytes."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except OSError:
+        return peak_rss_bytes()
+
+
+def peak_rss_bytes() -> int:
+    """The most resident memory this process has had, in bytes."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024

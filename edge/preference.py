@@ -1,0 +1,89 @@
+"""Preference sources (SPEC 3): who answers "which batch was better?".
+
+A `PreferenceSource` is shown two batches of trajectories, the baseline
+(under theta) and the candidate (under theta + mu v), and answers +1 if the
+candidate is preferred, else -1. The learning update sees only these answers.
+
+`SimulatedPanel` is the default: M reviewers each prefer the candidate with
+probability sigma(R' - R), where R', R are the batches' mean true returns,
+and the panel answers by majority (M odd). A person-facing source will
+implement the same interface.
+"""
+import abc
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+LINKS = ("linear", "logistic", "probit")
+DEFAULT_REVIEWERS = 101
+
+# Per-task scale c of the link, in units of mean episode return. It sets how
+# large a return difference a reviewer notices: with the linear link a
+# difference of c or more is always seen. The values are about the
+# between-batch spread of a pretrained actor's return at mu = 0 (see
+# docs/DECISIONS.md), so that a panel is neither blind nor an oracle.
+DEFAULT_SCALE = {"hopper": 50.0, "halfcheetah": 50.0, "walker2d": 50.0, "swimmer": 3.0}
+
+
+@dataclass
+class Batch:
+    """What a preference source is shown about one batch of episodes.
+
+    `returns` are the true returns: only a simulated panel and evaluation may
+    read them. `episode_seeds` identify the episodes, so that a person-facing
+    source can re-render them.
+    """
+
+    returns: np.ndarray
+    episode_seeds: list = field(default_factory=list)
+    steps: int = 0
+
+    @property
+    def mean_return(self) -> float:
+        return float(np.mean(self.returns))
+
+
+class PreferenceSource(abc.ABC):
+    """Answers comparisons; counts them in `comparisons` and `reviewer_votes`."""
+
+    comparisons = 0
+    reviewer_votes = 0
+
+    @abc.abstractmethod
+    def compare(self, candidate: Batch, baseline: Batch, rng: np.random.Generator) -> int:
+        """+1 if the candidate batch is preferred, else -1."""
+
+
+def link_probability(link: str, x: float, scale: float) -> float:
+    """sigma(x): the chance one reviewer prefers a batch that is x better."""
+    if link == "linear":
+        return min(1.0, max(0.0, 0.5 + x / (2.0 * scale)))
+    if link == "logistic":
+        z = x / scale
+        return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+    if link == "probit":
+        return 0.5 * (1.0 + math.erf(x / (scale * math.sqrt(2.0))))
+    raise ValueError(f"unknown link {link!r}; choose one of {', '.join(LINKS)}")
+
+
+class SimulatedPanel(PreferenceSource):
+    """M independent reviewers answering by majority."""
+
+    def __init__(self, link="linear", reviewers=DEFAULT_REVIEWERS, scale=50.0):
+        if link not in LINKS:
+            raise ValueError(f"unknown link {link!r}; choose one of {', '.join(LINKS)}")
+        if reviewers < 1 or reviewers % 2 == 0:
+            raise ValueError(f"the panel size must be odd and positive, got {reviewers}")
+        if not scale > 0:
+            raise ValueError(f"the link scale must be positive, got {scale}")
+        self.link, self.reviewers, self.scale = link, int(reviewers), float(scale)
+        self.comparisons = 0
+        self.reviewer_votes = 0
+
+    def compare(self, candidate: Batch, baseline: Batch, rng: np.random.Generator) -> int:
+        p = link_probability(self.link, candidate.mean_return - baseline.mean_return, self.scale)
+        for_candidate = int(rng.binomial(self.reviewers, p))
+        self.comparisons += 1
+        self.reviewer_votes += self.reviewers
+        return 1 if 2 * for_candidate > self.reviewers else -1
