@@ -14,6 +14,7 @@ COMMANDS = {
     "bench": ("edge.cmd_bench", "measure speed: kernel, rollout or link"),
     "simulate": ("coordinator.cmd_simulate", "a coordinator and K agents on this machine (the main job)"),
     "agent": ("edge.cmd_agent", "take part in a run as one agent (on a board)"),
+    "experiment": ("coordinator.cmd_experiment", "run a grid of runs at equal trajectory budgets"),
     "pretrain": ("coordinator.cmd_pretrain", "train a starting actor with ARS on the true reward"),
     "eval": ("coordinator.cmd_eval", "true return of an actor, in float32 and quantised"),
 }

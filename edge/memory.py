@@ -16,10 +16,18 @@ def current_rss_bytes() -> int:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * _PAGE
     except OSError:
-        return peak_rss_bytes()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
 
 
 def peak_rss_bytes() -> int:
-    """The most resident memory this process has had, in bytes."""
+    """The most resident memory this process has had, in bytes (never below the current)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):          # the kernel's high-water mark, in kB
+                    return max(int(line.split()[1]) * 1024, current_rss_bytes())
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
