@@ -171,6 +171,10 @@ class CoordinatorRuntime:
         builds_locally = msg.round is None and self.round == 0 and self.config.actor == ""
         if not holds_current and not builds_locally:
             out += self._sync(slot)
+        if self.phase == "round" and slot.vote is None:
+            # Joining an open round: it holds theta_t now, so it can still vote.
+            slot.in_round = True
+            out.append((link, RoundStart(self.round)))
         self.log(f"coordinator: agent {slot.block} joined ({len(self.connected())}/{len(self.slots)})")
         # Before the first round, wait for all K (or the quorum at the join
         # timeout); once running, one agent is enough to go on.

@@ -13,6 +13,7 @@ COMMANDS = {
     "info": ("edge.cmd_info", "show the version, the kernel backend and why it was chosen"),
     "bench": ("edge.cmd_bench", "measure speed: kernel, rollout or link"),
     "simulate": ("coordinator.cmd_simulate", "a coordinator and K agents on this machine (the main job)"),
+    "coordinator": ("coordinator.cmd_coordinator", "serve a run to agents over TCP (on the laptop)"),
     "agent": ("edge.cmd_agent", "take part in a run as one agent (on a board)"),
     "experiment": ("coordinator.cmd_experiment", "run a grid of runs at equal trajectory budgets"),
     "pretrain": ("coordinator.cmd_pretrain", "train a starting actor with ARS on the true reward"),
