@@ -32,8 +32,10 @@ class Run:
         low, high = self.task.model.actuator_ctrlrange.T
         self.eval_policy = actor.policy(low, high)
         self.eval_seeds = streams.eval_seeds(config.seed, config.eval_episodes)
-        self.totals = {"episodes": 0, "comparisons": 0, "bytes": {}, "wall_seconds": 0.0,
+        self.totals = {"episodes": 0, "comparisons": 0, "wall_seconds": 0.0,
                        "return_initial": None, "saturated": 0}
+        # Per-agent byte totals of earlier processes of this run (after --resume).
+        self.bytes_before = {}
         start_round = 0
         if resume:
             store, start_round = self._resume(config)
@@ -66,6 +68,7 @@ class Run:
         fmt = FixedPoint(checkpoint["values"].dtype, checkpoint["frac_bits"])
         store = ParameterStore(checkpoint["values"], fmt)
         self.totals.update(checkpoint["totals"])
+        self.bytes_before = self.totals.pop("agent_bytes", {})
         self.folder.truncate_metrics(checkpoint["next_round"])
         self.log(f"resuming at round {checkpoint['next_round']} from {self.folder.path}")
         return store, checkpoint["next_round"]
@@ -77,13 +80,26 @@ class Run:
         return summarise(evaluate(self.task, self.eval_policy, self.eval_seeds))
 
     def link_counters(self) -> list:
-        """(agent id, LinkCounters summed over its links) for every slot."""
+        """(agent id, LinkCounters summed over its links in this process) for every slot."""
         out = []
         for slot in self.runtime.slots:
             total = LinkCounters(f"agent-{slot.block}")
             for link in slot.links:
                 total.merge(link.counters)
             out.append((slot.block, total))
+        return out
+
+    def agent_bytes(self) -> dict:
+        """Per agent and direction: frame bytes, payload bits and wire bytes, whole run."""
+        out = {}
+        for block, counters in self.link_counters():
+            before = self.bytes_before.get(str(block), {})
+            out[str(block)] = {
+                direction: {key: before.get(direction, {}).get(key, 0) + value
+                            for key, value in (("frame_bytes", stats.frame_bytes),
+                                               ("payload_bits", stats.payload_bits),
+                                               ("wire_bytes", stats.wire_bytes))}
+                for direction, stats in counters.total.items()}
         return out
 
     def _round_bytes(self, round_number) -> dict:
@@ -118,7 +134,8 @@ class Run:
                   "saturated": info["saturated"], "theta_hash": info["theta_hash"],
                   "elapsed_s": round(elapsed, 3), **self._round_bytes(t)}
         self.folder.append_metrics(record)
-        self.folder.save_checkpoint(self.store.values, self.store.fmt.frac_bits, done, self.totals)
+        self.folder.save_checkpoint(self.store.values, self.store.fmt.frac_bits, done,
+                                    {**self.totals, "agent_bytes": self.agent_bytes()})
         remaining = elapsed / max(done, 1) * (config.rounds - done)
         self.log(f"round {done}/{config.rounds} | return {self.last_return:.1f} | "
                  f"votes {''.join('+' if v > 0 else '-' if v < 0 else '0' for v in info['votes'])} | "
@@ -132,21 +149,22 @@ class Run:
         config, d, K = self.config, self.store.d, self.config.agents
         per_agent, totals = [], {"bytes_up": 0, "bytes_down": 0, "payload_bits_up": 0,
                                  "payload_bits_down": 0, "wire_bytes_up": 0, "wire_bytes_down": 0}
+        agent_bytes = self.agent_bytes()
         for (block, counters), slot in zip(self.link_counters(), self.runtime.slots):
-            up, down = counters.total["up"], counters.total["down"]
+            up, down = agent_bytes[str(block)]["up"], agent_bytes[str(block)]["down"]
             report = slot.report or {}
             per_agent.append({
-                "id": block, "bytes_up": up.frame_bytes, "bytes_down": down.frame_bytes,
-                "payload_bits_up": up.payload_bits, "payload_bits_down": down.payload_bits,
+                "id": block, "bytes_up": up["frame_bytes"], "bytes_down": down["frame_bytes"],
+                "payload_bits_up": up["payload_bits"], "payload_bits_down": down["payload_bits"],
                 "peak_rss_bytes": report.get("peak_rss"), "floor_rss_bytes": report.get("floor_rss"),
                 "learning_state_bytes": report.get("learning_state"),
                 "env_steps": report.get("env_steps"), "episodes": report.get("episodes"),
                 "joins": slot.joins, "syncs": slot.syncs, "discarded_votes": slot.discarded_votes,
                 "rejected_frames": counters.rejected_total})
-            for key, stats, name in (("up", up, "up"), ("down", down, "down")):
-                totals[f"bytes_{name}"] += stats.frame_bytes
-                totals[f"payload_bits_{name}"] += stats.payload_bits
-                totals[f"wire_bytes_{name}"] += stats.wire_bytes
+            for name, stats in (("up", up), ("down", down)):
+                totals[f"bytes_{name}"] += stats["frame_bytes"]
+                totals[f"payload_bits_{name}"] += stats["payload_bits"]
+                totals[f"wire_bytes_{name}"] += stats["wire_bytes"]
         rounds_run = max(1, self.runtime.round)
         reports = [s.report for s in self.runtime.slots if s.report]
         summary = {

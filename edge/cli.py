@@ -16,6 +16,7 @@ COMMANDS = {
     "coordinator": ("coordinator.cmd_coordinator", "serve a run to agents over TCP (on the laptop)"),
     "agent": ("edge.cmd_agent", "take part in a run as one agent (on a board)"),
     "experiment": ("coordinator.cmd_experiment", "run a grid of runs at equal trajectory budgets"),
+    "report": ("coordinator.cmd_report", "Markdown report with plots of an experiment's runs"),
     "pretrain": ("coordinator.cmd_pretrain", "train a starting actor with ARS on the true reward"),
     "eval": ("coordinator.cmd_eval", "true return of an actor, in float32 and quantised"),
 }

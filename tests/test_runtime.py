@@ -104,6 +104,8 @@ def test_resume_after_an_interruption_ends_bit_identical(tmp_path):
         run_inproc(run, agents, KEY, log=lambda *a: None)
     _, _, resumed = run_small(tmp_path, "cut", resume=True, rounds=4)
     assert resumed["theta_hash"] == whole["theta_hash"]
+    # Bytes of both processes count; the resumed agents' rejoin and sync add to them.
+    assert resumed["bytes_up"] > whole["bytes_up"] and resumed["bytes_down"] > whole["bytes_down"]
     metrics = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(l)["round"] for l in metrics] == [0, 1, 2, 3]
 
