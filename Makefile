@@ -23,7 +23,7 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(VENV)/bin/fedzo bench kernel
+	$(VENV)/bin/fedzo simulate --out runs/demo
 
 clean:
 	rm -rf $(VENV) build *.egg-info edge/_kernel_c*.so edge/_kernel_c.c
