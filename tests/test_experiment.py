@@ -1,0 +1,79 @@
+"""Experiment grids (equal budgets, resumable) and their reports."""
+import json
+
+import pytest
+
+from coordinator.experiment import cells, load_experiment, run_experiment
+from coordinator.report import mean_ci, write_report
+from edge.config import ConfigError
+
+SPEC = {
+    "base": {"task": "hopper", "batch": 1, "comparisons": 1, "eval_every": 1, "eval_episodes": 1},
+    "budget_episodes": 8,
+    "seeds": [0, 1],
+    "variants": [
+        {"label": "Par K=2", "algo": "par-s2zpo", "agents": 2},
+        {"label": "central", "algo": "par-s2zpo", "agents": 1},
+    ],
+}
+
+
+def write_spec(tmp_path, spec):
+    path = tmp_path / "exp.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def test_cells_spend_equal_trajectory_budgets(tmp_path):
+    spec = load_experiment(write_spec(tmp_path, SPEC))
+    runs = cells(spec)
+    assert len(runs) == 4
+    for cell in runs:
+        c = cell["config"]
+        assert c.rounds * c.episodes_per_round == 8
+    assert {c["config"].rounds for c in runs} == {2, 4}          # K=2: 2 rounds; K=1: 4 rounds
+
+
+def test_grid_crosses_variants_but_not_keys_they_set(tmp_path):
+    spec = dict(SPEC, grid={"agents": [1, 2, 4], "task": ["hopper", "swimmer"]})
+    runs = cells(load_experiment(write_spec(tmp_path, spec)))
+    # agents is set by both variants, so only task varies: 2 variants x 2 tasks x 2 seeds.
+    assert len(runs) == 8
+    assert {r["config"].task for r in runs} == {"hopper", "swimmer"}
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"variantz": []}, "unknown experiment key"),
+    ({"budget_episodes": 1}, "below one round"),
+    ({"variants": []}, "at least one run"),
+    ({"base": {"task": "hopper", "batch": 0}}, "batch must be >= 1"),
+])
+def test_bad_experiment_files_are_clear_errors(tmp_path, bad, message):
+    with pytest.raises(ConfigError, match=message):
+        load_experiment(write_spec(tmp_path, {**SPEC, **bad}))
+
+
+def test_missing_experiment_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no experiment file"):
+        load_experiment(tmp_path / "nope.json")
+
+
+def test_experiment_runs_resumes_and_reports(tmp_path):
+    spec = load_experiment(write_spec(tmp_path, SPEC))
+    out = tmp_path / "out"
+    first = dict(run_experiment(spec, out, workers=2, log=lambda *a: None))
+    assert len(first) == 4
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("summary.json")}
+    again = dict(run_experiment(spec, out, workers=2, log=lambda *a: None))
+    assert again == first                                        # finished cells are skipped
+    assert stamps == {p: p.stat().st_mtime_ns for p in out.rglob("summary.json")}
+    report = write_report(out).read_text()
+    assert "| Par_K=2 | 2 | 2 | 2 | 8 |" in report and "| central | 2 | 1 | 4 | 8 |" in report
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert len(pngs) == 4 and all(f"![{p[:-4]}]({p})" in report for p in pngs)
+
+
+def test_mean_ci_uses_student_t():
+    mean, half = mean_ci([1.0, 2.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(4.303 * 1.0 / 3 ** 0.5, rel=1e-3)
+    assert mean_ci([5.0]) == (5.0, 0.0)
