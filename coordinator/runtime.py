@@ -251,7 +251,7 @@ class CoordinatorRuntime:
             saturated = self.store.set_from_float(average)
         else:
             saturated = apply_par_update(self.store, self.config.seed, len(self.slots), self.round,
-                                         votes, self.alpha_steps)
+                                         votes, self.alpha_steps, self.config.perturbation)
         digest = self.store.digest()
         out = []
         for slot in self.connected():

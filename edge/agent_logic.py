@@ -10,7 +10,7 @@ so that the panel compares the policies, not the luck of the draw.
 """
 import numpy as np
 
-from edge import streams
+from edge import perturbation, streams
 from edge.algorithm import agent_vote, apply_par_update, fedavg_round_index
 from edge.layout import block_bounds
 from edge.preference import SimulatedPanel
@@ -37,7 +37,8 @@ class AgentBase:
         seeds = streams.reset_seeds(config.seed, self.index, round_, config.comparisons * config.batch)
         batches = [seeds[n * config.batch:(n + 1) * config.batch] for n in range(config.comparisons)]
         baselines = [self._rollouts(b) for b in batches]
-        self.store.perturb(start, stop, config.seed, stream, round_, self.mu_steps, scratch)
+        perturbation.perturb(self.store, config.perturbation, start, stop, config.seed, stream,
+                             round_, self.mu_steps, scratch)
         self.policy.refresh(self.store, start, stop)
         candidates = [self._rollouts(b) for b in batches]
         self.store.restore(start, stop, scratch)
@@ -82,7 +83,8 @@ class ParS2ZPOAgent(AgentBase):
 
     def apply(self, round_: int, votes) -> None:
         """Step 5: apply the K votes of round t to this replica."""
-        apply_par_update(self.store, self.config.seed, self.config.agents, round_, votes, self.alpha_steps)
+        apply_par_update(self.store, self.config.seed, self.config.agents, round_, votes,
+                         self.alpha_steps, self.config.perturbation)
         self.policy.refresh(self.store)
 
     @property
@@ -108,7 +110,8 @@ class FedAvgAgent(AgentBase):
             sub_round = fedavg_round_index(round_, config.local_steps, step)
             total = self._compare(stream, sub_round, 0, self.store.d, self.scratch)
             vote = agent_vote(total, config.seed, self.index, sub_round)
-            self.store.update(0, self.store.d, config.seed, stream, sub_round, vote * self.alpha_steps)
+            perturbation.update(self.store, config.perturbation, 0, self.store.d, config.seed, stream,
+                                sub_round, vote * self.alpha_steps)
             self.policy.refresh(self.store)
         return vote, self.store.to_float(self.upload)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge import streams
+from edge import perturbation, streams
 from edge.fixedpoint import FixedPoint, ParameterStore
 from edge.layout import partition
 from edge.policy import Actor
@@ -52,7 +52,7 @@ def agent_vote(outcome_sum: int, seed: int, agent: int, round_: int) -> int:
 
 
 def apply_par_update(store: ParameterStore, seed: int, agents: int, round_: int,
-                     votes, alpha_steps: int) -> int:
+                     votes, alpha_steps: int, kind: str = "rademacher") -> int:
     """theta_{B_k} += alpha * vote_k * v_{t,k} for every block k; returns saturations."""
     if len(votes) != agents:
         raise ValueError(f"expected {agents} votes, got {len(votes)}")
@@ -61,8 +61,8 @@ def apply_par_update(store: ParameterStore, seed: int, agents: int, round_: int,
         if vote not in (-1, 0, 1):
             raise ValueError(f"vote {vote!r} of block {k} is not -1, 0 or +1")
         if vote:
-            saturated += store.update(start, stop, seed, streams.block_stream(k), round_,
-                                      vote * alpha_steps)
+            saturated += perturbation.update(store, kind, start, stop, seed, streams.block_stream(k),
+                                             round_, vote * alpha_steps)
     return saturated
 
 

@@ -12,6 +12,7 @@ from edge.preference import DEFAULT_REVIEWERS, DEFAULT_SCALE, LINKS
 ALGOS = ("par-s2zpo", "fedavg-s2zpo")
 TASKS = ("hopper", "halfcheetah", "walker2d", "swimmer")
 STORE_DTYPES = ("int16", "int32")
+PERTURBATIONS = ("rademacher", "gaussian")
 
 
 class ConfigError(ValueError):
@@ -40,6 +41,7 @@ class RunConfig:
     store_dtype: str = "int16"
     frac_bits: int = -1             # -1: the finest scale with 2x headroom
     actor: str = ""                 # path of the starting actor; "": the packaged one
+    perturbation: str = "rademacher"  # "gaussian": an experiment option outside the kernel
 
     def __post_init__(self):
         self.validate()
@@ -55,6 +57,7 @@ class RunConfig:
         _choice("algo", self.algo, ALGOS)
         _choice("panel_link", self.panel_link, LINKS)
         _choice("store_dtype", self.store_dtype, STORE_DTYPES)
+        _choice("perturbation", self.perturbation, PERTURBATIONS)
         _at_least("agents", self.agents, 1)
         _at_least("rounds", self.rounds, 1)
         _at_least("comparisons", self.comparisons, 1)

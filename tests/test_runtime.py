@@ -83,6 +83,14 @@ def test_fedavg_run_exchanges_float32_models_and_stays_identical(tmp_path):
     assert summary["bytes_per_agent_per_round_up"] > 4 * d
 
 
+def test_gaussian_perturbation_runs_keep_replicas_identical(tmp_path):
+    run, agents, summary = run_small(tmp_path, perturbation="gaussian", agents=2, rounds=2)
+    _, _, rademacher = run_small(tmp_path, "r", agents=2, rounds=2)
+    assert summary["theta_hash"] != rademacher["theta_hash"]
+    for agent in agents:
+        np.testing.assert_array_equal(agent.logic.store.values, run.store.values)
+
+
 def test_resume_after_an_interruption_ends_bit_identical(tmp_path):
     _, _, whole = run_small(tmp_path, "whole", rounds=4)
 

@@ -133,3 +133,21 @@ def test_actor_file_round_trip_and_errors(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a fedzo actor"):
         Actor.load(tmp_path / "junk.npz")
+
+
+def test_gaussian_perturbation_restores_exactly_and_is_deterministic():
+    from edge import perturbation
+    rng = np.random.default_rng(8)
+    store = ParameterStore.from_float(rng.normal(0, 1, 2000), FixedPoint(np.int16, 12))
+    before = store.values.copy()
+    saved = store.scratch(100, 900)
+    perturbation.perturb(store, "gaussian", 100, 900, 5, 2, 7, 40, saved)
+    moved = store.values[100:900].astype(int) - before[100:900]
+    assert 20 < np.abs(moved).mean() < 60            # |N(0,1)| * 40 LSB on average ~ 32
+    store.restore(100, 900, saved)
+    np.testing.assert_array_equal(store.values, before)
+    twin = store.copy()
+    perturbation.update(store, "gaussian", 0, 2000, 5, 2, 7, -3)
+    perturbation.update(twin, "gaussian", 0, 2000, 5, 2, 7, -3)
+    np.testing.assert_array_equal(store.values, twin.values)
+    assert not np.array_equal(store.values, before)
