@@ -20,6 +20,32 @@ from edge.protocol import LinkCounters
 from edge.tasks import make
 
 
+def transport_figures(links, counters: LinkCounters) -> dict:
+    """What the links of one slot carried besides messages, for its per_agent record.
+
+    Every transport: wire bytes (frames + other bytes: retransmissions, acks,
+    rejected input) and rejections by reason. Links with `transport_stats()`
+    (TCP, serial) add theirs; numbers are summed over the slot's links, and
+    for serial links that includes time on the wire at their baud rate.
+    """
+    up, down = counters.total["up"], counters.total["down"]
+    out = {"transport": None, "wire_bytes_up": up.wire_bytes, "wire_bytes_down": down.wire_bytes,
+           "other_bytes_up": up.other_bytes, "other_bytes_down": down.other_bytes,
+           "rejected_by_reason": {r: n for r, n in counters.rejected.items() if n}}
+    kinds = []
+    for link in links:
+        stats = link.transport_stats() if hasattr(link, "transport_stats") else {}
+        kinds.append(stats.get("transport") or getattr(link, "transport", "inproc"))
+        for key, value in stats.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "baud":
+                out[key] = out.get(key, 0) + value
+            elif key not in ("transport",):
+                out.setdefault(key, value)
+    if kinds:
+        out["transport"] = kinds[0] if len(set(kinds)) == 1 else "+".join(sorted(set(kinds)))
+    return out
+
+
 class Run:
     """A run of the coordinator; see the module docstring."""
 
@@ -29,6 +55,7 @@ class Run:
         self.folder = RunFolder(out_dir)
         actor = load_actor(config)
         self.task = make(config.task)
+        self.task.max_episode_steps = config.horizon    # evaluation uses the run's horizon too
         low, high = self.task.model.actuator_ctrlrange.T
         self.eval_policy = actor.policy(low, high)
         self.eval_seeds = streams.eval_seeds(config.seed, config.eval_episodes)
@@ -160,7 +187,7 @@ class Run:
                 "learning_state_bytes": report.get("learning_state"),
                 "env_steps": report.get("env_steps"), "episodes": report.get("episodes"),
                 "joins": slot.joins, "syncs": slot.syncs, "discarded_votes": slot.discarded_votes,
-                "rejected_frames": counters.rejected_total})
+                "rejected_frames": counters.rejected_total, **transport_figures(slot.links, counters)})
             for name, stats in (("up", up), ("down", down)):
                 totals[f"bytes_{name}"] += stats["frame_bytes"]
                 totals[f"payload_bits_{name}"] += stats["payload_bits"]

@@ -22,6 +22,7 @@ class AgentBase:
 
     def __init__(self, config, index, store, task, actor, preference=None):
         self.config, self.index, self.store, self.task = config, index, store, task
+        task.max_episode_steps = config.horizon    # training episodes end at the run's horizon
         low, high = task.model.actuator_ctrlrange.T
         self.policy = actor.policy(low, high)
         self.policy.refresh(store)

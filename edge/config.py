@@ -42,6 +42,7 @@ class RunConfig:
     frac_bits: int = -1             # -1: the finest scale with 2x headroom
     actor: str = ""                 # path of the starting actor; "": the packaged one
     perturbation: str = "rademacher"  # "gaussian": an experiment option outside the kernel
+    horizon: int = 1000             # episode time limit in env steps (the tasks' own is 1000)
 
     def __post_init__(self):
         self.validate()
@@ -66,6 +67,9 @@ class RunConfig:
         _at_least("eval_every", self.eval_every, 0)
         _at_least("eval_episodes", self.eval_episodes, 1)
         _at_least("panel_reviewers", self.panel_reviewers, 1)
+        _at_least("horizon", self.horizon, 1)
+        if self.horizon > 1000:
+            raise ConfigError(f"horizon must be at most the tasks' 1000-step limit, got {self.horizon}")
         if self.panel_reviewers % 2 == 0:
             raise ConfigError(f"panel_reviewers must be odd (majority vote), got {self.panel_reviewers}")
         for name in ("alpha", "mu"):
