@@ -1,7 +1,7 @@
 """`fedzo experiment CONFIG --out DIR`: run a grid of runs (resumable)."""
 import sys
 
-from coordinator.experiment import cells, load_experiment, run_experiment
+from coordinator.experiment import ExperimentFailed, cells, load_experiment, run_experiment
 from edge.config import ConfigError
 
 
@@ -25,6 +25,10 @@ def run(args) -> int:
             print(f"{cell['folder']}: {c.algo} {c.task} K={c.agents} T={c.rounds} "
                   f"({c.episodes_per_round * c.rounds} episodes)")
         return 0
-    run_experiment(spec, args.out, workers=args.workers)
+    try:
+        run_experiment(spec, args.out, workers=args.workers)
+    except ExperimentFailed as exc:
+        print(f"fedzo experiment: {exc}\nre-run the same command to retry them", file=sys.stderr)
+        return 1
     print(f"done; `fedzo report {args.out}` writes the report")
     return 0

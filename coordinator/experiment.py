@@ -28,6 +28,9 @@ import re
 import time
 from pathlib import Path
 
+from coordinator.inproc import run_inproc
+from coordinator.run import Run
+from edge.agent_runtime import AgentRuntime
 from edge.config import ConfigError, RunConfig
 
 EXPERIMENT_FILE = "experiment.json"
@@ -98,9 +101,6 @@ def cells(spec: dict) -> list:
 
 def run_cell(out_dir: str, cell: dict) -> dict:
     """Run one cell (resuming from its checkpoint if any); its summary."""
-    from coordinator.inproc import run_inproc
-    from coordinator.run import Run
-    from edge.agent_runtime import AgentRuntime
     folder = Path(out_dir) / cell["folder"]
     summary_path = folder / "summary.json"
     if summary_path.exists():
@@ -113,26 +113,42 @@ def run_cell(out_dir: str, cell: dict) -> dict:
 
 
 def _run_cell_job(args):
+    """(folder, summary or None, seconds, error text or None): a failing cell does not stop the rest."""
     out_dir, cell = args
     started = time.monotonic()
-    summary = run_cell(out_dir, cell)
-    return cell["folder"], summary, time.monotonic() - started
+    try:
+        return cell["folder"], run_cell(out_dir, cell), time.monotonic() - started, None
+    except Exception as exc:
+        return cell["folder"], None, time.monotonic() - started, f"{type(exc).__name__}: {exc}"
+
+
+class ExperimentFailed(RuntimeError):
+    """Some cells failed; the others finished (re-run to retry the failed ones)."""
 
 
 def run_experiment(spec: dict, out_dir, workers=None, log=print) -> list:
-    """Run every cell (skipping finished ones); returns (folder, summary) pairs."""
+    """Run every cell (skipping finished ones); returns (folder, summary) pairs.
+
+    Raises ExperimentFailed after all cells ran if any of them failed.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / EXPERIMENT_FILE).write_text(json.dumps(spec, indent=2, sort_keys=True))
     todo = cells(spec)
     workers = workers or os.cpu_count() or 1
     log(f"experiment: {len(todo)} runs in {out_dir}, {workers} worker processes")
-    results = []
+    results, failures = [], []
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(workers, maxtasksperchild=1) as pool:
         jobs = [(str(out_dir), cell) for cell in todo]
-        for i, (folder, summary, seconds) in enumerate(pool.imap_unordered(_run_cell_job, jobs), 1):
+        for i, (folder, summary, seconds, error) in enumerate(pool.imap_unordered(_run_cell_job, jobs), 1):
+            if error:
+                log(f"[{i}/{len(todo)}] {folder}: FAILED: {error}")
+                failures.append(f"{folder}: {error}")
+                continue
             log(f"[{i}/{len(todo)}] {folder}: return {summary['return_initial']:.1f} -> "
                 f"{summary['return_final']:.1f} ({seconds:.0f} s)")
             results.append((folder, summary))
+    if failures:
+        raise ExperimentFailed(f"{len(failures)} of {len(todo)} runs failed:\n" + "\n".join(failures))
     return results

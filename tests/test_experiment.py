@@ -77,3 +77,15 @@ def test_mean_ci_uses_student_t():
     mean, half = mean_ci([1.0, 2.0, 3.0])
     assert mean == 2.0 and half == pytest.approx(4.303 * 1.0 / 3 ** 0.5, rel=1e-3)
     assert mean_ci([5.0]) == (5.0, 0.0)
+
+
+def test_a_failing_run_is_reported_and_the_others_finish(tmp_path):
+    from coordinator.experiment import ExperimentFailed
+    spec = dict(SPEC, seeds=[0], variants=[
+        {"label": "good", "algo": "par-s2zpo", "agents": 2},
+        {"label": "bad", "algo": "par-s2zpo", "agents": 2, "actor": str(tmp_path / "missing.npz")},
+    ])
+    out = tmp_path / "out"
+    with pytest.raises(ExperimentFailed, match="1 of 2 runs failed:\nbad/seed-0: FileNotFoundError"):
+        run_experiment(load_experiment(write_spec(tmp_path, spec)), out, workers=2, log=lambda *a: None)
+    assert (out / "good" / "seed-0" / "summary.json").exists()
