@@ -196,7 +196,9 @@ class Run:
         reports = [s.report for s in self.runtime.slots if s.report]
         summary = {
             "algo": config.algo, "task": config.task, "agents": K, "rounds": self.runtime.round,
-            "d": d, "seed": config.seed,
+            "d": d, "seed": config.seed, "panel_scale": config.scale,
+            "alpha_lsb": self.runtime.alpha_steps, "mu_lsb": self.store.fmt.steps(config.mu),
+            "frac_bits": self.store.fmt.frac_bits,
             "episodes": self.totals["episodes"], "comparisons": self.totals["comparisons"],
             "env_steps": sum(r["env_steps"] for r in reports) if len(reports) == K else None,
             "reviewer_votes": sum(r["reviewer_votes"] for r in reports) if len(reports) == K else None,

@@ -17,6 +17,7 @@ COMMANDS = {
     "agent": ("edge.cmd_agent", "take part in a run as one agent (on a board)"),
     "experiment": ("coordinator.cmd_experiment", "run a grid of runs at equal trajectory budgets"),
     "report": ("coordinator.cmd_report", "Markdown report with plots of an experiment's runs"),
+    "calibrate": ("coordinator.cmd_calibrate", "measure return differences that set the panel scale c"),
     "pretrain": ("coordinator.cmd_pretrain", "train a starting actor with ARS on the true reward"),
     "eval": ("coordinator.cmd_eval", "true return of an actor, in float32 and quantised"),
 }
