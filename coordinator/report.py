@@ -198,5 +198,7 @@ def write_report(root, out_path=None, title=None) -> Path:
         parts += [f"## {task}", "", markdown_table(rows), ""]
         for png in plot_series(groups, plot_dir, f"{title} {task}"):
             parts += [f"![{png.stem}]({png.name})", ""]
+    from coordinator.claims import claims_markdown
+    parts.append(claims_markdown(runs, lambda run: series_key(run, root)))
     out_path.write_text("\n".join(parts))
     return out_path

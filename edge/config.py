@@ -85,8 +85,9 @@ class RunConfig:
 
     @property
     def scale(self) -> float:
-        """The panel's link scale c (the task default when panel_scale is 0)."""
-        return self.panel_scale or DEFAULT_SCALE[self.task]
+        """The panel's link scale c: panel_scale, or the task's default for 1000-step
+        episodes scaled to the run's horizon (returns shrink with shorter episodes)."""
+        return self.panel_scale or DEFAULT_SCALE[self.task] * self.horizon / 1000
 
     @property
     def episodes_per_round(self) -> int:

@@ -89,3 +89,19 @@ def test_a_failing_run_is_reported_and_the_others_finish(tmp_path):
     with pytest.raises(ExperimentFailed, match="1 of 2 runs failed:\nbad/seed-0: FileNotFoundError"):
         run_experiment(load_experiment(write_spec(tmp_path, spec)), out, workers=2, log=lambda *a: None)
     assert (out / "good" / "seed-0" / "summary.json").exists()
+
+
+def test_report_checks_the_papers_claims(tmp_path):
+    spec = dict(SPEC, variants=SPEC["variants"] + [
+        {"label": "FedAvg K=2", "algo": "fedavg-s2zpo", "agents": 2}])
+    out = tmp_path / "claims"
+    run_experiment(load_experiment(write_spec(tmp_path, spec)), out, workers=2, log=lambda *a: None)
+    report = write_report(out).read_text()
+    for heading in ("Claim 1", "Claim 2", "Claim 3", "Claim 4"):
+        assert f"### {heading}" in report
+    assert "| hopper | 2 |" in report                         # Par K=2 vs FedAvg K=2, and vs K=1
+    verdicts = [line for line in report.splitlines() if line.startswith("Verdict:")]
+    assert len(verdicts) == 4
+    assert all(any(v in line for v in ("confirmed", "partly", "not confirmed")) for line in verdicts)
+    # Claim 3's numbers are the measured ones: Par-S2ZPO's vote beats FedAvg's model exchange.
+    assert "FedAvg's at least" in report
