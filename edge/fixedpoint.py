@@ -28,7 +28,8 @@ def theta_hash(values: np.ndarray, frac_bits: int) -> bytes:
         raise ValueError(f"theta must be int16 or int32, got {values.dtype}")
     h = hashlib.blake2b(digest_size=DIGEST_BYTES, person=b"fedzo-theta-v1")
     h.update(bytes((DTYPE_CODES[name], frac_bits)))
-    h.update(np.ascontiguousarray(values, dtype=np.dtype(name).newbyteorder("<")).tobytes())
+    # Hash the array's own buffer: no copy of theta (except on big-endian CPUs).
+    h.update(np.ascontiguousarray(values, dtype=np.dtype(name).newbyteorder("<")))
     return h.digest()
 
 
