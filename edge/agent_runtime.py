@@ -18,6 +18,8 @@ Who syncs after a Welcome (both sides apply the same rule): a first join at
 round 0 of a run that starts from the packaged actor builds theta_0 locally
 and checks the hash; every other case waits for the coordinator's Sync.
 """
+import time
+
 import numpy as np
 
 from edge import kernel, memory
@@ -145,10 +147,17 @@ class AgentRuntime:
             # Not holding theta_t: abstain (the coordinator counts 0) and ask for theta.
             return [Error(ErrorCode.DIVERGED, f"holding round {self.round}, asked for {msg.round}")]
         digest = self.logic.digest()   # of theta_t, before any local step
+        started, episodes = time.monotonic(), self.logic.episodes
         if isinstance(self.logic, FedAvgAgent):
             vote, model = self.logic.local_model(msg.round)
-            return model_chunks(ModelUpload, msg.round, model) + [Vote(msg.round, vote, digest)]
-        return [Vote(msg.round, self.logic.vote(msg.round), digest)]
+            replies = model_chunks(ModelUpload, msg.round, model) + [Vote(msg.round, vote, digest)]
+        else:
+            vote = self.logic.vote(msg.round)
+            replies = [Vote(msg.round, vote, digest)]
+        self.log(f"agent {self.agent_id}: round {msg.round + 1}/{self.logic.config.rounds} "
+                 f"vote {vote:+d} ({self.logic.episodes - episodes} episodes, "
+                 f"{time.monotonic() - started:.1f} s)")
+        return replies
 
     def _on_round_result(self, msg: RoundResult) -> list:
         if self.logic is None or not self.synced or self.round != msg.round:
