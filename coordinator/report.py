@@ -137,7 +137,7 @@ def markdown_table(rows) -> str:
     return "\n".join(lines)
 
 
-def plot_series(groups: dict, out_dir: Path, title: str) -> list:
+def plot_series(groups: dict, out_dir: Path, title: str, task: str) -> list:
     """One PNG per x-axis: mean return and its 95 % interval for every series.
 
     Returns the written files; none if matplotlib is not installed.
@@ -158,13 +158,16 @@ def plot_series(groups: dict, out_dir: Path, title: str) -> list:
             ax.fill_between(x, mean - ci, mean + ci, color=line.get_color(), alpha=0.2)
         ax.set_xlabel(label)
         ax.set_ylabel("true return (mean over evaluation episodes)")
-        ax.set_title(f"{title}: return vs {axis} (mean, 95 % interval over seeds)")
+        ax.set_title(f"{task}: true return vs {axis}\n(mean and 95 % interval over seeds)", fontsize=10)
         if axis == "bytes":
+            # Byte counts span decades (a vote vs a float32 model): symlog keeps the start at 0.
             ax.set_xscale("symlog", linthresh=1e3)
+            top = max(max(series_curve(rs)["bytes"]) for rs in groups.values())
+            ax.set_xticks([0] + [10 ** k for k in range(3, int(np.log10(max(top, 1e3))) + 2)])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
         fig.tight_layout()
-        path = out_dir / f"{slug_name(title)}-return-vs-{axis}.png"
+        path = out_dir / f"{slug_name(title)}-{task}-return-vs-{axis}.png"
         fig.savefig(path)
         plt.close(fig)
         written.append(path)
@@ -196,7 +199,7 @@ def write_report(root, out_path=None, title=None) -> Path:
         groups = group_series(task_runs, root)
         rows = [series_table_row(name, rs) for name, rs in groups.items()]
         parts += [f"## {task}", "", markdown_table(rows), ""]
-        for png in plot_series(groups, plot_dir, f"{title} {task}"):
+        for png in plot_series(groups, plot_dir, title, task):
             parts += [f"![{png.stem}]({png.name})", ""]
     from coordinator.claims import claims_markdown
     parts.append(claims_markdown(runs, lambda run: series_key(run, root)))

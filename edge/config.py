@@ -27,8 +27,8 @@ class RunConfig:
     algo: str = "par-s2zpo"
     agents: int = 5                 # K
     rounds: int = 40                # T
-    alpha: float = 0.001            # step size, real units (converted to LSBs)
-    mu: float = 0.005               # perturbation size, real units
+    alpha: float = 0.002            # step size, real units (converted to LSBs)
+    mu: float = 0.01                # perturbation size, real units
     comparisons: int = 1            # N per agent per round (odd: no ties)
     batch: int = 2                  # D episodes per batch
     local_steps: int = 1            # E (FedAvg-S2ZPO only)
