@@ -57,9 +57,9 @@ def measure(d: int, min_seconds=0.05) -> list:
     return records
 
 
-def run(sizes=DEFAULT_SIZES, huge=False) -> list:
-    """Records for every size (plus d = 100 000 000 if huge)."""
-    sizes = list(sizes) + ([HUGE_SIZE] if huge else [])
+def run(sizes=None, huge=False) -> list:
+    """Records for every size (default DEFAULT_SIZES; plus d = 100 000 000 if huge)."""
+    sizes = list(DEFAULT_SIZES if sizes is None else sizes) + ([HUGE_SIZE] if huge else [])
     return [record for d in sizes for record in measure(d)]
 
 
