@@ -18,12 +18,14 @@ import numpy as np
 LINKS = ("linear", "logistic", "probit")
 DEFAULT_REVIEWERS = 101
 
-# Per-task scale c of the link, in units of mean episode return. It sets how
-# large a return difference a reviewer notices: with the linear link a
-# difference of c or more is always seen. The values are about the
-# between-batch spread of a pretrained actor's return at mu = 0 (see
-# docs/DECISIONS.md), so that a panel is neither blind nor an oracle.
-DEFAULT_SCALE = {"hopper": 50.0, "halfcheetah": 50.0, "walker2d": 50.0, "swimmer": 3.0}
+# Per-task scale c of the link, in return units for 1000-step episodes (a
+# shorter horizon scales it down in proportion, see RunConfig.scale). Chosen
+# by `fedzo calibrate --samples 40` on the packaged actors at the default
+# mu = 0.01 with D = 2 and K = 5: c = 5 x the median |R(theta + mu v) - R(theta)|
+# (medians 14.3, 20.6, 24.5, 1.17), rounded. A median-sized difference moves
+# one reviewer to p = 0.6, which a 101-reviewer panel gets right ~98 % of the
+# time; a difference a fifth as large, only ~66 % (coordinator/calibrate.py).
+DEFAULT_SCALE = {"hopper": 70.0, "halfcheetah": 100.0, "walker2d": 120.0, "swimmer": 6.0}
 
 
 @dataclass
