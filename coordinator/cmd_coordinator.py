@@ -1,4 +1,9 @@
-"""`fedzo coordinator --listen HOST:PORT`: serve a run to agents over TCP."""
+"""`fedzo coordinator [--listen HOST:PORT] [--serial PORT[,PORT...]]`: serve a run to agents.
+
+TCP agents and serial ports are served by one loop (coordinator/server.py).
+Without --serial the coordinator listens on 0.0.0.0:7700; with --serial it
+listens on TCP only if --listen is given.
+"""
 import sys
 from pathlib import Path
 
@@ -12,8 +17,17 @@ from edge.tcp_agent import parse_address
 
 def add_arguments(parser):
     add_run_arguments(parser)
-    parser.add_argument("--listen", default="0.0.0.0:7700", metavar="HOST:PORT",
-                        help="address to accept agents on (default 0.0.0.0:7700)")
+    parser.add_argument("--listen", default=None, metavar="HOST:PORT",
+                        help="address to accept TCP agents on (default 0.0.0.0:7700, or none with --serial)")
+    parser.add_argument("--serial", default=None, metavar="PORT[,PORT...]",
+                        help="serial ports to serve agents on: devices (/dev/ttyUSB0) or pyserial URLs, "
+                             "comma-separated; one agent per port")
+    parser.add_argument("--baud", type=int, default=None, help="serial baud rate, 8N1 (default 115200)")
+    parser.add_argument("--fragment", type=int, default=None,
+                        help="serial: frame bytes per packet (default 128; smaller survives more noise)")
+    parser.add_argument("--link-timeout", type=float, default=None,
+                        help="serial: seconds without an acknowledgement before an agent counts as gone "
+                             "(default 30)")
     parser.add_argument("--key-file", help="the run key; created (random) if the file does not exist "
                         "(default: OUT/run.key)")
     parser.add_argument("--out", help="run folder (default: runs/<algo>-<task>-<time>)")
@@ -28,7 +42,10 @@ def add_arguments(parser):
 def run(args) -> int:
     from coordinator.report_text import print_summary
     from coordinator.run import Run
-    from coordinator.tcp import TcpServer
+    from coordinator.server import Server
+    from edge.serial_link import (
+        DEFAULT_BAUD, DEFAULT_FRAGMENT_BYTES, DEFAULT_LINK_TIMEOUT, SerialLinkError,
+    )
     try:
         if args.resume:
             out = Path(args.resume)
@@ -36,20 +53,35 @@ def run(args) -> int:
         else:
             config = config_from_args(args)
             out = Path(args.out) if args.out else default_out(config)
-        host, port = parse_address(args.listen)
+        serial = [p.strip() for p in args.serial.split(",") if p.strip()] if args.serial else []
+        if args.serial is not None and not serial:
+            raise ValueError("--serial needs at least one port")
+        if len(set(serial)) != len(serial):
+            raise ValueError("--serial names a port twice")
+        if not serial and any(v is not None for v in (args.baud, args.fragment, args.link_timeout)):
+            raise ValueError("--baud, --fragment and --link-timeout apply to --serial only")
+        listen = args.listen if args.listen is not None else (None if serial else "0.0.0.0:7700")
+        address = parse_address(listen) if listen is not None else None
         key_path = Path(args.key_file) if args.key_file else out / "run.key"
         key = read_key_file(key_path) if key_path.exists() else write_key_file(key_path)
         if args.quorum is not None and not 1 <= args.quorum <= config.agents:
             raise ConfigError(f"--quorum must be between 1 and {config.agents}")
         the_run = Run(config, out, resume=bool(args.resume), round_timeout=args.round_timeout,
                       join_timeout=args.join_timeout, quorum=args.quorum)
-        server = TcpServer(the_run, key, (host, port))
-    except (ConfigError, ValueError, OSError) as exc:
+        server = Server(the_run, key, listen=address, serial=serial, baud=args.baud or DEFAULT_BAUD,
+                        fragment=args.fragment or DEFAULT_FRAGMENT_BYTES,
+                        link_timeout=args.link_timeout or DEFAULT_LINK_TIMEOUT)
+    except (ConfigError, ValueError, OSError, SerialLinkError) as exc:
         print(f"fedzo coordinator: {exc}", file=sys.stderr)
         return 2
-    bound = server.address
-    print(f"listening on {bound[0]}:{bound[1]}; run key in {key_path}; waiting for {config.agents} agents")
-    print(f"start agents with: fedzo agent --connect <this host>:{bound[1]} --key-file {key_path.name}")
+    print(f"run key in {key_path}; waiting for {config.agents} agents")
+    if address is not None:
+        bound = server.address
+        print(f"listening on {bound[0]}:{bound[1]}; start agents with: "
+              f"fedzo agent --connect <this host>:{bound[1]} --key-file {key_path.name}")
+    for port in serial:
+        print(f"serving serial port {port} at {args.baud or DEFAULT_BAUD} baud; on the board: "
+              f"fedzo agent --serial <its port> --baud {args.baud or DEFAULT_BAUD} --key-file {key_path.name}")
     server.serve()
     print_summary(the_run.finish(), out)
     return 0

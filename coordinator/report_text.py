@@ -26,4 +26,61 @@ def print_summary(summary: dict, out_dir) -> None:
         state = "-" if a["learning_state_bytes"] is None else f"{a['learning_state_bytes']} B"
         print(f"{a['id']:>5} {a['bytes_up']:>9} {a['bytes_down']:>9} {_mib(a['peak_rss_bytes']):>11} "
               f"{_mib(a['floor_rss_bytes']):>11} {state:>15}")
+    print_links(s)
+    print_boards(s)
     print(f"run folder: {out_dir}")
+
+
+def _seconds(x):
+    return "-" if x is None else f"{x:.2f} s"
+
+
+def print_links(summary: dict) -> None:
+    """Serial links: time on the wire, retransmissions and rejected frames per agent."""
+    serial = [a for a in summary.get("per_agent", []) if a.get("baud")]
+    if not serial:
+        return
+    print("serial links, the coordinator's side (time on the wire = all bytes x 10 bits / baud, 8N1):")
+    print(f"{'agent':>5} {'baud':>7} {'wire up':>9} {'wire down':>10} {'other B up/down':>16} "
+          f"{'retx':>5} {'dups':>5} {'rejected':>9} {'lost':>5}")
+    for a in serial:
+        other = f"{a.get('other_bytes_up', 0)}/{a.get('other_bytes_down', 0)}"
+        print(f"{a['id']:>5} {a['baud']:>7} {_seconds(a.get('wire_seconds_up')):>9} "
+              f"{_seconds(a.get('wire_seconds_down')):>10} {other:>16} {a.get('retransmissions', 0):>5} "
+              f"{a.get('duplicates_received', 0):>5} {a.get('rejected_frames', 0):>9} "
+              f"{a.get('link_failures', 0):>5}")
+    print("  retx: packets the coordinator sent again; dups: the agent's retransmissions that arrived; "
+          "rejected: bad CRC, garbage and bad frames received; lost: link failures (rejoins)")
+
+
+def print_boards(summary: dict) -> None:
+    """Simulated boards: how each ended, its peak memory against its RAM, its line's faults."""
+    boards = summary.get("boards")
+    if not boards:
+        return
+    profile = summary.get("board_profile") or {}
+    print(f"boards: {profile.get('name', '?')} ({boards[0]['link']}, {profile.get('ram_mb', '?')} MB RAM, "
+          f"CPU {profile.get('cpu_factor', 1):g}x slower)"
+          + (f"; faults {_fault_text(summary['faults'])}" if summary.get("faults") else ""))
+    print(f"{'board':>5} {'status':>13} {'peak RSS':>11} {'RAM cap':>11} {'agent retx':>10} "
+          f"{'agent rejected':>14} {'line faults drop/flip/burst/cut':>32}")
+    for b in boards:
+        agent = b.get("agent_link") or {}
+        line = b.get("line")
+        if line:
+            faults = "/".join(str(line["up"][k] + line["down"][k]) for k in ("dropped", "flipped", "burst_bytes"))
+            faults += f"/{line['cuts']}"
+        else:
+            faults = "-"
+        retx = agent.get("retransmissions")
+        rejected = sum(agent["rejected"].values()) if agent.get("rejected") is not None else "-"
+        print(f"{b['id']:>5} {b['status']:>13} {_mib(b.get('peak_rss_bytes')):>11} "
+              f"{_mib(b.get('ram_cap_bytes')):>11} {'-' if retx is None else retx:>10} {rejected:>14} "
+              f"{faults:>32}")
+        if b.get("message"):
+            print(f"      {b['message']}")
+
+
+def _fault_text(faults: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in faults.items() if v and k not in ("burst_len", "delay_ms",
+                                                                              "disconnect_s"))

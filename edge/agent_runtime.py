@@ -35,6 +35,10 @@ from edge.protocol import (
 from edge.tasks import make
 
 
+# Errors from the coordinator that mean this agent cannot take part in the run.
+REFUSALS = (ErrorCode.UNKNOWN_AGENT, ErrorCode.RUN_FULL, ErrorCode.BAD_VERSION, ErrorCode.INCOMPATIBLE)
+
+
 class AgentRefused(RuntimeError):
     """The agent cannot take part (memory budget, incompatible run); the text says why."""
 
@@ -56,6 +60,7 @@ class AgentRuntime:
         self.round = None            # the round whose theta_t this replica holds
         self.synced = False          # theta is known to match the coordinator's
         self.done = False
+        self.refusal = None          # why the coordinator will not have this agent, if it said so
         self.floor_rss = 0
         self._sync = None
         self._download = None
@@ -199,6 +204,10 @@ class AgentRuntime:
 
     def _on_error(self, msg: Error) -> list:
         self.log(f"agent {self.agent_id}: coordinator says error {msg.code}: {msg.text}")
+        if msg.code in REFUSALS:
+            # Not a passing fault: retrying would be refused the same way.
+            self.refusal = f"{ErrorCode(msg.code).name.lower()}: {msg.text}"
+            self.done = True
         return []
 
     def _on_bye(self, msg: Bye) -> list:

@@ -20,6 +20,7 @@ COMMANDS = {
     "calibrate": ("coordinator.cmd_calibrate", "measure return differences that set the panel scale c"),
     "pretrain": ("coordinator.cmd_pretrain", "train a starting actor with ARS on the true reward"),
     "eval": ("coordinator.cmd_eval", "true return of an actor, in float32 and quantised"),
+    "boards": ("firmware_sim.cmd_boards", "list the simulated board profiles (RAM, link, CPU)"),
 }
 
 

@@ -277,23 +277,27 @@ def test_agent_refuses_a_memory_budget_below_its_needs(tmp_path):
 
 def test_an_agent_round_allocates_nothing_proportional_to_d(tmp_path):
     """Beyond the block scratch made once, a round's Python allocations stay far below d."""
-    import tracemalloc
-    h = Harness(tmp_path, agents=2, rounds=6)
-    for _ in range(2):
-        h.connect(AgentRuntime(log=lambda *a: None))
-    h.step_all()                                 # warm up: welcome, first rounds
-    h.step_all()
-    agent = h.agents[0]
-    d = agent.logic.store.d
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    before, _ = tracemalloc.get_traced_memory()
-    for round_ in (10, 11):                       # vote and apply, as the runtime does each round
-        agent.logic.vote(round_)
-        agent.logic.apply(round_, [1, -1])
-        agent.logic.digest()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    from isolated import peak_allocation
+    setup = f"""
+from pathlib import Path
+from test_runtime import Harness
+from edge.agent_runtime import AgentRuntime
+h = Harness(Path({str(tmp_path)!r}), agents=2, rounds=6)
+for _ in range(2):
+    h.connect(AgentRuntime(log=lambda *a: None))
+h.step_all()                                 # warm up: welcome, first rounds
+h.step_all()
+agent = h.agents[0]
+report['d'] = agent.logic.store.d
+"""
+    measured = """
+for round_ in (10, 11):                       # vote and apply, as the runtime does each round
+    agent.logic.vote(round_)
+    agent.logic.apply(round_, [1, -1])
+    agent.logic.digest()
+"""
+    result = peak_allocation(setup, measured)
+    d = result["d"]
     # A few KB of constant overhead (generators, small arrays); one int16 copy
     # of theta alone would be 2d bytes on top of it.
-    assert peak - before < 2 * d, f"a round allocated {peak - before} bytes at its peak (d = {d})"
+    assert result["peak"] < 2 * d, f"a round allocated {result['peak']} bytes at its peak (d = {d})"

@@ -190,3 +190,19 @@ def test_coordinator_killed_and_resumed_ends_bit_identical(tmp_path):
     assert summary["rounds"] == 5
     assert [json.loads(l)["round"] for l in metrics.read_text().splitlines()] == [0, 1, 2, 3, 4]
     assert all(p.returncode == 0 for p in agents)
+
+
+def test_an_agent_the_coordinator_refuses_exits_with_the_reason(tmp_path):
+    run = Run(small_config(agents=1, rounds=1), tmp_path / "refuse", **QUIET)
+    server = TcpServer(run, KEY, **QUIET)
+    thread, errors = serve_in_thread(server)
+    key_file = tmp_path / "run.key"
+    key_file.write_text(KEY.hex())
+    stranger = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "agent", "--connect", f"127.0.0.1:{server.address[1]}",
+         "--key-file", str(key_file), "--id", "7"], capture_output=True, text=True, timeout=60)
+    assert stranger.returncode == 2
+    assert "will not have this agent (unknown_agent: agent id 7 is not in this run" in stranger.stderr
+    run_agent_tcp(server.address, KEY, AgentRuntime(**QUIET), **QUIET)   # the run still completes
+    thread.join(60)
+    assert not errors and run.runtime.done
