@@ -64,8 +64,7 @@ class _Worker:
     def episode(self, theta, mean, std, reset_seed):
         """(shifted return, states sum, states sum of squares, steps)."""
         self.policy.load(theta)
-        self.policy.obs_mean[:] = mean
-        self.policy.obs_scale[:] = 1.0 / np.maximum(std, 1e-8)
+        self.policy.set_normalisation(mean, std)
         obs = self.task.reset(reset_seed)
         total, steps = 0.0, 0
         s1 = np.zeros(self.task.obs_dim)

@@ -2,13 +2,8 @@
 import time
 
 
-def best_seconds(fn, min_seconds=0.05, repeats=5) -> float:
-    """Seconds per call of fn(), the best of `repeats` timed batches.
-
-    Each batch runs fn enough times to last about min_seconds, so short
-    operations are not lost in timer resolution; the best batch is the least
-    disturbed by other work on a shared machine.
-    """
+def _calls_for(fn, min_seconds) -> int:
+    """How many calls of fn() make a batch of about min_seconds (after a warm-up call)."""
     fn()  # warm up (first-touch page faults, lazy imports)
     calls = 1
     while True:
@@ -19,13 +14,36 @@ def best_seconds(fn, min_seconds=0.05, repeats=5) -> float:
         if elapsed >= min_seconds / 4 or calls >= 1 << 20:
             break
         calls *= 4
-    calls = max(1, int(calls * (min_seconds / max(elapsed, 1e-9))))
-    best = float("inf")
+    return max(1, int(calls * (min_seconds / max(elapsed, 1e-9))))
+
+
+def best_seconds(fn, min_seconds=0.05, repeats=5) -> float:
+    """Seconds per call of fn(), the best of `repeats` timed batches.
+
+    Each batch runs fn enough times to last about min_seconds, so short
+    operations are not lost in timer resolution; the best batch is the least
+    disturbed by other work on a shared machine.
+    """
+    return best_seconds_each([fn], min_seconds, repeats)[0]
+
+
+def best_seconds_each(fns, min_seconds=0.05, repeats=5) -> list:
+    """Seconds per call of each of fns, as `best_seconds`, with their batches
+    taken in turn (one batch of each, `repeats` times over).
+
+    For figures that are compared as a ratio: interleaved, every function
+    meets the same load from other work on the machine, so a busy spell
+    cannot favour the one that happened to be timed while it was quiet.
+    """
+    fns = list(fns)
+    calls = [_calls_for(fn, min_seconds) for fn in fns]
+    best = [float("inf")] * len(fns)
     for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        best = min(best, (time.perf_counter() - start) / calls)
+        for i, (fn, n) in enumerate(zip(fns, calls)):
+            start = time.perf_counter()
+            for _ in range(n):
+                fn()
+            best[i] = min(best[i], (time.perf_counter() - start) / n)
     return best
 
 
