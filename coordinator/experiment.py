@@ -32,6 +32,7 @@ from coordinator.inproc import run_inproc
 from coordinator.run import Run
 from edge.agent_runtime import AgentRuntime
 from edge.config import ConfigError, RunConfig
+from edge.tasks import TASK_NAMES, task_class
 
 EXPERIMENT_FILE = "experiment.json"
 
@@ -135,6 +136,11 @@ def run_experiment(spec: dict, out_dir, workers=None, log=print) -> list:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / EXPERIMENT_FILE).write_text(json.dumps(spec, indent=2, sort_keys=True))
     todo = cells(spec)
+    # Import every task module now, before the pool forks: a module a cell
+    # imported lazily would be read from disk mid-experiment, and an edit
+    # made meanwhile would give cells different code.
+    for name in TASK_NAMES:
+        task_class(name)
     workers = workers or os.cpu_count() or 1
     log(f"experiment: {len(todo)} runs in {out_dir}, {workers} worker processes")
     results, failures = [], []
