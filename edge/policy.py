@@ -9,11 +9,12 @@ and scaled to the task's control range.
 
 `act` allocates nothing per call: it works in preallocated buffers and returns
 one of them (overwritten by the next call). It runs once per env step, so it
-is written for the fewest and cheapest NumPy calls: every call has operands
-of one dtype (mixed-dtype calls take NumPy's slower casting path), outputs
-are passed positionally, and the action scaling is skipped where it is the
-identity (the four tasks' [-1, 1] controls). Its results are bit-identical to
-the plain formula in the class docstring evaluated in float32.
+is written for the fewest and cheapest NumPy calls: every call has operands of
+one dtype (mixed-dtype calls take NumPy's slower casting path), outputs are
+passed positionally where NumPy allows it, and the action scaling is skipped
+where it is the identity (the four tasks' [-1, 1] controls). Its results are
+bit-identical to the plain formula in the class docstring evaluated in
+float32.
 """
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +81,12 @@ class MLPPolicy:
         store.dequantize_range(start, self.d if stop is None else stop, self.theta)
 
     def set_normalisation(self, obs_mean=None, obs_std=None) -> None:
-        """Set the frozen observation normalisation (None: mean 0, std 1)."""
+        """Set the frozen observation normalisation (None: mean 0, std 1).
+
+        The one way to change it: `act` reads obs_mean and obs_scale (and a
+        float64 copy of the mean) through references taken at construction,
+        so the arrays are updated in place here and are read-only otherwise.
+        """
         mean = np.zeros(self.obs_dim) if obs_mean is None else np.asarray(obs_mean, np.float64)
         std = np.ones(self.obs_dim) if obs_std is None else np.asarray(obs_std, np.float64)
         if mean.shape != (self.obs_dim,) or std.shape != (self.obs_dim,):

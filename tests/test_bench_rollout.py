@@ -1,5 +1,6 @@
 """`fedzo bench rollout`: the records' fields, ratios and the raw replay (never timing assertions)."""
 import contextlib
+import importlib.util
 import io
 import json
 import sys
@@ -16,11 +17,7 @@ FIELDS = {"task", "raw_steps_per_s", "fedzo_steps_per_s", "gymnasium_steps_per_s
 
 
 def _gymnasium_installed():
-    try:
-        import gymnasium  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("gymnasium") is not None
 
 
 def test_record_has_the_spec_fields_and_consistent_ratios():
