@@ -108,6 +108,31 @@ def raw_loop(task, work):
     return run
 
 
+def raw_constant_loop(task, work):
+    """A callable running bare MuJoCo with a constant control (the issue's original
+    reference): the same episode starts and lengths as the workload, control 0.
+
+    Its rate depends on where a constant control drives the robot (falls and
+    contacts cost more per step), which is why `raw_loop` replays the policy's
+    controls instead; both are reported.
+    """
+    model, data = task.model, task.data
+    ctrl, qpos, qvel, nstep = data.ctrl, data.qpos, data.qvel, task.frame_skip
+    reset, forward, mj_step = mujoco.mj_resetData, mujoco.mj_forward, mujoco.mj_step
+    episodes = [(start, len(controls)) for start, controls in zip(work.starts, work.controls)]
+
+    def run():
+        for (qpos0, qvel0), n in episodes:
+            reset(model, data)
+            qpos[:] = qpos0
+            qvel[:] = qvel0
+            forward(model, data)
+            ctrl[:] = 0.0
+            for _ in range(n):
+                mj_step(model, data, nstep)
+    return run
+
+
 @contextlib.contextmanager
 def _compiling_quietly():
     """Build Gymnasium's model where MuJoCo's complaints about it go nowhere.
@@ -178,7 +203,9 @@ def measure(name, steps=None, min_seconds=None, repeats=None, actor_path=None) -
     policy = _policy(task, actor_path)
     work = Workload(task, policy, steps)
 
-    loops = [fedzo_loop(task, policy, work), raw_loop(task, work)]
+    # the constant-control loop runs before the replay, so the replay still
+    # ends where the fedzo trajectory ended (checked below)
+    loops = [fedzo_loop(task, policy, work), raw_constant_loop(task, work), raw_loop(task, work)]
     env = gymnasium_env(name)
     if env is not None:
         loops.append(gymnasium_loop(env, _policy(task, actor_path), work))
@@ -192,11 +219,13 @@ def measure(name, steps=None, min_seconds=None, repeats=None, actor_path=None) -
     # state is where its last replay ended
     if not np.array_equal(task.data.qpos, work.final_qpos):
         raise RuntimeError(f"{name}: the raw replay left the fedzo trajectory")
-    fedzo_rate, raw_rate = work.steps / seconds[0], work.steps / seconds[1]
-    gym_rate = work.steps / seconds[2] if env is not None else None
+    fedzo_rate, constant_rate, raw_rate = (work.steps / seconds[i] for i in range(3))
+    gym_rate = work.steps / seconds[3] if env is not None else None
     return {
         "task": name,
         "raw_steps_per_s": raw_rate,
+        "raw_constant_steps_per_s": constant_rate,
+        "fedzo_over_raw_constant": ratio(fedzo_rate, constant_rate),
         "fedzo_steps_per_s": fedzo_rate,
         "gymnasium_steps_per_s": gym_rate,
         "fedzo_over_raw": ratio(fedzo_rate, raw_rate),
@@ -213,13 +242,15 @@ def format_table(records) -> str:
     """A readable table of the records."""
     def num(x, fmt):
         return "-" if x is None else format(x, fmt)
-    lines = [f"env steps per second with the 64-64 policy in the loop (raw: MuJoCo alone, "
-             f"same trajectory); {os.cpu_count()} CPU cores",
-             f"{'task':<13}{'raw':>10}{'fedzo':>10}{'gymnasium':>11}{'fedzo/raw':>11}{'fedzo/gym':>11}"]
+    lines = [f"env steps per second with the 64-64 policy in the loop (raw: MuJoCo alone on the "
+             f"same trajectory; raw const: MuJoCo alone, control 0); {os.cpu_count()} CPU cores",
+             f"{'task':<13}{'raw':>10}{'raw const':>11}{'fedzo':>10}{'gymnasium':>11}{'fedzo/raw':>11}"
+             f"{'fedzo/const':>12}{'fedzo/gym':>11}"]
     for r in records:
         lines.append(
-            f"{r['task']:<13}{num(r['raw_steps_per_s'], '10,.0f')}{num(r['fedzo_steps_per_s'], '10,.0f')}"
-            f"{num(r['gymnasium_steps_per_s'], '11,.0f')}{num(r['fedzo_over_raw'], '11.2f')}"
+            f"{r['task']:<13}{num(r['raw_steps_per_s'], '10,.0f')}{num(r['raw_constant_steps_per_s'], '11,.0f')}"
+            f"{num(r['fedzo_steps_per_s'], '10,.0f')}{num(r['gymnasium_steps_per_s'], '11,.0f')}"
+            f"{num(r['fedzo_over_raw'], '11.2f')}{num(r['fedzo_over_raw_constant'], '12.2f')}"
             f"{num(r['fedzo_over_gymnasium'], '11.2f')}")
     if any(r["gymnasium_steps_per_s"] is None for r in records):
         lines.append("gymnasium: not installed (pip install 'gymnasium[mujoco]' to compare)")

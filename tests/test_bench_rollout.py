@@ -12,8 +12,9 @@ from edge import bench_rollout
 from edge.policy import Actor
 from edge.tasks import make
 
+# SPEC 10's fields, plus the constant-control reference of the issue.
 FIELDS = {"task", "raw_steps_per_s", "fedzo_steps_per_s", "gymnasium_steps_per_s",
-          "fedzo_over_raw", "fedzo_over_gymnasium"}
+          "fedzo_over_raw", "fedzo_over_gymnasium", "raw_constant_steps_per_s", "fedzo_over_raw_constant"}
 
 
 def _gymnasium_installed():
@@ -25,6 +26,7 @@ def test_record_has_the_spec_fields_and_consistent_ratios():
     assert set(r) == FIELDS and r["task"] == "hopper"
     assert r["raw_steps_per_s"] > 0 and r["fedzo_steps_per_s"] > 0
     assert r["fedzo_over_raw"] == pytest.approx(r["fedzo_steps_per_s"] / r["raw_steps_per_s"])
+    assert r["fedzo_over_raw_constant"] == pytest.approx(r["fedzo_steps_per_s"] / r["raw_constant_steps_per_s"])
     if _gymnasium_installed():
         assert r["gymnasium_steps_per_s"] > 0
         assert r["fedzo_over_gymnasium"] == pytest.approx(
