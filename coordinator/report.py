@@ -154,7 +154,8 @@ def plot_series(groups: dict, out_dir: Path, title: str, task: str) -> list:
         for name, runs in groups.items():
             c = series_curve(runs)
             x, mean, ci = np.array(c[axis]), np.array(c["mean"]), np.array(c["ci"])
-            line, = ax.plot(x, mean, marker="o", markersize=3, label=f"{name} (n={len(runs)})")
+            series_label = name.replace(f"/task={task}", "")   # the title names the task already
+            line, = ax.plot(x, mean, marker="o", markersize=3, label=f"{series_label} (n={len(runs)})")
             ax.fill_between(x, mean - ci, mean + ci, color=line.get_color(), alpha=0.2)
         ax.set_xlabel(label)
         ax.set_ylabel("true return (mean over evaluation episodes)")

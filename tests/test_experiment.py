@@ -58,7 +58,17 @@ def test_missing_experiment_file(tmp_path):
         load_experiment(tmp_path / "nope.json")
 
 
-def test_experiment_runs_resumes_and_reports(tmp_path):
+def test_experiment_runs_resumes_and_reports(tmp_path, monkeypatch):
+    import matplotlib.figure
+    from coordinator.report import X_AXES
+    labels = []
+    save = matplotlib.figure.Figure.savefig
+
+    def spy(fig, *args, **kwargs):          # what a reader of each plot sees on its axes
+        labels.append((fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()))
+        return save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", spy)
     spec = load_experiment(write_spec(tmp_path, SPEC))
     out = tmp_path / "out"
     first = dict(run_experiment(spec, out, workers=2, log=lambda *a: None))
@@ -71,6 +81,8 @@ def test_experiment_runs_resumes_and_reports(tmp_path):
     assert "| Par_K=2 | 2 | 2 | 2 | 8 |" in report and "| central | 2 | 1 | 4 | 8 |" in report
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert len(pngs) == 4 and all(f"![{p[:-4]}]({p})" in report for p in pngs)
+    assert sorted(x for x, _ in labels) == sorted(X_AXES.values())
+    assert all(y.startswith("true return") for _, y in labels)
 
 
 def test_mean_ci_uses_student_t():
