@@ -6,6 +6,7 @@ under test (caches, lazy imports, other tests' leftovers). A fresh Python
 with the tests folder on its path has none of that.
 """
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +14,11 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parent
 
 
-def peak_allocation(setup: str, measured: str, timeout=120) -> dict:
+def peak_allocation(setup: str, measured: str, timeout=120, env=None) -> dict:
     """Run `setup`, then `measured` under tracemalloc; returns the peak bytes it
     allocated beyond what was live before it, and the names `measured` left in
-    a dict called `report` (JSON-able values only)."""
+    a dict called `report` (JSON-able values only). `env` adds environment
+    variables (e.g. FEDZO_KERNEL) for the fresh interpreter."""
     script = "\n".join([
         "import json, sys, tracemalloc",
         f"sys.path.insert(0, {str(TESTS)!r})",
@@ -30,7 +32,8 @@ def peak_allocation(setup: str, measured: str, timeout=120) -> dict:
         "tracemalloc.stop()",
         "print(json.dumps(report))",
     ])
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout,
+                            env={**os.environ, **(env or {})})
     if result.returncode != 0:
         raise AssertionError(f"the isolated measurement failed:\n{result.stderr}")
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -242,3 +242,21 @@ def test_c_kernel_was_built_where_a_compiler_exists():
     """Catches a build that silently produced no extension."""
     result = _backend_in_subprocess(None)
     assert result.stdout.splitlines()[0] == "c", result.stdout + result.stderr
+
+
+def test_numpy_fallback_memory_is_bounded_by_its_chunk_not_the_slice():
+    """The fallback streams in chunks: its temporaries do not grow with the slice."""
+    from isolated import peak_allocation
+    n = 4_000_000                                  # an int64 copy alone would be 32 MB
+    setup = f"""
+import numpy as np
+from edge import kernel, kernel_numpy
+theta = np.zeros({n}, np.int16)
+saved = np.empty_like(theta)
+"""
+    measured = """
+kernel.update(theta, 1, 2, 3, 5, bit_offset=17, impl=kernel_numpy)
+kernel.perturb(theta, 1, 2, 4, 5, saved, impl=kernel_numpy)
+"""
+    peak = peak_allocation(setup, measured)["peak"]
+    assert peak < 4 * 2**20, f"{peak} bytes for a {n}-element slice"
