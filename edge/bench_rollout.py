@@ -89,8 +89,14 @@ def fedzo_loop(task, policy, work):
     return run
 
 
-def raw_loop(task, work):
-    """A callable replaying the workload's controls on bare MuJoCo."""
+def raw_loop(task, work, constant=None):
+    """A callable running bare MuJoCo over the workload's episodes (same starts and
+    lengths): replaying the policy's controls, or holding `constant` throughout.
+
+    The constant-control rate (the issue's original reference) depends on where
+    a constant control drives the robot (falls and contacts cost more per
+    step), which is why the replay is the main reference; both are reported.
+    """
     model, data = task.model, task.data
     ctrl, qpos, qvel, nstep = data.ctrl, data.qpos, data.qvel, task.frame_skip
     reset, forward, mj_step = mujoco.mj_resetData, mujoco.mj_forward, mujoco.mj_step
@@ -102,34 +108,14 @@ def raw_loop(task, work):
             qpos[:] = qpos0
             qvel[:] = qvel0
             forward(model, data)
-            for u in controls:
-                ctrl[:] = u
-                mj_step(model, data, nstep)
-    return run
-
-
-def raw_constant_loop(task, work):
-    """A callable running bare MuJoCo with a constant control (the issue's original
-    reference): the same episode starts and lengths as the workload, control 0.
-
-    Its rate depends on where a constant control drives the robot (falls and
-    contacts cost more per step), which is why `raw_loop` replays the policy's
-    controls instead; both are reported.
-    """
-    model, data = task.model, task.data
-    ctrl, qpos, qvel, nstep = data.ctrl, data.qpos, data.qvel, task.frame_skip
-    reset, forward, mj_step = mujoco.mj_resetData, mujoco.mj_forward, mujoco.mj_step
-    episodes = [(start, len(controls)) for start, controls in zip(work.starts, work.controls)]
-
-    def run():
-        for (qpos0, qvel0), n in episodes:
-            reset(model, data)
-            qpos[:] = qpos0
-            qvel[:] = qvel0
-            forward(model, data)
-            ctrl[:] = 0.0
-            for _ in range(n):
-                mj_step(model, data, nstep)
+            if constant is None:
+                for u in controls:
+                    ctrl[:] = u
+                    mj_step(model, data, nstep)
+            else:
+                ctrl[:] = constant
+                for _ in range(len(controls)):
+                    mj_step(model, data, nstep)
     return run
 
 
@@ -205,7 +191,7 @@ def measure(name, steps=None, min_seconds=None, repeats=None, actor_path=None) -
 
     # the constant-control loop runs before the replay, so the replay still
     # ends where the fedzo trajectory ended (checked below)
-    loops = [fedzo_loop(task, policy, work), raw_constant_loop(task, work), raw_loop(task, work)]
+    loops = [fedzo_loop(task, policy, work), raw_loop(task, work, constant=0.0), raw_loop(task, work)]
     env = gymnasium_env(name)
     if env is not None:
         loops.append(gymnasium_loop(env, _policy(task, actor_path), work))
