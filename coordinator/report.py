@@ -37,20 +37,30 @@ def mean_ci(values) -> tuple:
     return float(values.mean()), float(t * values.std(ddof=1) / math.sqrt(values.size))
 
 
+def load_run(folder) -> dict:
+    """One finished run folder as load_runs gives it, or None if it is incomplete."""
+    folder = Path(folder)
+    paths = [folder / name for name in ("summary.json", "metrics.jsonl", "config.json")]
+    if not all(p.exists() for p in paths):
+        return None
+    return {"folder": folder, "summary": json.loads(paths[0].read_text()),
+            "config": json.loads(paths[2].read_text()),
+            "metrics": [json.loads(l) for l in paths[1].read_text().splitlines() if l.strip()]}
+
+
+def plot_run(folder) -> list:
+    """The return curves of one run, as PNGs in its folder (none without matplotlib)."""
+    run = load_run(folder)
+    if run is None:
+        return []
+    s = run["summary"]
+    return plot_series({f"{s['algo']} K={s['agents']}": [run]}, Path(folder), "run", s["task"])
+
+
 def load_runs(root) -> list:
     """Every finished run below root: dicts with folder, summary, metrics, config."""
-    runs = []
-    for summary_path in sorted(Path(root).rglob("summary.json")):
-        folder = summary_path.parent
-        metrics_path, config_path = folder / "metrics.jsonl", folder / "config.json"
-        if not metrics_path.exists() or not config_path.exists():
-            continue
-        runs.append({
-            "folder": folder, "summary": json.loads(summary_path.read_text()),
-            "config": json.loads(config_path.read_text()),
-            "metrics": [json.loads(l) for l in metrics_path.read_text().splitlines() if l.strip()],
-        })
-    return runs
+    found = (load_run(p.parent) for p in sorted(Path(root).rglob("summary.json")))
+    return [run for run in found if run is not None]
 
 
 def series_key(run, root) -> str:
@@ -159,7 +169,9 @@ def plot_series(groups: dict, out_dir: Path, title: str, task: str) -> list:
             ax.fill_between(x, mean - ci, mean + ci, color=line.get_color(), alpha=0.2)
         ax.set_xlabel(label)
         ax.set_ylabel("true return (mean over evaluation episodes)")
-        ax.set_title(f"{task}: true return vs {axis}\n(mean and 95 % interval over seeds)", fontsize=10)
+        several = any(len(runs) > 1 for runs in groups.values())
+        note = "mean and 95 % interval over seeds" if several else "one run"
+        ax.set_title(f"{task}: true return vs {axis}\n({note})", fontsize=10)
         if axis == "bytes":
             # Byte counts span decades (a vote vs a float32 model): symlog keeps the start at 0.
             ax.set_xscale("symlog", linthresh=1e3)

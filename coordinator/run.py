@@ -50,8 +50,8 @@ class Run:
     """A run of the coordinator; see the module docstring."""
 
     def __init__(self, config: RunConfig, out_dir, *, resume=False, round_timeout=120.0,
-                 join_timeout=None, quorum=None, log=print):
-        self.config, self.log = config, log
+                 join_timeout=None, quorum=None, log=print, plots=True):
+        self.config, self.log, self.plots = config, log, plots
         self.folder = RunFolder(out_dir)
         actor = load_actor(config)
         self.task = make(config.task)
@@ -215,4 +215,7 @@ class Run:
             "per_agent": per_agent,
         }
         self.folder.write_json("summary.json", summary)
+        if self.plots:
+            from coordinator.report import plot_run
+            plot_run(self.folder.path)      # PNGs of the return curves; none without matplotlib
         return summary

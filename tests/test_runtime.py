@@ -56,6 +56,7 @@ def test_inproc_run_writes_the_run_folder_and_keeps_replicas_identical(tmp_path)
     assert metrics[-1]["return"] is not None                 # the last round is always evaluated
     assert RunConfig.from_dict(json.loads((folder / "config.json").read_text())) == small_config()
     assert (folder / "checkpoint.npz").exists()
+    assert len(list(folder.glob("run-hopper-return-vs-*.png"))) == 4     # SPEC 7: the run's plots
     # Uplink: one vote per agent per round (plus the join and the final report).
     by_type = run.link_counters()[0][1].by_type["up"]
     assert by_type["vote"] == 3 and by_type["join"] == 1 and by_type["report"] == 1
