@@ -85,7 +85,8 @@ class CoordinatorRuntime:
     def connected(self) -> list:
         return [s for s in self.slots if s.link is not None]
 
-    def _slot_of(self, link):
+    def slot_of(self, link):
+        """The slot a link is joined to, or None (a link that has not joined)."""
         return next((s for s in self.slots if s.link is link), None)
 
     # ---- transport events ----
@@ -94,7 +95,7 @@ class CoordinatorRuntime:
         """Handle one message from a link."""
         if isinstance(msg, Join):
             return self._on_join(link, msg)
-        slot = self._slot_of(link)
+        slot = self.slot_of(link)
         if slot is None:
             self.rejected["unexpected"] += 1
             return [(link, Error(ErrorCode.BAD_MESSAGE, f"{msg.NAME} before join")), (link, CLOSE)]
@@ -119,7 +120,7 @@ class CoordinatorRuntime:
 
     def disconnected(self, link) -> list:
         """A link closed: its slot is free for a rejoin; the round may now be complete."""
-        slot = self._slot_of(link)
+        slot = self.slot_of(link)
         if slot is None:
             return []
         slot.link, slot.in_round = None, False

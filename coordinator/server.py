@@ -313,7 +313,7 @@ class Server:
             sock, address = self.listener.accept()
         except OSError:
             return
-        pending = [l for l in self._open_links() if self.runtime._slot_of(l) is None]
+        pending = [l for l in self._open_links() if self.runtime.slot_of(l) is None]
         if len(pending) >= MAX_PENDING:
             self.log(f"coordinator: too many connections without a join; refusing {address[0]}")
             sock.close()
@@ -377,7 +377,7 @@ class Server:
     def _expire_handshakes(self):
         now = time.monotonic()
         for link in self._open_links():
-            if self.runtime._slot_of(link) is None and not link.closing and now - link.opened > HANDSHAKE_SECONDS:
+            if self.runtime.slot_of(link) is None and not link.closing and now - link.opened > HANDSHAKE_SECONDS:
                 self.log(f"coordinator: {link.name} sent no valid join in {HANDSHAKE_SECONDS:.0f} s; closing")
                 self._close(link)
 
