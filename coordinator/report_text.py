@@ -17,6 +17,13 @@ def print_summary(summary: dict, out_dir) -> None:
           f"(human queries), {s['wall_seconds']:.0f} s")
     print(f"bytes per agent per round: up {s['bytes_per_agent_per_round_up']:.1f} B, "
           f"down {s['bytes_per_agent_per_round_down']:.1f} B (frames incl. framing, header and tag)")
+    headers = [a for a in s["per_agent"] if a.get("tcp_ip_header_bytes_up") is not None]
+    if headers:
+        rounds = max(1, s["rounds"])
+        up = sum(a["tcp_ip_header_bytes_up"] for a in headers) / len(headers) / rounds
+        down = sum(a["tcp_ip_header_bytes_down"] for a in headers) / len(headers) / rounds
+        print(f"  TCP/IP headers, reported separately (kernel segment counts): up {up:.1f} B, "
+              f"down {down:.1f} B per agent per round")
     paper_bytes = s["paper_bits_per_update"] / 8
     print(f"  for comparison: the paper's d + K = {s['paper_bits_per_update']} bits = {paper_bytes:.0f} B "
           f"per update; FedAvg's float32 model = {s['fedavg_float32_bytes_per_agent_per_round']} B "

@@ -36,6 +36,7 @@ from edge.serial_link import (
     DEFAULT_BAUD, DEFAULT_FRAGMENT_BYTES, DEFAULT_LINK_TIMEOUT, PortIO, SerialEndpoint,
     SerialLinkError, check_baud, check_fragment, make_arq, wire_seconds,
 )
+from edge.tcpinfo import tcp_header_figures
 
 RECV_BYTES = 65536
 HANDSHAKE_SECONDS = 30.0
@@ -64,10 +65,20 @@ class TcpLink:
         self.opened = time.monotonic()
         self.bytes_in = 0
         self.bytes_out = 0
+        self.tcp_headers = {}     # the kernel's segment counts, read when the socket closes
+
+    def read_tcp_headers(self) -> None:
+        """Keep the kernel's segment counts (call before closing the socket)."""
+        self.tcp_headers = tcp_header_figures(self.sock) or self.tcp_headers
 
     def transport_stats(self) -> dict:
-        """Transport-specific figures for the run summary."""
-        return {"transport": "tcp"}
+        """Transport-specific figures for the run summary: the TCP/IP header bytes
+        (reported separately from frame bytes, SPEC 6), down = what we sent."""
+        h = self.tcp_headers
+        if not h:
+            return {"transport": "tcp"}
+        return {"transport": "tcp", "tcp_segments_up": h["segments_in"], "tcp_segments_down": h["segments_out"],
+                "tcp_ip_header_bytes_up": h["header_bytes_in"], "tcp_ip_header_bytes_down": h["header_bytes_out"]}
 
 
 class SerialSession:
@@ -369,6 +380,8 @@ class Server:
             self.selector.unregister(link.sock)
         except (KeyError, ValueError):
             pass
+        if isinstance(link, TcpLink):
+            link.read_tcp_headers()
         link.sock.close()
         link.open = False
         if notify:
