@@ -117,28 +117,29 @@ class Run:
         return out
 
     def agent_bytes(self) -> dict:
-        """Per agent and direction: frame bytes, payload bits and wire bytes, whole run."""
+        """Per agent and direction: frame bytes, payload bits and wire bytes, whole run
+        (this process's links' totals plus those of earlier processes of the run)."""
         out = {}
-        for block, counters in self.link_counters():
-            before = self.bytes_before.get(str(block), {})
-            out[str(block)] = {
-                direction: {key: before.get(direction, {}).get(key, 0) + value
-                            for key, value in (("frame_bytes", stats.frame_bytes),
-                                               ("payload_bits", stats.payload_bits),
-                                               ("wire_bytes", stats.wire_bytes))}
-                for direction, stats in counters.total.items()}
+        for slot in self.runtime.slots:
+            before = self.bytes_before.get(str(slot.block), {})
+            out[str(slot.block)] = {
+                direction: {key: before.get(direction, {}).get(key, 0)
+                            + sum(getattr(link.counters.total[direction], key) for link in slot.links)
+                            for key in ("frame_bytes", "payload_bits", "wire_bytes")}
+                for direction in ("up", "down")}
         return out
 
     def _round_bytes(self, round_number) -> dict:
-        up = down = up_bits = down_bits = 0
-        for _, counters in self.link_counters():
-            stats = counters.round_stats(round_number)
-            up += stats["up"]["frame_bytes"]
-            down += stats["down"]["frame_bytes"]
-            up_bits += stats["up"]["payload_bits"]
-            down_bits += stats["down"]["payload_bits"]
-        return {"bytes_up": up, "bytes_down": down, "payload_bits_up": up_bits,
-                "payload_bits_down": down_bits}
+        """Frame bytes and payload bits of one round, all links (read, not merged)."""
+        out = {"bytes_up": 0, "bytes_down": 0, "payload_bits_up": 0, "payload_bits_down": 0}
+        for slot in self.runtime.slots:
+            for link in slot.links:
+                stats = link.counters.rounds.get(round_number)
+                if stats:
+                    for d in ("up", "down"):
+                        out[f"bytes_{d}"] += stats[d].frame_bytes
+                        out[f"payload_bits_{d}"] += stats[d].payload_bits
+        return out
 
     def _after_round(self, info: dict) -> None:
         config, t = self.config, info["round"]

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.algorithm import apply_par_update, average_models
+from edge.algorithm import apply_par_update, average_models, starts_from_packaged_actor
 from edge.protocol import (
     ASSIGN_AGENT_ID, Bye, ByeReason, Error, ErrorCode, Join, ModelDownload, ModelUpload,
     Report, RoundResult, RoundStart, VectorAssembler, Vote, Welcome, config_json, model_chunks,
@@ -169,8 +169,8 @@ class CoordinatorRuntime:
         out.append((link, Welcome(slot.block, slot.block, len(self.slots), self.store.d, self.config.seed,
                                   self.round, self.store.digest(), self.welcome_json)))
         holds_current = msg.round == self.round and msg.theta_hash == self.store.digest()
-        builds_locally = msg.round is None and self.round == 0 and self.config.actor == ""
-        if not holds_current and not builds_locally:
+        fresh = msg.round is None          # the agent holds no theta yet
+        if not holds_current and not starts_from_packaged_actor(fresh, self.round, self.config):
             out += self._sync(slot)
         if self.phase == "round" and slot.vote is None:
             # Joining an open round: it holds theta_t now, so it can still vote.

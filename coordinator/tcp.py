@@ -7,8 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-# TcpLink and the limits used to live here; importers of coordinator.tcp still find them.
-from coordinator.server import HANDSHAKE_SECONDS, MAX_PENDING, RECV_BYTES, Server, TcpLink  # noqa: F401
+from coordinator.server import Server
 from edge.keyfile import write_key_file
 
 

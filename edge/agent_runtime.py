@@ -24,7 +24,7 @@ import numpy as np
 
 from edge import kernel, memory
 from edge.agent_logic import FedAvgAgent, ParS2ZPOAgent
-from edge.algorithm import ACTOR_DIR
+from edge.algorithm import ACTOR_DIR, starts_from_packaged_actor
 from edge.config import parse_welcome_config
 from edge.fixedpoint import FixedPoint, ParameterStore
 from edge.policy import Actor
@@ -41,11 +41,6 @@ REFUSALS = (ErrorCode.UNKNOWN_AGENT, ErrorCode.RUN_FULL, ErrorCode.BAD_VERSION, 
 
 class AgentRefused(RuntimeError):
     """The agent cannot take part (memory budget, incompatible run); the text says why."""
-
-
-def builds_theta_locally(welcome: Welcome, rejoining: bool, config) -> bool:
-    """True when the agent makes theta_0 itself instead of waiting for a Sync."""
-    return not rejoining and welcome.round == 0 and config.actor == ""
 
 
 class AgentRuntime:
@@ -107,7 +102,7 @@ class AgentRuntime:
         if self.logic is None or self.logic.index != msg.block or self.logic.store.d != msg.d:
             self._build(msg, config, obs_mean, obs_std, dtype, frac_bits)
         self.agent_id = msg.agent_id
-        if builds_theta_locally(msg, rejoining, config):
+        if starts_from_packaged_actor(not rejoining, msg.round, config):
             self.round = 0
             self.synced = self.logic.digest() == msg.theta_hash
             if not self.synced:

@@ -42,6 +42,16 @@ def initial_store(config, actor: Actor) -> ParameterStore:
     return ParameterStore.from_float(actor.theta, store_format(config, actor.theta))
 
 
+def starts_from_packaged_actor(fresh_join: bool, round_: int, config) -> bool:
+    """Whether a joining agent builds theta itself from its packaged actor (then
+    checks the Welcome's hash) instead of waiting for the coordinator's Sync.
+
+    Both sides decide with this one rule: a fresh agent (holding no theta),
+    joining at round 0 of a run that starts from the packaged actor.
+    """
+    return fresh_join and round_ == 0 and config.actor == ""
+
+
 def agent_vote(outcome_sum: int, seed: int, agent: int, round_: int) -> int:
     """sign(sum of outcomes); a tie (N even) is broken by a bit of the seed stream."""
     if outcome_sum > 0:

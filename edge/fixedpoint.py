@@ -13,7 +13,7 @@ import numpy as np
 
 from edge import kernel
 
-DIGEST_BYTES = 8
+DIGEST_BYTES = 8   # theta hash length; the protocol's HASH_BYTES is this one
 # Codes of the storage types, as carried on the wire (Sync) and in the hash.
 DTYPE_CODES = {"int16": 1, "int32": 2}
 # The automatic scale keeps this factor of headroom above the largest |theta|,

@@ -1,6 +1,5 @@
 """The federated runtime in one process: rounds, replicas, run folder, resume, determinism."""
 import json
-import os
 
 import numpy as np
 import pytest

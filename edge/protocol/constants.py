@@ -4,6 +4,10 @@ Everything a peer must agree on to talk to another peer is here; changing any
 of these values is a protocol change and must bump PROTOCOL_VERSION.
 """
 
+# The theta hash is defined with the store; its length is carried here for the wire.
+from edge.fixedpoint import DIGEST_BYTES as HASH_BYTES  # noqa: F401
+
+
 # Bumped on any incompatible change of the header, a body layout, the MAC
 # construction or the key derivation.
 PROTOCOL_VERSION = 1
@@ -41,7 +45,6 @@ MAX_SEQ = 0xFFFFFFFF
 
 # Nonces and hashes.
 NONCE_BYTES = 16
-HASH_BYTES = 8
 MIN_KEY_BYTES = 16
 
 # Bounded variable-length fields.
