@@ -57,6 +57,7 @@ def run_inproc(run, agents, run_key: bytes, workers=None, log=print) -> dict:
                 link.closed = True
             else:
                 link.to_agent.append(link.coordinator_end.send(msg))
+        runtime.after_dispatch()
 
     def drop(link, reason):
         log(f"agent {link.index}: {reason}")

@@ -102,8 +102,8 @@ class Run:
 
     # ---- after every round ----
 
-    def _evaluate(self) -> dict:
-        self.eval_policy.refresh(self.store)
+    def _evaluate(self, store=None) -> dict:
+        self.eval_policy.refresh(store or self.store)
         return summarise(evaluate(self.task, self.eval_policy, self.eval_seeds))
 
     def link_counters(self) -> list:
@@ -148,9 +148,10 @@ class Run:
         self.totals["episodes"] += info["voters"] * per_vote * 2 * config.batch
         self.totals["saturated"] += info["saturated"]
         done = t + 1
+        theta = ParameterStore(info["theta"], self.store.fmt)    # theta right after round t
         evaluation = None
         if done == config.rounds or (config.eval_every and done % config.eval_every == 0):
-            evaluation = self._evaluate()
+            evaluation = self._evaluate(theta)
             self.last_return = evaluation["mean"]
             self.totals["return_last"] = evaluation["mean"]
         elapsed = self.elapsed_before + time.monotonic() - self.started
@@ -162,7 +163,7 @@ class Run:
                   "saturated": info["saturated"], "theta_hash": info["theta_hash"],
                   "elapsed_s": round(elapsed, 3), **self._round_bytes(t)}
         self.folder.append_metrics(record)
-        self.folder.save_checkpoint(self.store.values, self.store.fmt.frac_bits, done,
+        self.folder.save_checkpoint(theta.values, self.store.fmt.frac_bits, done,
                                     {**self.totals, "agent_bytes": self.agent_bytes()})
         remaining = elapsed / max(done, 1) * (config.rounds - done)
         self.log(f"round {done}/{config.rounds} | return {self.last_return:.1f} | "

@@ -9,7 +9,10 @@ LinkCounters), and the transport calls
     tick(now)             time passed (join quorum, round deadline, end of run)
 
 each returning a list of (link, message) to send. A message of None means
-"close this link" (after what was queued before it).
+"close this link" (after what was queued before it). Once it has sent them,
+the transport calls `after_dispatch()`: that is when `on_round_closed` runs
+for a round that closed, so the round's metrics include the RoundResults
+(and FedAvg downloads) its close produced.
 
 Round t: RoundStart to every connected agent; each answers one Vote (FedAvg:
 its model chunks, then the Vote). The round closes when every agent that was
@@ -67,6 +70,7 @@ class CoordinatorRuntime:
         self.quorum = config.agents if quorum is None else quorum
         self.report_timeout = report_timeout
         self.on_round_closed = on_round_closed or (lambda info: None)
+        self._closed = []               # rounds closed since the last after_dispatch()
         self.log, self.clock = log, clock
         self.phase = "joining"
         self.started = False            # a round has been started by this process
@@ -259,11 +263,18 @@ class CoordinatorRuntime:
             if self.config.algo == "fedavg-s2zpo":
                 out += [(slot.link, c) for c in model_chunks(ModelDownload, self.round, average)]
             out.append((slot.link, RoundResult(self.round, tuple(votes), digest)))
-        closed = self.round
+        # theta after this round, kept for the callback: the next round may
+        # already be under way when the transport calls after_dispatch().
+        self._closed.append({"round": self.round, "votes": votes, "voters": voters, "saturated": saturated,
+                             "theta_hash": digest.hex(), "theta": self.store.values.copy()})
         self.round += 1
-        self.on_round_closed({"round": closed, "votes": votes, "voters": voters, "saturated": saturated,
-                              "theta_hash": digest.hex()})
         return out + self._start_round()
+
+    def after_dispatch(self) -> None:
+        """Run on_round_closed for the rounds that closed, now that their results are sent."""
+        closed, self._closed = self._closed, []
+        for info in closed:
+            self.on_round_closed(info)
 
     # ---- the end ----
 

@@ -529,6 +529,7 @@ class Server:
                 self.log(f"coordinator: cannot send {msg.NAME} to {link.name}: {exc}")
                 continue
             self.selector.modify(link.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, link)
+        self.runtime.after_dispatch()           # sent and counted: the round's metrics are complete
 
     def _send_serial(self, link, msg):
         port = link.port

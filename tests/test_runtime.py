@@ -56,6 +56,9 @@ def test_inproc_run_writes_the_run_folder_and_keeps_replicas_identical(tmp_path)
     assert RunConfig.from_dict(json.loads((folder / "config.json").read_text())) == small_config()
     assert (folder / "checkpoint.npz").exists()
     assert len(list(folder.glob("run-hopper-return-vs-*.png"))) == 4     # SPEC 7: the run's plots
+    # A middle round's metrics hold its whole traffic, the result broadcast included:
+    # per agent 40 B vote up; 31 B round start + 42 B round result (K = 3) down.
+    assert metrics[1]["bytes_up"] == 3 * 40 and metrics[1]["bytes_down"] == 3 * (31 + 42)
     # Uplink: one vote per agent per round (plus the join and the final report).
     by_type = run.link_counters()[0][1].by_type["up"]
     assert by_type["vote"] == 3 and by_type["join"] == 1 and by_type["report"] == 1
@@ -82,6 +85,9 @@ def test_fedavg_run_exchanges_float32_models_and_stays_identical(tmp_path):
     for agent in agents:
         np.testing.assert_array_equal(agent.logic.store.values, run.store.values)
     d = run.store.d
+    # The round's metrics include the averaged model sent back after it closed.
+    first = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["bytes_up"] > 2 * 4 * d and first["bytes_down"] > 2 * 4 * d
     counters = run.link_counters()[0][1]
     # Each round: a float32 model up and one down (in 16 KiB chunks), per agent.
     assert counters.total["up"].payload_bits >= 2 * 32 * d
@@ -164,6 +170,7 @@ class Harness:
                 link.closed = True
             elif not link.closed:
                 link.to_agent.append(link.coordinator_end.send(msg))
+        self.runtime.after_dispatch()
 
     def step_agent(self, i, before_round_start=None):
         """Let agent i handle what is queued for it; its replies go up."""
