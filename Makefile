@@ -26,4 +26,4 @@ demo: $(STAMP)
 	$(VENV)/bin/fedzo simulate --out runs/demo
 
 clean:
-	rm -rf $(VENV) build *.egg-info edge/_kernel_c*.so edge/_kernel_c.c
+	rm -rf $(VENV) build *.egg-info edge/kernel/_kernel_c*.so edge/kernel/_kernel_c.c dist

@@ -1,5 +1,9 @@
-"""fedzo's coordinator side: rounds, aggregation, replicas, evaluation, runs and reports.
+"""fedzo.coordinator: the server side. It imports the shared core from fedzo.edge.
 
-It imports the shared core from `edge` (the algorithm's arithmetic, the
-protocol, the policy) so that both sides compute the same bits.
+    rounds/       the round state machine (joins, votes, aggregation, syncs)
+    run/          one run: evaluation, metrics, checkpoints, the run folder, the summary
+    transports/   the server loop (TCP and serial), loopback TCP agents, in-process agents
+    analysis/     experiment grids, reports and the paper's claims
+    tools/        pretraining, panel calibration, the link bench
+    commands/     simulate, coordinator, experiment, report, calibrate, pretrain, eval
 """

@@ -15,7 +15,7 @@ SRC = "csrc"
 ffibuilder = FFI()
 ffibuilder.cdef((HERE / "fedzo_kernel.h").read_text())
 ffibuilder.set_source(
-    "edge._kernel_c",
+    "fedzo.edge.kernel._kernel_c",
     '#include "fedzo_kernel.h"',
     sources=[f"{SRC}/fedzo_kernel.c"],
     include_dirs=[SRC],

@@ -4,10 +4,10 @@
     faults.py     seeded fault injection on a serial line: drops, bit flips, bursts, stalls, cuts
     line.py       SerialLine: two pseudo-terminals and a pacer thread at the baud rate (8N1)
     throttle.py   CpuThrottle: duty-cycle SIGSTOP/SIGCONT and nice, sampling the agent's memory
-    boot.py       `python -m firmware_sim.boot`: runs `fedzo` under the board's RAM cap
+    boot.py       `python -m fedzo.firmware_sim.boot`: runs `fedzo` under the board's RAM cap
     board.py      Board: one agent process under a profile, and what it used
-    cmd_boards.py `fedzo boards`: the profiles
+    simulate.py   K boards against a coordinator's server (`fedzo simulate --link serial`)
+    commands/     `fedzo boards`: the profiles
 
-`fedzo simulate --link serial --board NAME` (coordinator/sim_boards.py)
-puts K boards against a coordinator. Nothing here is imported by an agent.
+Nothing here is imported by an agent or by fedzo.edge.
 """

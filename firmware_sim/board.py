@@ -1,6 +1,6 @@
 """One simulated board: a real `fedzo agent` process under a board profile.
 
-The process is started through firmware_sim.boot (RAM cap), with the
+The process is started through fedzo.firmware_sim.boot (RAM cap), with the
 agent's own --memory-budget set to the same RAM so it refuses a run it
 cannot hold, with one thread for NumPy/OpenBLAS (a board agent computes on
 one core, and fewer threads reserve less memory), and under a CpuThrottle
@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from firmware_sim.profiles import BoardProfile
-from firmware_sim.throttle import CpuThrottle
+from fedzo.firmware_sim.profiles import BoardProfile
+from fedzo.firmware_sim.throttle import CpuThrottle
 
 # Log lines that mean the process ran out of memory.
 OOM_MARKERS = ("out of memory", "memoryerror", "cannot allocate memory", "could not allocate memory",
@@ -38,7 +38,7 @@ class Board:
     def command(self) -> list:
         """The command line this board runs."""
         ram = self.profile.ram_mb
-        return [sys.executable, "-m", "firmware_sim.boot", "--ram-mb", str(ram),
+        return [sys.executable, "-m", "fedzo.firmware_sim.boot", "--ram-mb", str(ram),
                 "--board", f"{self.profile.name}-{self.index}", "--",
                 "agent", *self.agent_args, "--memory-budget", str(ram)]
 

@@ -1,6 +1,6 @@
 """Run a `fedzo` command under a simulated board's RAM cap.
 
-    python -m firmware_sim.boot --ram-mb 128 --board tight -- agent --serial /dev/pts/5 ...
+    python -m fedzo.firmware_sim.boot --ram-mb 128 --board tight -- agent --serial /dev/pts/5 ...
 
 Sets RLIMIT_DATA (soft and hard) to the board's RAM before anything heavy is
 imported, then runs `fedzo` with the arguments after `--`. RLIMIT_DATA
@@ -33,22 +33,22 @@ def main(argv=None) -> int:
     """Parse the board options, cap the memory, run fedzo; the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--" not in argv:
-        print("usage: python -m firmware_sim.boot --ram-mb MB [--board NAME] -- FEDZO-ARGS...",
+        print("usage: python -m fedzo.firmware_sim.boot --ram-mb MB [--board NAME] -- FEDZO-ARGS...",
               file=sys.stderr)
         return 2
     split = argv.index("--")
-    parser = argparse.ArgumentParser(prog="firmware_sim.boot")
+    parser = argparse.ArgumentParser(prog="fedzo.firmware_sim.boot")
     parser.add_argument("--ram-mb", type=int, required=True, help="the board's RAM (RLIMIT_DATA)")
     parser.add_argument("--board", default="board", help="the board's name, for messages")
     args = parser.parse_args(argv[:split])
     if args.ram_mb < 8:
-        print(f"firmware_sim.boot: --ram-mb must be at least 8, got {args.ram_mb}", file=sys.stderr)
+        print(f"fedzo.firmware_sim.boot: --ram-mb must be at least 8, got {args.ram_mb}", file=sys.stderr)
         return 2
     limit = args.ram_mb * 2**20
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
     print(f"board {args.board}: RAM cap {args.ram_mb} MiB (RLIMIT_DATA)", flush=True)
     try:
-        from edge.cli import main as fedzo_main
+        from fedzo.cli import main as fedzo_main
         return fedzo_main(argv[split + 1:])
     except Exception as exc:   # noqa: BLE001 - only to name an allocation failure
         if not _out_of_memory(exc):

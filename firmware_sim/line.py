@@ -31,8 +31,8 @@ import time
 import tty
 from collections import deque
 
-from edge.serial_link import BITS_PER_BYTE, check_baud
-from firmware_sim.faults import FaultInjector, FaultSpec
+from fedzo.edge.links.serial_link import BITS_PER_BYTE, check_baud
+from fedzo.firmware_sim.faults import FaultInjector, FaultSpec
 
 TX_BUFFER_BYTES = 4096
 READ_BYTES = 4096

@@ -75,23 +75,66 @@ Typical use (one link side):
 from .accounting import DirectionStats, LinkCounters
 from .arq import ArqLink
 from .auth import DOWN, UP
-from .chunks import VectorAssembler, elements_per_chunk, model_chunks, sync_chunks, theta_hash
+from .chunks import (
+    VectorAssembler,
+    elements_per_chunk,
+    model_chunks,
+    sync_chunks,
+    theta_hash,
+)
 from .cobs import cobs_decode, cobs_encode
 from .constants import (
-    ASSIGN_AGENT_ID, HASH_BYTES, HEADER_BYTES, MAX_CONFIG_BYTES, MAX_FRAME_BYTES, MAX_TEXT_BYTES,
-    NONCE_BYTES, PROTOCOL_VERSION, TAG_BYTES,
+    ASSIGN_AGENT_ID,
+    HASH_BYTES,
+    HEADER_BYTES,
+    MAX_CONFIG_BYTES,
+    MAX_FRAME_BYTES,
+    MAX_TEXT_BYTES,
+    NONCE_BYTES,
+    PROTOCOL_VERSION,
+    TAG_BYTES,
 )
 from .endpoint import ArqEndpoint, Endpoint
 from .errors import (
-    BadChecksum, BadTag, Garbage, HashMismatch, LinkFailed, MalformedFrame, OversizedFrame,
-    ProtocolError, ReplayedFrame, SessionClosed, StaleRound, StreamBroken, TruncatedFrame,
-    UnexpectedMessage, UnknownType, WrongVersion, InvalidField,
+    BadChecksum,
+    BadTag,
+    Garbage,
+    HashMismatch,
+    InvalidField,
+    LinkFailed,
+    MalformedFrame,
+    OversizedFrame,
+    ProtocolError,
+    ReplayedFrame,
+    SessionClosed,
+    StaleRound,
+    StreamBroken,
+    TruncatedFrame,
+    UnexpectedMessage,
+    UnknownType,
+    WrongVersion,
 )
 from .framing import FrameReader, LengthPrefixFraming, NoFraming, length_prefixed
 from .header import Header, peek_header
 from .messages import (
-    MESSAGE_TYPES, Bye, ByeReason, Capabilities, Error, ErrorCode, Join, Message, ModelDownload,
-    ModelUpload, Report, RoundResult, RoundStart, Sync, Vote, Welcome, config_json, pack_votes,
+    MESSAGE_TYPES,
+    Bye,
+    ByeReason,
+    Capabilities,
+    Error,
+    ErrorCode,
+    Join,
+    Message,
+    ModelDownload,
+    ModelUpload,
+    Report,
+    RoundResult,
+    RoundStart,
+    Sync,
+    Vote,
+    Welcome,
+    config_json,
+    pack_votes,
     unpack_votes,
 )
 from .serialframe import SerialFraming, SerialReader, serial_decode, serial_encode

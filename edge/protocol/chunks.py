@@ -1,35 +1,22 @@
-"""Arrays on the wire: the theta hash, splitting vectors into chunk messages
-that fit a frame, and reassembling them.
+"""Arrays on the wire: splitting vectors into chunk messages that fit a
+frame, and reassembling them.
 
-theta hash (the 8 bytes in Join, Welcome, Vote, RoundResult and Sync):
-
-    BLAKE2b, digest 8 bytes, person "fedzo-theta-v1",
-    over: dtype code (1 = int16, 2 = int32) | frac_bits | elements as little-endian
-
-so the same integers at another scale or width hash differently. Every
-replica must hash theta with `theta_hash` for the divergence check to work.
+The theta hash every chunk carries is `store_format.theta_hash` (re-exported
+by the protocol package); every replica must hash theta with it for the
+divergence check to work.
 """
 from __future__ import annotations
 
-
 import numpy as np
+
+from fedzo.edge.learning.store_format import STORE_FORMATS, store_format, theta_hash
 
 from .constants import MAX_FRAME_BYTES, MAX_VECTOR_ELEMENTS
 from .errors import HashMismatch, MalformedFrame, OversizedFrame
 from .header import frame_size
-from edge.fixedpoint import theta_hash  # the one definition, shared by every replica
-
 from .messages import ModelDownload, ModelUpload, Sync
 
-_LE = {"int16": np.dtype("<i2"), "int32": np.dtype("<i4")}
 _F32 = np.dtype("<f4")
-
-
-def _fixed_dtype(theta: np.ndarray) -> str:
-    name = np.dtype(theta.dtype).name
-    if name not in _LE:
-        raise ValueError(f"theta must be int16 or int32, got {theta.dtype}")
-    return name
 
 
 def elements_per_chunk(fixed_body_bytes: int, itemsize: int, max_frame: int) -> int:
@@ -50,11 +37,11 @@ def _spans(total: int, per_chunk: int):
 def sync_chunks(round_number: int, theta: np.ndarray, frac_bits: int, *,
                 max_frame: int = MAX_FRAME_BYTES) -> list[Sync]:
     """The Sync messages carrying theta (int16/int32), each fitting max_frame."""
-    name = _fixed_dtype(theta)
-    flat = np.ascontiguousarray(theta, dtype=_LE[name]).reshape(-1)
+    fmt = store_format(theta.dtype)
+    flat = np.ascontiguousarray(theta, dtype=fmt.wire).reshape(-1)
     digest = theta_hash(flat, frac_bits)
     per = elements_per_chunk(Sync._S.size, flat.itemsize, max_frame)
-    return [Sync(round_number, flat.size, a, name, frac_bits, digest, flat[a:b].tobytes())
+    return [Sync(round_number, flat.size, a, fmt.name, frac_bits, digest, flat[a:b].tobytes())
             for a, b in _spans(flat.size, per)]
 
 
@@ -107,7 +94,7 @@ class VectorAssembler:
             if chunk.total > self.max_elements:
                 raise OversizedFrame(f"{chunk.NAME} of {chunk.total} elements exceeds "
                                      f"{self.max_elements}")
-            dtype = _LE[chunk.dtype] if isinstance(chunk, Sync) else _F32
+            dtype = STORE_FORMATS[chunk.dtype].wire if isinstance(chunk, Sync) else _F32
             self._key, self._filled = key, 0
             self._buf = np.empty(chunk.total, dtype=dtype.newbyteorder("="))
         elif key != self._key or chunk.offset != self._filled:

@@ -4,9 +4,8 @@ Everything a peer must agree on to talk to another peer is here; changing any
 of these values is a protocol change and must bump PROTOCOL_VERSION.
 """
 
-# The theta hash is defined with the store; its length is carried here for the wire.
-from edge.fixedpoint import DIGEST_BYTES as HASH_BYTES  # noqa: F401
-
+# The theta hash is defined with the store's formats; its length is part of the wire.
+from fedzo.edge.learning.store_format import HASH_BYTES  # noqa: F401
 
 # Bumped on any incompatible change of the header, a body layout, the MAC
 # construction or the key derivation.

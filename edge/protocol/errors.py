@@ -2,7 +2,7 @@
 
 Every class has a `reason`, the key under which rejections are counted
 (`LinkCounters.rejected`, `Session.rejections`). Catch `ProtocolError` to catch
-them all; nothing in edge.protocol raises anything else on bad input.
+them all; nothing in fedzo.edge.protocol raises anything else on bad input.
 """
 
 

@@ -12,7 +12,12 @@ import struct
 from typing import NamedTuple
 
 from .constants import (
-    HEADER_BYTES, HEADER_FORMAT, MAX_FRAME_BYTES, MIN_FRAME_BYTES, PROTOCOL_VERSION, TAG_BYTES,
+    HEADER_BYTES,
+    HEADER_FORMAT,
+    MAX_FRAME_BYTES,
+    MIN_FRAME_BYTES,
+    PROTOCOL_VERSION,
+    TAG_BYTES,
 )
 from .errors import OversizedFrame, TruncatedFrame, WrongVersion
 

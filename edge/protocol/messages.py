@@ -25,9 +25,19 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import ClassVar
 
+from fedzo.edge.learning.store_format import FORMAT_BY_CODE, STORE_FORMATS
+
 from .constants import (
-    ASSIGN_AGENT_ID, HASH_BYTES, MAX_AGENTS, MAX_CONFIG_BYTES, MAX_FRAME_BYTES,
-    MAX_ROUND, MAX_TEXT_BYTES, MIN_PEER_MAX_FRAME, NO_ROUND, NONCE_BYTES,
+    ASSIGN_AGENT_ID,
+    HASH_BYTES,
+    MAX_AGENTS,
+    MAX_CONFIG_BYTES,
+    MAX_FRAME_BYTES,
+    MAX_ROUND,
+    MAX_TEXT_BYTES,
+    MIN_PEER_MAX_FRAME,
+    NO_ROUND,
+    NONCE_BYTES,
 )
 from .errors import InvalidField, MalformedFrame, TruncatedFrame, UnknownType
 
@@ -434,8 +444,6 @@ class RoundResult(Message):
         return cls(rnd, unpack_votes(packed, n), h)
 
 
-_DTYPES = {"int16": (1, 2), "int32": (2, 4)}          # name -> (code, itemsize)
-_DTYPE_BY_CODE = {code: name for name, (code, _) in _DTYPES.items()}
 
 
 def _check_chunk(obj, itemsize):
@@ -476,9 +484,9 @@ class Sync(Message):
 
     def __post_init__(self):
         _check_int(self, "round", 0, MAX_ROUND)
-        if self.dtype not in _DTYPES:
+        if self.dtype not in STORE_FORMATS:
             raise InvalidField(f"Sync.dtype must be int16 or int32, got {self.dtype!r}")
-        itemsize = _DTYPES[self.dtype][1]
+        itemsize = STORE_FORMATS[self.dtype].itemsize
         _check_int(self, "frac_bits", 0, 8 * itemsize - 1)
         _check_bytes(self, "theta_hash", HASH_BYTES)
         _check_chunk(self, itemsize)
@@ -486,19 +494,19 @@ class Sync(Message):
     @property
     def itemsize(self) -> int:
         """Bytes per element."""
-        return _DTYPES[self.dtype][1]
+        return STORE_FORMATS[self.dtype].itemsize
 
     def encode_body(self) -> bytes:
-        return self._S.pack(self.round, self.total, self.offset, _DTYPES[self.dtype][0],
+        return self._S.pack(self.round, self.total, self.offset, STORE_FORMATS[self.dtype].code,
                             self.frac_bits, self.theta_hash) + self.data
 
     @classmethod
     def decode_body(cls, body: bytes) -> Sync:
         _at_least(body, cls._S.size, "sync")
         rnd, total, offset, code, frac, h = cls._S.unpack_from(body)
-        if code not in _DTYPE_BY_CODE:
+        if code not in FORMAT_BY_CODE:
             raise MalformedFrame(f"sync: unknown dtype code {code}")
-        return cls(rnd, total, offset, _DTYPE_BY_CODE[code], frac, h, body[cls._S.size:])
+        return cls(rnd, total, offset, FORMAT_BY_CODE[code].name, frac, h, body[cls._S.size:])
 
 
 class _ModelChunk(Message):

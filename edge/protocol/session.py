@@ -39,11 +39,23 @@ from enum import Enum
 from .accounting import LinkCounters
 from .auth import DOWN, UP, Tagger, check_run_key, handshake_tagger, session_tagger
 from .constants import (
-    FLAG_HANDSHAKE, KNOWN_FLAGS, MAX_FRAME_BYTES, MAX_SEQ, NONCE_BYTES,
+    FLAG_HANDSHAKE,
+    KNOWN_FLAGS,
+    MAX_FRAME_BYTES,
+    MAX_SEQ,
+    NONCE_BYTES,
 )
 from .errors import (
-    BadTag, MalformedFrame, OversizedFrame, ProtocolError, ReplayedFrame, SessionClosed,
-    StaleRound, TruncatedFrame, UnexpectedMessage, UnknownType,
+    BadTag,
+    MalformedFrame,
+    OversizedFrame,
+    ProtocolError,
+    ReplayedFrame,
+    SessionClosed,
+    StaleRound,
+    TruncatedFrame,
+    UnexpectedMessage,
+    UnknownType,
 )
 from .header import frame_size, pack_header, split_frame
 from .messages import MESSAGE_TYPES, Bye, Error, Join, Message, Welcome

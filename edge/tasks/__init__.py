@@ -39,7 +39,7 @@ import importlib
 TASK_NAMES = ("hopper", "halfcheetah", "walker2d", "swimmer")
 
 # name -> (module, class); imported on first use so that importing
-# edge.tasks (e.g. for TASK_NAMES) does not load mujoco
+# fedzo.edge.tasks (e.g. for TASK_NAMES) does not load mujoco
 _TASK_CLASSES = {
     "hopper": ("hopper", "Hopper"),
     "halfcheetah": ("halfcheetah", "HalfCheetah"),

@@ -1,0 +1,1 @@
+"""Experiment grids, their reports and the verdicts on the paper's claims."""

@@ -1,0 +1,160 @@
+"""`fedzo experiment`: a grid of runs at equal trajectory budgets, in a process pool.
+
+An experiment file (JSON) names the runs:
+
+    {
+      "base":     {RunConfig fields shared by every run},
+      "variants": [{"label": "Par-S2ZPO K=5", RunConfig fields...}, ...],
+      "grid":     {"task": ["hopper", "swimmer"], "agents": [1, 5]},   (optional)
+      "seeds":    [0, 1, 2],
+      "budget_episodes": 800,         (trajectories per run; rounds follow)
+      "full_scale": {overrides applied with --full-scale}              (optional)
+    }
+
+Every variant is crossed with the grid (a grid key a variant sets itself is
+not varied for that variant) and with the seeds. Each cell gets
+rounds = budget_episodes // episodes per round, so all algorithms and K spend
+the same number of trajectories. Cells run in-process (no network: byte
+counts are those of the protocol frames) in a pool of worker processes; a
+cell whose summary.json exists is skipped and a cell with a checkpoint is
+resumed, so an interrupted experiment picks up where it stopped.
+"""
+import copy
+import itertools
+import json
+import multiprocessing
+import os
+import re
+import time
+from pathlib import Path
+
+from fedzo.coordinator.run.lifecycle import Run
+from fedzo.coordinator.transports.inproc import run_inproc
+from fedzo.edge.agent.runtime import AgentRuntime
+from fedzo.edge.learning.config import ConfigError, RunConfig
+from fedzo.edge.tasks import TASK_NAMES, task_class
+
+EXPERIMENT_FILE = "experiment.json"
+
+
+def slug(text: str) -> str:
+    """A folder-safe version of a label."""
+    return re.sub(r"[^A-Za-z0-9=.+-]+", "_", text).strip("_")
+
+
+def load_experiment(path, full_scale=False) -> dict:
+    """Read and check an experiment file; a clear error on anything wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no experiment file at {path}")
+    try:
+        spec = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+    known = {"base", "variants", "grid", "seeds", "budget_episodes", "full_scale", "name", "notes"}
+    unknown = sorted(set(spec) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown experiment key(s) {', '.join(unknown)}")
+    if full_scale:
+        spec = merge(spec, spec.get("full_scale", {}))
+    if not spec.get("variants"):
+        raise ConfigError(f"{path}: 'variants' must list at least one run")
+    if not isinstance(spec.get("budget_episodes"), int) or spec["budget_episodes"] < 1:
+        raise ConfigError(f"{path}: 'budget_episodes' must be a positive integer")
+    cells(spec)   # validates every cell's config
+    return spec
+
+
+def merge(spec: dict, overrides: dict) -> dict:
+    """spec with overrides applied one level deep (dicts merged, others replaced)."""
+    out = copy.deepcopy(spec)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key].update(value)
+        else:
+            out[key] = value
+    return out
+
+
+def cells(spec: dict) -> list:
+    """Every run of the experiment: dicts with label, folder and RunConfig."""
+    grid = spec.get("grid", {})
+    out = []
+    for variant in spec["variants"]:
+        variant = dict(variant)
+        label = variant.pop("label", None) or json.dumps(variant, sort_keys=True)
+        keys = [k for k in grid if k not in variant]
+        for values in itertools.product(*(grid[k] for k in keys)):
+            for seed in spec.get("seeds", [0]):
+                fields = {**spec.get("base", {}), **dict(zip(keys, values)), **variant, "seed": seed}
+                probe = RunConfig.from_dict({**fields, "rounds": 1})
+                rounds = spec["budget_episodes"] // probe.episodes_per_round
+                if rounds < 1:
+                    raise ConfigError(f"{label}: budget_episodes {spec['budget_episodes']} is below one "
+                                      f"round ({probe.episodes_per_round} episodes)")
+                config = RunConfig.from_dict({**fields, "rounds": rounds})
+                grid_part = "-".join(f"{k}={v}" for k, v in zip(keys, values))
+                folder = "/".join(slug(p) for p in (label, grid_part, f"seed-{seed}") if p)
+                out.append({"label": label, "grid": dict(zip(keys, values)), "folder": folder,
+                            "config": config})
+    return out
+
+
+def run_cell(out_dir: str, cell: dict) -> dict:
+    """Run one cell (resuming from its checkpoint if any); its summary."""
+    folder = Path(out_dir) / cell["folder"]
+    summary_path = folder / "summary.json"
+    if summary_path.exists():
+        return json.loads(summary_path.read_text())
+    resume = (folder / "checkpoint.npz").exists()
+    config = cell["config"]
+    run = Run(config, folder, resume=resume, log=lambda *a: None)
+    agents = [AgentRuntime(log=lambda *a: None) for _ in range(config.agents)]
+    return run_inproc(run, agents, os.urandom(32), workers=1, log=lambda *a: None)
+
+
+def _run_cell_job(args):
+    """(folder, summary or None, seconds, error text or None): a failing cell does not stop the rest."""
+    out_dir, cell = args
+    started = time.monotonic()
+    try:
+        return cell["folder"], run_cell(out_dir, cell), time.monotonic() - started, None
+    except Exception as exc:
+        return cell["folder"], None, time.monotonic() - started, f"{type(exc).__name__}: {exc}"
+
+
+class ExperimentFailed(RuntimeError):
+    """Some cells failed; the others finished (re-run to retry the failed ones)."""
+
+
+def run_experiment(spec: dict, out_dir, workers=None, log=print) -> list:
+    """Run every cell (skipping finished ones); returns (folder, summary) pairs.
+
+    Raises ExperimentFailed after all cells ran if any of them failed.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / EXPERIMENT_FILE).write_text(json.dumps(spec, indent=2, sort_keys=True))
+    todo = cells(spec)
+    # Import every task module now, before the pool forks: a module a cell
+    # imported lazily would be read from disk mid-experiment, and an edit
+    # made meanwhile would give cells different code.
+    for name in TASK_NAMES:
+        task_class(name)
+    workers = workers or os.cpu_count() or 1
+    log(f"experiment: {len(todo)} runs in {out_dir}, {workers} worker processes")
+    results, failures = [], []
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(workers, maxtasksperchild=1) as pool:
+        jobs = [(str(out_dir), cell) for cell in todo]
+        for i, (folder, summary, seconds, error) in enumerate(pool.imap_unordered(_run_cell_job, jobs), 1):
+            if error:
+                log(f"[{i}/{len(todo)}] {folder}: FAILED: {error}")
+                failures.append(f"{folder}: {error}")
+                continue
+            log(f"[{i}/{len(todo)}] {folder}: return {summary['return_initial']:.1f} -> "
+                f"{summary['return_final']:.1f} ({seconds:.0f} s)")
+            results.append((folder, summary))
+    if failures:
+        raise ExperimentFailed(f"{len(failures)} of {len(todo)} runs failed:\n" + "\n".join(failures))
+    return results

@@ -1,0 +1,52 @@
+"""`fedzo pretrain --task NAME`: train a starting actor with ARS on the true reward."""
+import json
+import time
+
+from fedzo.coordinator.run.evaluate import evaluate, summarise
+from fedzo.coordinator.tools.pretrain import ARSSettings, pretrain
+from fedzo.edge.learning import streams
+from fedzo.edge.learning.config import TASKS
+from fedzo.edge.learning.fixedpoint import ParameterStore
+from fedzo.edge.tasks import make
+
+EVAL_EPISODES = 20
+
+
+def add_arguments(parser):
+    defaults = ARSSettings()
+    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument("--iterations", type=int, default=defaults.iterations)
+    parser.add_argument("--directions", type=int, default=defaults.directions)
+    parser.add_argument("--top", type=int, default=defaults.top)
+    parser.add_argument("--step", type=float, default=defaults.step)
+    parser.add_argument("--noise", type=float, default=defaults.noise)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--workers", type=int, default=defaults.workers)
+    parser.add_argument("--out", required=True, help="where to write the actor (.npz)")
+
+
+def quantised_check(actor, task, seeds) -> dict:
+    """True return of the actor in float32 and after the int16 store round trip."""
+    low, high = task.model.actuator_ctrlrange.T
+    float_returns = evaluate(task, actor.policy(low, high), seeds)
+    store = ParameterStore.from_float(actor.theta)
+    policy = actor.policy(low, high)
+    policy.refresh(store)
+    quant_returns = evaluate(task, policy, seeds)
+    change = abs(quant_returns.mean() - float_returns.mean()) / abs(float_returns.mean())
+    return {"float": summarise(float_returns), "quantised": summarise(quant_returns),
+            "frac_bits": store.fmt.frac_bits, "relative_change": float(change)}
+
+
+def run(args) -> int:
+    settings = ARSSettings(args.iterations, args.directions, args.top, args.step, args.noise,
+                           args.seed, args.workers)
+    if not 1 <= settings.top <= settings.directions:
+        raise SystemExit("fedzo pretrain: --top must be between 1 and --directions")
+    started = time.perf_counter()
+    actor = pretrain(args.task, settings)
+    check = quantised_check(actor, make(args.task), streams.eval_seeds(0, EVAL_EPISODES))
+    actor.info.update({"eval": check, "total_seconds": round(time.perf_counter() - started, 1)})
+    actor.save(args.out)
+    print(json.dumps(actor.info, indent=2))
+    return 0

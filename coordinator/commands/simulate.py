@@ -1,0 +1,110 @@
+"""`fedzo simulate`: a coordinator and K agents on one machine (the main job)."""
+import os
+import sys
+import time
+from pathlib import Path
+
+from fedzo.coordinator.commands.run_options import add_run_arguments, config_from_args
+from fedzo.edge.learning.config import ConfigError
+
+LINKS = ("inproc", "tcp", "serial")
+
+
+def add_arguments(parser):
+    add_run_arguments(parser)
+    parser.add_argument("--link", choices=LINKS, default="tcp",
+                        help="tcp: agent processes on loopback TCP (default); "
+                             "inproc: agents in this process, no network; "
+                             "serial: simulated boards on paced pseudo-terminal serial lines "
+                             "(Ethernet boards use loopback TCP)")
+    parser.add_argument("--out", default=None, help="run folder (default: runs/<algo>-<task>-<time>)")
+    parser.add_argument("--round-timeout", type=float, default=120.0, help="seconds before a round closes without a missing vote")
+    parser.add_argument("--quiet", action="store_true", help="no per-round lines")
+    boards = parser.add_argument_group("simulated boards (--link serial, or --link tcp with --board)")
+    boards.add_argument("--board", default=None,
+                        help="board profile of every agent (`fedzo boards` lists them; default for "
+                             "--link serial: pi-zero-2w)")
+    boards.add_argument("--cpu-factor", type=float, default=None,
+                        help="override the board's CPU slow-down (1 = as fast as this machine)")
+    boards.add_argument("--ram-mb", type=int, default=None, help="override the board's RAM (MB)")
+    boards.add_argument("--baud", type=int, default=None, help="override the board's serial baud rate")
+    boards.add_argument("--faults", default="",
+                        help="fault injection on every serial line, e.g. drop=0.005,flip=0.005,seed=1 "
+                             "(also burst, burst_len, delay, delay_ms, disconnect, disconnect_s)")
+    boards.add_argument("--fragment", type=int, default=None,
+                        help="serial: frame bytes per packet (default 128; smaller survives more noise)")
+    boards.add_argument("--link-timeout", type=float, default=None,
+                        help="serial: seconds without an acknowledgement before a link counts as lost "
+                             "(default 30)")
+
+
+def default_out(config) -> Path:
+    return Path("runs") / f"{config.algo}-{config.task}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _board_options(args):
+    """(profile, faults) for a board simulation, or (None, None); ValueError on bad input."""
+    from fedzo.firmware_sim.faults import FaultSpec
+    from fedzo.firmware_sim.profiles import DEFAULT_PROFILE, get_profile
+    board_only = [name for name in ("cpu_factor", "ram_mb", "baud", "fragment", "link_timeout")
+                  if getattr(args, name) is not None] + (["faults"] if args.faults else [])
+    if args.link == "inproc" or (args.link == "tcp" and args.board is None):
+        if args.board is not None or board_only:
+            raise ValueError(f"--board and board options need --link serial (or --link tcp --board NAME); "
+                             f"got --link {args.link}")
+        return None, None
+    profile = get_profile(args.board or DEFAULT_PROFILE)
+    profile = profile.with_overrides(ram_mb=args.ram_mb, baud=args.baud, cpu_factor=args.cpu_factor)
+    if args.link == "tcp" and profile.serial:
+        # The board's RAM and CPU, over TCP instead of its serial line.
+        from dataclasses import replace
+        profile = replace(profile, link="ethernet", baud=0)
+    faults = FaultSpec.parse(args.faults)
+    if args.fragment is not None:
+        from fedzo.edge.links.serial_link import check_fragment
+        check_fragment(args.fragment)
+    if args.link_timeout is not None and not args.link_timeout > 0:
+        raise ValueError(f"--link-timeout must be positive, got {args.link_timeout}")
+    return profile, faults
+
+
+def run(args) -> int:
+    try:
+        config = config_from_args(args)
+        profile, faults = _board_options(args)
+    except (ConfigError, OSError, ValueError) as exc:
+        print(f"fedzo simulate: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else default_out(config)
+    log = (lambda *a, **k: None) if args.quiet else print
+    from fedzo.coordinator.run.lifecycle import Run
+    from fedzo.coordinator.run.summary_text import print_summary
+    run_key = os.urandom(32)
+    try:
+        the_run = Run(config, out, round_timeout=args.round_timeout, log=log)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"fedzo simulate: {exc}", file=sys.stderr)
+        return 2
+    if profile is not None:
+        from fedzo.edge.links.serial_link import (
+            DEFAULT_FRAGMENT_BYTES,
+            DEFAULT_LINK_TIMEOUT,
+        )
+        from fedzo.firmware_sim.simulate import BoardsFailed, simulate_boards
+        try:
+            summary = simulate_boards(the_run, run_key, profile, faults=faults,
+                                      fragment=args.fragment or DEFAULT_FRAGMENT_BYTES,
+                                      link_timeout=args.link_timeout or DEFAULT_LINK_TIMEOUT, log=log)
+        except (BoardsFailed, ValueError) as exc:
+            print(f"fedzo simulate: {exc}", file=sys.stderr)
+            return 1
+    elif args.link == "inproc":
+        from fedzo.coordinator.transports.inproc import run_inproc
+        from fedzo.edge.agent.runtime import AgentRuntime
+        agents = [AgentRuntime(log=lambda *a: None) for _ in range(config.agents)]
+        summary = run_inproc(the_run, agents, run_key, log=print)
+    else:
+        from fedzo.coordinator.transports.tcp import simulate_tcp
+        summary = simulate_tcp(the_run, run_key, log=log)
+    print_summary(summary, out)
+    return 0

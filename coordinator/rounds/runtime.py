@@ -1,0 +1,316 @@
+"""The coordinator's protocol state machine: link events in, (link, message) out.
+
+It runs the rounds of SPEC 2 over K agent slots (slot k = block k) and knows
+nothing of transports: a link is any object with `.name` and `.counters` (its
+LinkCounters), and the transport calls
+
+    received(link, msg)   a message arrived on a link
+    disconnected(link)    the link is gone
+    tick(now)             time passed (join quorum, round deadline, end of run)
+
+each returning a list of (link, message) to send. A message of None means
+"close this link" (after what was queued before it). Once it has sent them,
+the transport calls `after_dispatch()`: that is when `on_round_closed` runs
+for a round that closed, so the round's metrics include the RoundResults
+(and FedAvg downloads) its close produced.
+
+Round t: RoundStart to every connected agent; each answers one Vote (FedAvg:
+its model chunks, then the Vote). The round closes when every agent that was
+sent the RoundStart has voted, or at the deadline; a missing vote is 0.
+Every replica then applies the K votes (FedAvg: takes the average), and the
+RoundResult carries the votes and the hash of the coordinator's new theta.
+
+A vote whose theta hash differs from the coordinator's theta_t is discarded
+(counted as 0) and that agent is sent a Sync; so is an agent that reports
+divergence (Error DIVERGED) or rejoins holding another theta.
+"""
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fedzo.edge.learning.algorithm import (
+    apply_par_update,
+    average_models,
+    starts_from_packaged_actor,
+)
+from fedzo.edge.protocol import (
+    ASSIGN_AGENT_ID,
+    Bye,
+    ByeReason,
+    Error,
+    ErrorCode,
+    Join,
+    ModelDownload,
+    ModelUpload,
+    Report,
+    RoundResult,
+    RoundStart,
+    VectorAssembler,
+    Vote,
+    Welcome,
+    config_json,
+    model_chunks,
+    sync_chunks,
+)
+
+CLOSE = None   # the message that tells the transport to close a link
+
+
+@dataclass
+class AgentSlot:
+    """Block k's seat in the run, whoever is connected to it."""
+
+    block: int
+    link: object = None
+    in_round: bool = False          # was sent this round's RoundStart
+    vote: int = None                # this round's vote, once received
+    model: np.ndarray = None        # FedAvg: this round's uploaded model
+    assembler: VectorAssembler = None
+    report: dict = None
+    links: list = field(default_factory=list)   # every link this slot has used
+    joins: int = 0
+    discarded_votes: int = 0
+    syncs: int = 0
+
+
+class CoordinatorRuntime:
+    """Rounds over K agent slots; see the module docstring."""
+
+    def __init__(self, config, store, welcome_config: dict, *, start_round=0, round_timeout=120.0,
+                 join_timeout=None, quorum=None, report_timeout=10.0, on_round_closed=None,
+                 log=print, clock=time.monotonic):
+        self.config, self.store = config, store
+        self.welcome_json = config_json(welcome_config)
+        self.slots = [AgentSlot(k) for k in range(config.agents)]
+        self.round = start_round
+        self.round_timeout, self.join_timeout = round_timeout, join_timeout
+        self.quorum = config.agents if quorum is None else quorum
+        self.report_timeout = report_timeout
+        self.on_round_closed = on_round_closed or (lambda info: None)
+        self._closed = []               # rounds closed since the last after_dispatch()
+        self.log, self.clock = log, clock
+        self.phase = "joining"
+        self.started = False            # a round has been started by this process
+        self.started_at = clock()
+        self.deadline = None
+        self.alpha_steps = store.fmt.steps(config.alpha)
+        self.round_digest = store.digest()
+        self.rejected = {"unknown_agent": 0, "run_full": 0, "stale_vote": 0, "unexpected": 0}
+
+    # ---- queries ----
+
+    @property
+    def done(self) -> bool:
+        return self.phase == "done"
+
+    def connected(self) -> list:
+        return [s for s in self.slots if s.link is not None]
+
+    def slot_of(self, link):
+        """The slot a link is joined to, or None (a link that has not joined)."""
+        return next((s for s in self.slots if s.link is link), None)
+
+    # ---- transport events ----
+
+    def received(self, link, msg) -> list:
+        """Handle one message from a link."""
+        if isinstance(msg, Join):
+            return self._on_join(link, msg)
+        slot = self.slot_of(link)
+        if slot is None:
+            self.rejected["unexpected"] += 1
+            return [(link, Error(ErrorCode.BAD_MESSAGE, f"{msg.NAME} before join")), (link, CLOSE)]
+        if isinstance(msg, Vote):
+            return self._on_vote(slot, msg)
+        if isinstance(msg, ModelUpload):
+            return self._on_upload(slot, msg)
+        if isinstance(msg, Report):
+            slot.report = msg.as_dict()
+            return self._maybe_finish()
+        if isinstance(msg, Error):
+            if msg.code == ErrorCode.DIVERGED:
+                self.log(f"coordinator: agent {slot.block} diverged ({msg.text}); syncing")
+                return self._sync(slot)
+            self.log(f"coordinator: agent {slot.block} error {msg.code}: {msg.text}")
+            return []
+        if isinstance(msg, Bye):
+            self.log(f"coordinator: agent {slot.block} left ({msg.text or msg.code})")
+            return self.disconnected(link) + [(link, CLOSE)]
+        self.rejected["unexpected"] += 1
+        return [(link, Error(ErrorCode.BAD_MESSAGE, f"coordinator does not expect {msg.NAME}"))]
+
+    def disconnected(self, link) -> list:
+        """A link closed: its slot is free for a rejoin; the round may now be complete."""
+        slot = self.slot_of(link)
+        if slot is None:
+            return []
+        slot.link, slot.in_round = None, False
+        self.log(f"coordinator: agent {slot.block} disconnected")
+        if self.phase == "round":
+            return self._maybe_close_round()
+        if self.phase == "finishing":
+            return self._maybe_finish()
+        return []
+
+    def tick(self, now=None) -> list:
+        """Deadlines: start on quorum after the join timeout, close late rounds, end the run."""
+        now = self.clock() if now is None else now
+        if self.phase == "joining" and self.join_timeout is not None:
+            if now - self.started_at >= self.join_timeout and len(self.connected()) >= self.quorum:
+                self.log(f"coordinator: join timeout, starting with {len(self.connected())} agents")
+                return self._start_round()
+        if self.phase == "round" and now >= self.deadline:
+            late = [s.block for s in self.slots if s.in_round and s.vote is None]
+            self.log(f"coordinator: round {self.round} timed out; no vote from {late}")
+            return self._close_round()
+        if self.phase == "finishing" and now >= self.deadline:
+            return self._finish()
+        return []
+
+    # ---- joining ----
+
+    def _on_join(self, link, msg: Join) -> list:
+        slot = self._choose_slot(msg.agent_id)
+        if slot is None:
+            reason = "unknown_agent" if msg.agent_id != ASSIGN_AGENT_ID else "run_full"
+            self.rejected[reason] += 1
+            code = ErrorCode.UNKNOWN_AGENT if reason == "unknown_agent" else ErrorCode.RUN_FULL
+            text = (f"agent id {msg.agent_id} is not in this run (0..{len(self.slots) - 1})"
+                    if reason == "unknown_agent" else "every block already has an agent")
+            self.log(f"coordinator: refused a join: {text}")
+            return [(link, Error(code, text)), (link, CLOSE)]
+        out = []
+        if slot.link is not None and slot.link is not link:
+            out += [(slot.link, Bye(ByeReason.REPLACED, "a newer session took this block")),
+                    (slot.link, CLOSE)]
+        slot.link, slot.joins = link, slot.joins + 1
+        if link not in slot.links:
+            slot.links.append(link)
+        slot.assembler = VectorAssembler(expected_total=self.store.d)
+        out.append((link, Welcome(slot.block, slot.block, len(self.slots), self.store.d, self.config.seed,
+                                  self.round, self.store.digest(), self.welcome_json)))
+        holds_current = msg.round == self.round and msg.theta_hash == self.store.digest()
+        fresh = msg.round is None          # the agent holds no theta yet
+        if not holds_current and not starts_from_packaged_actor(fresh, self.round, self.config):
+            out += self._sync(slot)
+        if self.phase == "round" and slot.vote is None:
+            # Joining an open round: it holds theta_t now, so it can still vote.
+            slot.in_round = True
+            out.append((link, RoundStart(self.round)))
+        self.log(f"coordinator: agent {slot.block} joined ({len(self.connected())}/{len(self.slots)})")
+        # Before the first round, wait for all K (or the quorum at the join
+        # timeout); once running, one agent is enough to go on.
+        if self.phase == "joining" and (len(self.connected()) == len(self.slots) or self.started):
+            out += self._start_round()
+        return out
+
+    def _choose_slot(self, agent_id):
+        if agent_id == ASSIGN_AGENT_ID:
+            # A fresh agent takes the first block that has never had one, then any free one.
+            free = [s for s in self.slots if s.link is None]
+            fresh = [s for s in free if s.joins == 0]
+            return (fresh or free or [None])[0]
+        return self.slots[agent_id] if agent_id < len(self.slots) else None
+
+    def _sync(self, slot) -> list:
+        slot.syncs += 1
+        chunks = sync_chunks(self.round, self.store.values, self.store.fmt.frac_bits)
+        return [(slot.link, chunk) for chunk in chunks]
+
+    # ---- rounds ----
+
+    def _start_round(self) -> list:
+        if self.round >= self.config.rounds:
+            return self._begin_finish()
+        if not self.connected():
+            # Nobody to vote: pause until an agent (re)joins rather than run empty rounds.
+            self.phase = "joining"
+            self.log(f"coordinator: no agent connected; round {self.round} waits for a join")
+            return []
+        self.phase, self.started = "round", True
+        self.deadline = self.clock() + self.round_timeout
+        self.round_digest = self.store.digest()
+        out = []
+        for slot in self.slots:
+            slot.vote, slot.model, slot.in_round = None, None, slot.link is not None
+            if slot.link is not None:
+                out.append((slot.link, RoundStart(self.round)))
+        return out + self._maybe_close_round()
+
+    def _on_vote(self, slot, msg: Vote) -> list:
+        if self.phase != "round" or msg.round != self.round or slot.vote is not None or not slot.in_round:
+            self.rejected["stale_vote"] += 1
+            return [(slot.link, Error(ErrorCode.STALE_ROUND,
+                                      f"vote for round {msg.round} not accepted (round {self.round})"))]
+        if msg.theta_hash != self.round_digest:
+            slot.vote, slot.model = 0, None
+            slot.discarded_votes += 1
+            self.log(f"coordinator: agent {slot.block} voted on another theta; vote discarded, syncing")
+            return self._sync(slot) + self._maybe_close_round()
+        slot.vote = msg.vote
+        return self._maybe_close_round()
+
+    def _on_upload(self, slot, msg: ModelUpload) -> list:
+        if self.phase != "round" or msg.round != self.round:
+            self.rejected["stale_vote"] += 1
+            return []
+        model = slot.assembler.add(msg)
+        if model is not None:
+            slot.model = model
+        return []
+
+    def _maybe_close_round(self) -> list:
+        if any(s.in_round and s.vote is None and s.link is not None for s in self.slots):
+            return []
+        return self._close_round()
+
+    def _close_round(self) -> list:
+        votes = [s.vote if s.vote is not None else 0 for s in self.slots]
+        voters = sum(1 for s in self.slots if s.vote is not None)
+        if self.config.algo == "fedavg-s2zpo":
+            models = [s.model if s.vote is not None else None for s in self.slots]
+            average = average_models(models) if any(m is not None for m in models) else self.store.to_float()
+            saturated = self.store.set_from_float(average)
+        else:
+            saturated = apply_par_update(self.store, self.config.seed, len(self.slots), self.round,
+                                         votes, self.alpha_steps, self.config.perturbation)
+        digest = self.store.digest()
+        out = []
+        for slot in self.connected():
+            if self.config.algo == "fedavg-s2zpo":
+                out += [(slot.link, c) for c in model_chunks(ModelDownload, self.round, average)]
+            out.append((slot.link, RoundResult(self.round, tuple(votes), digest)))
+        # theta after this round, kept for the callback: the next round may
+        # already be under way when the transport calls after_dispatch().
+        self._closed.append({"round": self.round, "votes": votes, "voters": voters, "saturated": saturated,
+                             "theta_hash": digest.hex(), "theta": self.store.values.copy()})
+        self.round += 1
+        return out + self._start_round()
+
+    def after_dispatch(self) -> None:
+        """Run on_round_closed for the rounds that closed, now that their results are sent."""
+        closed, self._closed = self._closed, []
+        for info in closed:
+            self.on_round_closed(info)
+
+    # ---- the end ----
+
+    def _begin_finish(self) -> list:
+        # Agents send their Report after the last RoundResult; wait for them
+        # (up to report_timeout), then say Bye.
+        self.phase = "finishing"
+        self.deadline = self.clock() + self.report_timeout
+        return self._maybe_finish()
+
+    def _maybe_finish(self) -> list:
+        if self.phase == "finishing" and all(s.report is not None for s in self.connected()):
+            return self._finish()
+        return []
+
+    def _finish(self) -> list:
+        self.phase = "done"
+        out = []
+        for slot in self.connected():
+            out += [(slot.link, Bye(ByeReason.DONE, "run finished")), (slot.link, CLOSE)]
+        return out

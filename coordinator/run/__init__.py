@@ -1,0 +1,1 @@
+"""One run of the coordinator: evaluation, metrics, checkpoints and the run folder."""

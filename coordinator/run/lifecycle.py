@@ -1,0 +1,222 @@
+"""One coordinator run: the store, the round state machine, evaluation and the run folder.
+
+Every transport (in-process, TCP, serial) builds a `Run`, feeds its
+`runtime` the link events, and calls `finish()` at the end. After each
+round `Run` counts the work, evaluates when due, prints one progress line,
+appends the round's metrics and writes an atomic checkpoint; `--resume`
+continues from that checkpoint and ends bit-identical to an uninterrupted run.
+"""
+import time
+
+from fedzo.coordinator.rounds.runtime import CoordinatorRuntime
+from fedzo.coordinator.run.evaluate import evaluate, summarise
+from fedzo.coordinator.run.folder import CONFIG, RunFolder
+from fedzo.edge.learning import streams
+from fedzo.edge.learning.algorithm import initial_store, load_actor
+from fedzo.edge.learning.config import RunConfig, welcome_config
+from fedzo.edge.learning.fixedpoint import FixedPoint, ParameterStore
+from fedzo.edge.protocol import LinkCounters
+from fedzo.edge.tasks import make
+
+
+def transport_figures(links, counters: LinkCounters) -> dict:
+    """What the links of one slot carried besides messages, for its per_agent record.
+
+    Every transport: wire bytes (frames + other bytes: retransmissions, acks,
+    rejected input) and rejections by reason. Links with `transport_stats()`
+    (TCP, serial) add theirs; numbers are summed over the slot's links, and
+    for serial links that includes time on the wire at their baud rate.
+    """
+    up, down = counters.total["up"], counters.total["down"]
+    out = {"transport": None, "wire_bytes_up": up.wire_bytes, "wire_bytes_down": down.wire_bytes,
+           "other_bytes_up": up.other_bytes, "other_bytes_down": down.other_bytes,
+           "rejected_by_reason": {r: n for r, n in counters.rejected.items() if n}}
+    kinds = []
+    for link in links:
+        stats = link.transport_stats() if hasattr(link, "transport_stats") else {}
+        kinds.append(stats.get("transport") or getattr(link, "transport", "inproc"))
+        for key, value in stats.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "baud":
+                out[key] = out.get(key, 0) + value
+            elif key not in ("transport",):
+                out.setdefault(key, value)
+    if kinds:
+        out["transport"] = kinds[0] if len(set(kinds)) == 1 else "+".join(sorted(set(kinds)))
+    return out
+
+
+class Run:
+    """A run of the coordinator; see the module docstring."""
+
+    def __init__(self, config: RunConfig, out_dir, *, resume=False, round_timeout=120.0,
+                 join_timeout=None, quorum=None, log=print, plots=True):
+        self.config, self.log, self.plots = config, log, plots
+        self.folder = RunFolder(out_dir)
+        actor = load_actor(config)
+        self.task = make(config.task)
+        self.task.max_episode_steps = config.horizon    # evaluation uses the run's horizon too
+        low, high = self.task.model.actuator_ctrlrange.T
+        self.eval_policy = actor.policy(low, high)
+        self.eval_seeds = streams.eval_seeds(config.seed, config.eval_episodes)
+        self.totals = {"episodes": 0, "comparisons": 0, "wall_seconds": 0.0,
+                       "return_initial": None, "saturated": 0}
+        # Per-agent byte totals of earlier processes of this run (after --resume).
+        self.bytes_before = {}
+        start_round = 0
+        if resume:
+            store, start_round = self._resume(config)
+        else:
+            store = initial_store(config, actor)
+            self.folder.write_json(CONFIG, config.to_dict())
+            self.folder.truncate_metrics(0)
+        self.store = store
+        welcome = welcome_config(config, actor.obs_mean, actor.obs_std, store.fmt.dtype.name,
+                                 store.fmt.frac_bits)
+        self.runtime = CoordinatorRuntime(config, store, welcome, start_round=start_round,
+                                          round_timeout=round_timeout, join_timeout=join_timeout,
+                                          quorum=quorum, on_round_closed=self._after_round, log=log)
+        self.started = time.monotonic()
+        self.elapsed_before = self.totals["wall_seconds"]
+        if self.totals["return_initial"] is None:
+            self.totals["return_initial"] = self._evaluate()["mean"]
+        self.last_return = (self.totals.get("return_last") or self.totals["return_initial"])
+        self.log(f"{config.algo} on {config.task}: K = {config.agents}, T = {config.rounds}, "
+                 f"d = {store.d}, alpha = {config.alpha} ({self.runtime.alpha_steps} LSB), "
+                 f"mu = {config.mu} ({store.fmt.steps(config.mu)} LSB), store {store.fmt.dtype.name} "
+                 f"2^-{store.fmt.frac_bits}; return at start {self.totals['return_initial']:.1f}")
+
+    def _resume(self, config):
+        saved = RunConfig.from_dict(self.folder.read_json(CONFIG))
+        if saved != config:
+            raise ValueError(f"--resume: the run folder's config differs from this one "
+                             f"({self.folder.path / CONFIG})")
+        checkpoint = self.folder.load_checkpoint()
+        fmt = FixedPoint(checkpoint["values"].dtype, checkpoint["frac_bits"])
+        store = ParameterStore(checkpoint["values"], fmt)
+        self.totals.update(checkpoint["totals"])
+        self.bytes_before = self.totals.pop("agent_bytes", {})
+        self.folder.truncate_metrics(checkpoint["next_round"])
+        self.log(f"resuming at round {checkpoint['next_round']} from {self.folder.path}")
+        return store, checkpoint["next_round"]
+
+    # ---- after every round ----
+
+    def _evaluate(self, store=None) -> dict:
+        self.eval_policy.refresh(store or self.store)
+        return summarise(evaluate(self.task, self.eval_policy, self.eval_seeds))
+
+    def link_counters(self) -> list:
+        """(agent id, LinkCounters summed over its links in this process) for every slot."""
+        out = []
+        for slot in self.runtime.slots:
+            total = LinkCounters(f"agent-{slot.block}")
+            for link in slot.links:
+                total.merge(link.counters)
+            out.append((slot.block, total))
+        return out
+
+    def agent_bytes(self) -> dict:
+        """Per agent and direction: frame bytes, payload bits and wire bytes, whole run
+        (this process's links' totals plus those of earlier processes of the run)."""
+        out = {}
+        for slot in self.runtime.slots:
+            before = self.bytes_before.get(str(slot.block), {})
+            out[str(slot.block)] = {
+                direction: {key: before.get(direction, {}).get(key, 0)
+                            + sum(getattr(link.counters.total[direction], key) for link in slot.links)
+                            for key in ("frame_bytes", "payload_bits", "wire_bytes")}
+                for direction in ("up", "down")}
+        return out
+
+    def _round_bytes(self, round_number) -> dict:
+        """Frame bytes and payload bits of one round, all links (read, not merged)."""
+        out = {"bytes_up": 0, "bytes_down": 0, "payload_bits_up": 0, "payload_bits_down": 0}
+        for slot in self.runtime.slots:
+            for link in slot.links:
+                stats = link.counters.rounds.get(round_number)
+                if stats:
+                    for d in ("up", "down"):
+                        out[f"bytes_{d}"] += stats[d].frame_bytes
+                        out[f"payload_bits_{d}"] += stats[d].payload_bits
+        return out
+
+    def _after_round(self, info: dict) -> None:
+        config, t = self.config, info["round"]
+        per_vote = config.comparisons * (config.local_steps if config.algo == "fedavg-s2zpo" else 1)
+        self.totals["comparisons"] += info["voters"] * per_vote
+        self.totals["episodes"] += info["voters"] * per_vote * 2 * config.batch
+        self.totals["saturated"] += info["saturated"]
+        done = t + 1
+        theta = ParameterStore(info["theta"], self.store.fmt)    # theta right after round t
+        evaluation = None
+        if done == config.rounds or (config.eval_every and done % config.eval_every == 0):
+            evaluation = self._evaluate(theta)
+            self.last_return = evaluation["mean"]
+            self.totals["return_last"] = evaluation["mean"]
+        elapsed = self.elapsed_before + time.monotonic() - self.started
+        self.totals["wall_seconds"] = elapsed
+        record = {"round": t, "votes": info["votes"], "voters": info["voters"],
+                  "episodes": self.totals["episodes"], "comparisons": self.totals["comparisons"],
+                  "return": evaluation["mean"] if evaluation else None,
+                  "return_std": evaluation["std"] if evaluation else None,
+                  "saturated": info["saturated"], "theta_hash": info["theta_hash"],
+                  "elapsed_s": round(elapsed, 3), **self._round_bytes(t)}
+        self.folder.append_metrics(record)
+        self.folder.save_checkpoint(theta.values, self.store.fmt.frac_bits, done,
+                                    {**self.totals, "agent_bytes": self.agent_bytes()})
+        remaining = elapsed / max(done, 1) * (config.rounds - done)
+        self.log(f"round {done}/{config.rounds} | return {self.last_return:.1f} | "
+                 f"votes {''.join('+' if v > 0 else '-' if v < 0 else '0' for v in info['votes'])} | "
+                 f"comparisons {self.totals['comparisons']} | elapsed {elapsed:.0f} s | "
+                 f"left ~{remaining:.0f} s")
+
+    # ---- the end ----
+
+    def finish(self) -> dict:
+        """Write summary.json from the counters and the agents' reports; return it."""
+        config, d, K = self.config, self.store.d, self.config.agents
+        per_agent, totals = [], {"bytes_up": 0, "bytes_down": 0, "payload_bits_up": 0,
+                                 "payload_bits_down": 0, "wire_bytes_up": 0, "wire_bytes_down": 0}
+        agent_bytes = self.agent_bytes()
+        for (block, counters), slot in zip(self.link_counters(), self.runtime.slots):
+            up, down = agent_bytes[str(block)]["up"], agent_bytes[str(block)]["down"]
+            report = slot.report or {}
+            per_agent.append({
+                "id": block, "bytes_up": up["frame_bytes"], "bytes_down": down["frame_bytes"],
+                "payload_bits_up": up["payload_bits"], "payload_bits_down": down["payload_bits"],
+                "peak_rss_bytes": report.get("peak_rss"), "floor_rss_bytes": report.get("floor_rss"),
+                "learning_state_bytes": report.get("learning_state"),
+                "env_steps": report.get("env_steps"), "episodes": report.get("episodes"),
+                "joins": slot.joins, "syncs": slot.syncs, "discarded_votes": slot.discarded_votes,
+                "rejected_frames": counters.rejected_total, **transport_figures(slot.links, counters)})
+            for name, stats in (("up", up), ("down", down)):
+                totals[f"bytes_{name}"] += stats["frame_bytes"]
+                totals[f"payload_bits_{name}"] += stats["payload_bits"]
+                totals[f"wire_bytes_{name}"] += stats["wire_bytes"]
+        rounds_run = max(1, self.runtime.round)
+        reports = [s.report for s in self.runtime.slots if s.report]
+        summary = {
+            "algo": config.algo, "task": config.task, "agents": K, "rounds": self.runtime.round,
+            "d": d, "seed": config.seed, "panel_scale": config.scale,
+            "alpha_lsb": self.runtime.alpha_steps, "mu_lsb": self.store.fmt.steps(config.mu),
+            "frac_bits": self.store.fmt.frac_bits,
+            "episodes": self.totals["episodes"], "comparisons": self.totals["comparisons"],
+            "env_steps": sum(r["env_steps"] for r in reports) if len(reports) == K else None,
+            "reviewer_votes": sum(r["reviewer_votes"] for r in reports) if len(reports) == K else None,
+            "return_initial": self.totals["return_initial"], "return_final": self.last_return,
+            **totals,
+            "bytes_per_agent_per_round_up": totals["bytes_up"] / K / rounds_run,
+            "bytes_per_agent_per_round_down": totals["bytes_down"] / K / rounds_run,
+            "paper_bits_per_update": d + K,
+            "fedavg_float32_bytes_per_agent_per_round": 4 * d,
+            "saturated": self.totals["saturated"],
+            "coordinator_rejected": dict(self.runtime.rejected),
+            "wall_seconds": round(self.totals["wall_seconds"], 2),
+            "theta_hash": self.store.digest().hex(),
+            "per_agent": per_agent,
+        }
+        self.folder.write_json("summary.json", summary)
+        if self.plots:
+            from fedzo.coordinator.analysis.report import plot_run
+            plot_run(self.folder.path)      # PNGs of the return curves; none without matplotlib
+        return summary

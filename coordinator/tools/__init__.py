@@ -1,0 +1,1 @@
+"""Tools around runs: ARS pretraining, panel calibration, the link bench."""

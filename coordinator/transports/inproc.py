@@ -1,0 +1,102 @@
+"""The in-process link: coordinator and K agents in one process, no network.
+
+Each agent talks to the coordinator through a pair of protocol Endpoints
+joined by in-memory byte queues, so every frame is sealed, authenticated,
+framed, counted and opened exactly as on TCP: the byte counts of an
+in-process run are those of the same run on TCP (minus TCP/IP headers).
+
+Agents handle their messages in a thread pool (MuJoCo releases the GIL while
+it steps, so rollouts of different agents overlap); each agent's state is
+touched by one thread at a time, and the coordinator runs on the main thread.
+"""
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from fedzo.coordinator.rounds.runtime import CLOSE
+from fedzo.edge.agent.runtime import AgentRefused, AgentRuntime
+from fedzo.edge.protocol import (
+    AGENT,
+    COORDINATOR,
+    Endpoint,
+    LinkCounters,
+    NonceRegistry,
+    Session,
+)
+
+
+class InprocLink:
+    """Both ends of one agent's link, in memory."""
+
+    def __init__(self, index: int, run_key: bytes, nonces: NonceRegistry):
+        self.index = index
+        self.name = f"inproc-{index}"
+        self.counters = LinkCounters(self.name)                 # the coordinator's side
+        self.agent_counters = LinkCounters(f"{self.name}-agent")
+        self.coordinator_end = Endpoint(Session(COORDINATOR, run_key, counters=self.counters,
+                                                join_nonces=nonces))
+        self.agent_end = Endpoint(Session(AGENT, run_key, counters=self.agent_counters))
+        self.to_agent = []       # byte strings waiting for the agent
+        self.closed = False
+
+
+def _agent_step(agent: AgentRuntime, link: InprocLink, data: bytes) -> list:
+    """Feed bytes to an agent; the bytes of its replies."""
+    replies = []
+    for msg in link.agent_end.feed(data):
+        for reply in agent.handle(msg):
+            replies.append(link.agent_end.send(reply))
+    return replies
+
+
+def run_inproc(run, agents, run_key: bytes, workers=None, log=print) -> dict:
+    """Drive `run` (a fedzo.coordinator.run.lifecycle.Run) with in-process agents until it is done."""
+    nonces = NonceRegistry()
+    links = [InprocLink(i, run_key, nonces) for i in range(len(agents))]
+    to_coordinator = [(link, link.agent_end.send(agent.join())) for agent, link in zip(agents, links)]
+    runtime = run.runtime
+
+    def dispatch(outputs):
+        for link, msg in outputs:
+            if link.closed:
+                continue
+            if msg is CLOSE:
+                link.closed = True
+            else:
+                link.to_agent.append(link.coordinator_end.send(msg))
+        runtime.after_dispatch()
+
+    def drop(link, reason):
+        log(f"agent {link.index}: {reason}")
+        link.closed = True
+        dispatch(runtime.disconnected(link))
+
+    workers = workers or min(len(agents), os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        while not runtime.done:
+            for link, data in to_coordinator:
+                for msg in link.coordinator_end.feed(data):
+                    dispatch(runtime.received(link, msg))
+            to_coordinator = []
+            dispatch(runtime.tick())
+            ready = [(a, l) for a, l in zip(agents, links) if l.to_agent and not l.closed]
+            if not ready:
+                if not runtime.done:
+                    time.sleep(0.01)         # only deadlines can move the run now
+                continue
+            jobs = []
+            for agent, link in ready:
+                data, link.to_agent = b"".join(link.to_agent), []
+                jobs.append((link, pool.submit(_agent_step, agent, link, data)))
+            for link, job in jobs:
+                try:
+                    to_coordinator += [(link, data) for data in job.result()]
+                except AgentRefused as exc:
+                    drop(link, f"refused to take part: {exc}")
+                except Exception as exc:   # an agent's failure must not stop the run
+                    drop(link, f"failed: {exc!r}")
+        # Deliver the final Byes so every agent ends cleanly.
+        for agent, link in zip(agents, links):
+            if link.to_agent:
+                _agent_step(agent, link, b"".join(link.to_agent))
+    return run.finish()

@@ -1,0 +1,576 @@
+"""The coordinator's transports: TCP agents and serial ports in one selector loop.
+
+One thread, one selector. TCP: a listener accepts agents; each connection is
+a `TcpLink` with a length-prefix Endpoint. Serial: each port (a device or a
+pyserial URL) is a `SerialPort` with a SerialEndpoint (fragments + ARQ, see
+edge/serial_link.py); ports with a file descriptor join the selector, the
+others are polled every pass. Every pass also drives the ARQ timers and the
+runtime's deadlines, so a serial retransmission never waits for traffic.
+
+The runtime (coordinator/runtime.py) sees "links": a TcpLink per TCP
+connection, and a `SerialSession` per agent session on a serial port. A
+serial port outlives its sessions: when the runtime closes a session (after
+Bye or a refused join) the port gets a fresh session at once, ready for the
+next Join; when the ARQ gives up (the board is silent for link_timeout
+seconds) the session counts as disconnected and the port starts over; when
+a Join arrives on a session that already joined, the agent restarted, and
+the old session is disconnected before the new one is served. A port that
+fails (a USB adapter pulled out) is reopened every second.
+
+Bad input never stops the loop: a broken TCP stream closes that connection;
+bad frames inside a good stream, and anything a serial line mangles, are
+counted (LinkCounters.rejected) and skipped. A TCP connection that has not
+completed a Join within HANDSHAKE_SECONDS is closed, and at most MAX_PENDING
+such connections are kept.
+"""
+import selectors
+import socket
+import time
+
+from fedzo.coordinator.rounds.runtime import CLOSE
+from fedzo.edge.links.serial_link import (
+    DEFAULT_BAUD,
+    DEFAULT_FRAGMENT_BYTES,
+    DEFAULT_LINK_TIMEOUT,
+    PortIO,
+    SerialEndpoint,
+    SerialLinkError,
+    check_baud,
+    check_fragment,
+    make_arq,
+    wire_seconds,
+)
+from fedzo.edge.links.tcpinfo import tcp_header_figures
+from fedzo.edge.protocol import (
+    COORDINATOR,
+    Bye,
+    ByeReason,
+    Endpoint,
+    Join,
+    LinkCounters,
+    LinkFailed,
+    NonceRegistry,
+    ProtocolError,
+    Session,
+)
+
+RECV_BYTES = 65536
+HANDSHAKE_SECONDS = 30.0
+MAX_PENDING = 64
+POLL_SECONDS = 0.05           # longest sleep of a pass (the ARQ timers' resolution)
+NO_FD_POLL_SECONDS = 0.005    # with a port that cannot be selected on
+DRAIN_SECONDS = 5.0           # after the run: how long to wait for the last bytes to be acknowledged
+REOPEN_SECONDS = 1.0
+ARQ_STAT_KEYS = ("data_sent", "retransmitted", "acks_sent", "resets_sent", "resets_received",
+                 "delivered", "duplicates")
+
+
+class TcpLink:
+    """One agent connection on the coordinator's side."""
+
+    transport = "tcp"
+
+    def __init__(self, sock, address, run_key, nonces):
+        self.sock = sock
+        self.name = f"tcp-{address[0]}:{address[1]}"
+        self.counters = LinkCounters(self.name)
+        self.endpoint = Endpoint(Session(COORDINATOR, run_key, counters=self.counters, join_nonces=nonces))
+        self.outbox = bytearray()
+        self.closing = False      # close once the outbox is written
+        self.open = True
+        self.opened = time.monotonic()
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.tcp_headers = {}     # the kernel's segment counts, read when the socket closes
+
+    def read_tcp_headers(self) -> None:
+        """Keep the kernel's segment counts (call before closing the socket)."""
+        self.tcp_headers = tcp_header_figures(self.sock) or self.tcp_headers
+
+    def transport_stats(self) -> dict:
+        """Transport-specific figures for the run summary: the TCP/IP header bytes
+        (reported separately from frame bytes, SPEC 6), down = what we sent."""
+        h = self.tcp_headers
+        if not h:
+            return {"transport": "tcp"}
+        return {"transport": "tcp", "tcp_segments_up": h["segments_in"], "tcp_segments_down": h["segments_out"],
+                "tcp_ip_header_bytes_up": h["header_bytes_in"], "tcp_ip_header_bytes_down": h["header_bytes_out"]}
+
+
+class SerialSession:
+    """One agent session on a serial port: what the runtime sees as a link."""
+
+    transport = "serial"
+
+    def __init__(self, port, number: int):
+        self.port = port
+        self.name = f"serial-{port.name}#{number}"
+        self.counters = LinkCounters(self.name)
+        self.open = True
+        self.joined = False
+        self.link_failed = False
+        self._arq_totals = {key: 0 for key in ARQ_STAT_KEYS}
+        self._arq = None
+        self._arq_base = None
+
+    def attach(self, arq) -> None:
+        """Count what `arq` does from now on for this session."""
+        self.detach()
+        self._arq, self._arq_base = arq, dict(arq.stats)
+
+    def detach(self) -> None:
+        """Stop counting the current ARQ (it now serves another session, or is gone)."""
+        if self._arq is not None:
+            for key in ARQ_STAT_KEYS:
+                self._arq_totals[key] += self._arq.stats[key] - self._arq_base[key]
+        self._arq = self._arq_base = None
+
+    def arq_stats(self) -> dict:
+        """The ARQ's counts while it served this session."""
+        out = dict(self._arq_totals)
+        if self._arq is not None:
+            for key in ARQ_STAT_KEYS:
+                out[key] += self._arq.stats[key] - self._arq_base[key]
+        return out
+
+    def transport_stats(self) -> dict:
+        """Serial figures for the run summary: wire time, retransmissions, link failures."""
+        arq = self.arq_stats()
+        baud = self.port.baud
+        return {"transport": "serial", "port": self.port.name, "baud": baud,
+                "wire_seconds_up": wire_seconds(self.counters.total["up"].wire_bytes, baud),
+                "wire_seconds_down": wire_seconds(self.counters.total["down"].wire_bytes, baud),
+                # Packets the coordinator sent again; the agent's retransmissions that
+                # reached us show up as duplicates.
+                "retransmissions": arq["retransmitted"], "duplicates_received": arq["duplicates"],
+                "link_failures": int(self.link_failed)}
+
+
+class SerialPort:
+    """A serial port served by the coordinator, across any number of agent sessions."""
+
+    def __init__(self, path: str, baud: int, run_key: bytes, nonces: NonceRegistry, *,
+                 fragment: int = DEFAULT_FRAGMENT_BYTES, link_timeout: float = DEFAULT_LINK_TIMEOUT):
+        self.name = path
+        self.baud = check_baud(baud)
+        self.fragment = check_fragment(fragment)
+        self.link_timeout = link_timeout
+        self.key, self.nonces = run_key, nonces
+        self.io = None
+        self.sessions = []        # every session (for the accounting)
+        self.outbox = bytearray()
+        self.bytes_in = self.bytes_out = 0
+        self.failures = 0         # times the port itself failed
+        self.down_since = None
+        self.link = self.endpoint = self.arq = None
+        # A sealed Bye(TIMEOUT) for an agent whose link we gave up on: resent on
+        # every fresh line until acknowledged or the agent joins again, since an
+        # agent with nothing to send would not notice the loss otherwise.
+        self.pending_bye = None
+        self.reopen()
+
+    def reopen(self) -> None:
+        """Open the device and start a fresh line (SerialLinkError if it cannot be opened)."""
+        self.io = PortIO(self.name, self.baud)
+        self.down_since = None
+        self.outbox.clear()
+        self.new_line()
+
+    def resend_pending_bye(self) -> None:
+        """Queue the pending Bye(TIMEOUT), if any, on the current line."""
+        if self.pending_bye is not None:
+            self.endpoint.send_frame(self.pending_bye, time.monotonic(), name=Bye.NAME)
+
+    @property
+    def up(self) -> bool:
+        return self.io is not None
+
+    def _new_session_link(self) -> SerialSession:
+        link = SerialSession(self, len(self.sessions))
+        self.sessions.append(link)
+        return link
+
+    def new_line(self) -> None:
+        """Fresh ARQ state and a fresh session (the old session, if any, is over)."""
+        if self.link is not None:
+            self.link.detach()
+            self.link.open = False
+        self.arq = make_arq(self.baud, fragment=self.fragment, link_timeout=self.link_timeout)
+        self.link = self._new_session_link()
+        session = Session(COORDINATOR, self.key, counters=self.link.counters, join_nonces=self.nonces)
+        self.endpoint = SerialEndpoint(session, self.arq, fragment=self.fragment)
+        self.link.attach(self.arq)
+
+    def new_session(self, *, session=None, drop_backlog=False) -> SerialSession:
+        """Serve the next session on the same line; returns the new link.
+
+        session: a Session already restarted by a Join (the agent restarted),
+        which keeps its handshake state under the new link's counters.
+        """
+        old = self.link
+        old.detach()
+        old.open = False
+        self.link = self._new_session_link()
+        if session is None:
+            session = Session(COORDINATOR, self.key, counters=self.link.counters, join_nonces=self.nonces)
+        else:
+            session.counters = self.link.counters
+        self.endpoint.rebind(session, drop_backlog=drop_backlog)
+        self.link.attach(self.arq)
+        return self.link
+
+    @property
+    def idle(self) -> bool:
+        """Nothing waits to be written or acknowledged."""
+        return not self.outbox and self.endpoint.idle
+
+    def close(self) -> None:
+        if self.link is not None:
+            self.link.detach()
+            self.link.open = False
+        if self.io is not None:
+            self.io.close()
+            self.io = None
+
+
+class Server:
+    """Serves a Run's runtime to TCP agents and serial ports until the run is done.
+
+    listen: (host, port) to accept TCP agents on, or None for serial only.
+    serial: device paths or pyserial URLs to serve (SerialLinkError if one
+    cannot be opened).
+    """
+
+    def __init__(self, run, run_key: bytes, *, listen=("127.0.0.1", 0), serial=(), baud=DEFAULT_BAUD,
+                 fragment=DEFAULT_FRAGMENT_BYTES, link_timeout=DEFAULT_LINK_TIMEOUT, log=print):
+        if listen is None and not serial:
+            raise ValueError("a server needs a TCP address to listen on or a serial port")
+        self.run, self.runtime, self.key, self.log = run, run.runtime, run_key, log
+        self.nonces = NonceRegistry()
+        self.selector = selectors.DefaultSelector()
+        self.listener = None
+        self.links = []           # every TCP link ever accepted (for the accounting)
+        self.ports = []           # every serial port
+        self.closed_streams = 0
+        try:
+            for path in serial:
+                port = SerialPort(path, baud, run_key, self.nonces, fragment=fragment,
+                                  link_timeout=link_timeout)
+                self.ports.append(port)
+                self._register_port(port)
+            if listen is not None:
+                self.listener = socket.create_server(listen, reuse_port=False)
+                self.listener.setblocking(False)
+                self.selector.register(self.listener, selectors.EVENT_READ, None)
+        except BaseException:
+            self._shutdown()
+            raise
+
+    @property
+    def address(self) -> tuple:
+        """The TCP address agents connect to."""
+        if self.listener is None:
+            raise ValueError("this server does not listen on TCP")
+        return self.listener.getsockname()[:2]
+
+    def serve(self, stop_after=None, check=None) -> None:
+        """Run until the runtime is done and every queued byte is written (and acknowledged).
+
+        check(): called every pass; it may raise to abort (e.g. all agents died).
+        """
+        deadline = None if stop_after is None else time.monotonic() + stop_after
+        drain_until = None
+        try:
+            while True:
+                now = time.monotonic()
+                if self.runtime.done:
+                    drain_until = drain_until or now + DRAIN_SECONDS
+                    if self._drained() or now > drain_until:
+                        break
+                if deadline is not None and now > deadline:
+                    raise TimeoutError(f"the run did not finish within {stop_after} s")
+                self._poll_once()
+                self._dispatch(self.runtime.tick())
+                self._service_ports()
+                self._expire_handshakes()
+                if check is not None:
+                    check()
+        finally:
+            self._shutdown()
+
+    def _drained(self) -> bool:
+        return (not any(l.outbox for l in self._open_links())
+                and all(p.idle for p in self.ports if p.up))
+
+    def _poll_once(self) -> None:
+        unselectable = any(p.up and p.io.fd is None for p in self.ports)
+        timeout = NO_FD_POLL_SECONDS if unselectable else POLL_SECONDS
+        for key, events in self.selector.select(timeout=timeout):
+            target = key.data
+            if target is None:
+                self._accept()
+            elif isinstance(target, SerialPort):
+                if events & selectors.EVENT_READ:
+                    self._read_port(target)
+                if events & selectors.EVENT_WRITE and target.up:
+                    self._flush_port(target)
+            else:
+                if events & selectors.EVENT_READ:
+                    self._read(target)
+                if events & selectors.EVENT_WRITE and target.open:
+                    self._write(target)
+
+    def _shutdown(self) -> None:
+        for link in self._open_links():
+            self._close(link, notify=False)
+        for port in self.ports:
+            self._unregister_port(port)
+            port.close()
+        if self.listener is not None:
+            self.listener.close()
+        self.selector.close()
+
+    # ---- TCP connections ----
+
+    def _open_links(self):
+        return [l for l in self.links if l.open]
+
+    def _accept(self):
+        try:
+            sock, address = self.listener.accept()
+        except OSError:
+            return
+        pending = [l for l in self._open_links() if self.runtime.slot_of(l) is None]
+        if len(pending) >= MAX_PENDING:
+            self.log(f"coordinator: too many connections without a join; refusing {address[0]}")
+            sock.close()
+            return
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        link = TcpLink(sock, address, self.key, self.nonces)
+        self.links.append(link)
+        self.selector.register(sock, selectors.EVENT_READ, link)
+
+    def _read(self, link):
+        try:
+            data = link.sock.recv(RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close(link)
+            return
+        link.bytes_in += len(data)
+        try:
+            messages = link.endpoint.feed(data)
+        except ProtocolError as exc:      # a broken stream: this connection cannot go on
+            self.closed_streams += 1
+            self.log(f"coordinator: closing {link.name}: {exc}")
+            self._close(link)
+            return
+        self._log_rejections(link.endpoint, link.name)
+        for msg in messages:
+            self._dispatch(self.runtime.received(link, msg))
+
+    def _write(self, link):
+        try:
+            sent = link.sock.send(link.outbox)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._close(link)
+            return
+        link.bytes_out += sent
+        del link.outbox[:sent]
+        if not link.outbox:
+            if link.closing:
+                self._close(link, notify=False)
+            else:
+                self.selector.modify(link.sock, selectors.EVENT_READ, link)
+
+    def _close(self, link, notify=True):
+        if not link.open:
+            return
+        try:
+            self.selector.unregister(link.sock)
+        except (KeyError, ValueError):
+            pass
+        if isinstance(link, TcpLink):
+            link.read_tcp_headers()
+        link.sock.close()
+        link.open = False
+        if notify:
+            self._dispatch(self.runtime.disconnected(link))
+
+    def _expire_handshakes(self):
+        now = time.monotonic()
+        for link in self._open_links():
+            if self.runtime.slot_of(link) is None and not link.closing and now - link.opened > HANDSHAKE_SECONDS:
+                self.log(f"coordinator: {link.name} sent no valid join in {HANDSHAKE_SECONDS:.0f} s; closing")
+                self._close(link)
+
+    # ---- serial ports ----
+
+    def _register_port(self, port, events=selectors.EVENT_READ):
+        if port.up and port.io.fd is not None:
+            try:
+                self.selector.modify(port.io.fd, events, port)
+            except KeyError:
+                self.selector.register(port.io.fd, events, port)
+
+    def _unregister_port(self, port):
+        if port.up and port.io.fd is not None:
+            try:
+                self.selector.unregister(port.io.fd)
+            except (KeyError, ValueError):
+                pass
+
+    def _read_port(self, port):
+        try:
+            data = port.io.read()
+        except SerialLinkError as exc:
+            self._port_failed(port, exc)
+            return
+        if not data:
+            return
+        port.bytes_in += len(data)
+        messages = port.endpoint.feed(data, time.monotonic())
+        self._log_rejections(port.endpoint, port.link.name)
+        self._flush_port(port)          # acknowledge first: the runtime may take a while
+        for msg in messages:
+            link = port.link
+            if isinstance(msg, Join) and link.joined:
+                # The agent restarted (or lost the link before we noticed): its old
+                # session is over; the Session object itself already restarted.
+                old = link
+                link = port.new_session(session=port.endpoint.session, drop_backlog=True)
+                self._dispatch(self.runtime.disconnected(old))
+            if isinstance(msg, Join):
+                link.joined = True
+                port.pending_bye = None      # it is back: nothing more to tell the old session
+            self._dispatch(self.runtime.received(link, msg))
+
+    def _service_ports(self):
+        """Every pass: reopen failed ports, poll unselectable ones, drive the ARQ timers, write."""
+        now = time.monotonic()
+        for port in self.ports:
+            if not port.up:
+                if now - port.down_since >= REOPEN_SECONDS:
+                    try:
+                        port.reopen()
+                    except SerialLinkError:
+                        port.down_since = now
+                        continue
+                    self.log(f"coordinator: serial port {port.name} is back")
+                    self._register_port(port)
+                continue
+            if port.io.fd is None:
+                self._read_port(port)
+                if not port.up:
+                    continue
+            try:
+                port.endpoint.tick(now)
+            except LinkFailed as exc:
+                self._link_failed(port, exc)
+            if port.pending_bye is not None and port.endpoint.idle:
+                port.pending_bye = None      # acknowledged: the agent will join again
+            self._flush_port(port)
+
+    def _flush_port(self, port):
+        if not port.up:
+            return
+        port.outbox += port.endpoint.output()
+        if port.outbox:
+            try:
+                n = port.io.write(port.outbox)
+            except SerialLinkError as exc:
+                self._port_failed(port, exc)
+                return
+            port.bytes_out += n
+            del port.outbox[:n]
+        self._register_port(port, selectors.EVENT_READ | (selectors.EVENT_WRITE if port.outbox else 0))
+
+    def _link_failed(self, port, exc):
+        """The ARQ gave up: the agent behind this port is gone (for now)."""
+        old = port.link
+        old.link_failed = old.joined
+        session = port.endpoint.session
+        if old.joined:
+            self.log(f"coordinator: serial link {port.name} lost ({exc})")
+            if session.established:
+                # Tell the agent, once the line works again, that its session is over.
+                try:
+                    port.pending_bye = session.seal(Bye(ByeReason.TIMEOUT, "serial link lost; join again"))
+                except ProtocolError:
+                    port.pending_bye = None
+        port.new_line()
+        port.resend_pending_bye()
+        if old.joined:
+            self._dispatch(self.runtime.disconnected(old))
+
+    def _port_failed(self, port, exc):
+        """The device failed: end its session and try to reopen it every second."""
+        self.log(f"coordinator: {exc}; reopening every {REOPEN_SECONDS:.0f} s")
+        port.failures += 1
+        old = port.link
+        self._unregister_port(port)
+        port.close()
+        port.down_since = time.monotonic()
+        if old is not None and old.joined:
+            self._dispatch(self.runtime.disconnected(old))
+
+    # ---- both ----
+
+    def _log_rejections(self, endpoint, name):
+        for error in list(endpoint.errors):
+            self.log(f"coordinator: rejected a frame from {name}: {error}")
+        endpoint.errors.clear()
+
+    def _dispatch(self, outputs):
+        for link, msg in outputs:
+            if isinstance(link, SerialSession):
+                self._send_serial(link, msg)
+                continue
+            if not link.open or link.closing:
+                continue
+            if msg is CLOSE:
+                link.closing = True
+                if not link.outbox:
+                    self._close(link, notify=False)
+                continue
+            try:
+                link.outbox += link.endpoint.send(msg)
+            except ProtocolError as exc:        # the session is closed (Bye sent)
+                self.log(f"coordinator: cannot send {msg.NAME} to {link.name}: {exc}")
+                continue
+            self.selector.modify(link.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, link)
+        self.runtime.after_dispatch()           # sent and counted: the round's metrics are complete
+
+    def _send_serial(self, link, msg):
+        port = link.port
+        if not link.open or link is not port.link or not port.up:
+            return
+        if msg is CLOSE:
+            # The port stays: what was queued still goes out, and the next Join
+            # starts a new session.
+            port.new_session()
+            return
+        try:
+            port.endpoint.send(msg, time.monotonic())
+        except LinkFailed as exc:
+            self._link_failed(port, exc)
+            return
+        except ProtocolError as exc:
+            self.log(f"coordinator: cannot send {msg.NAME} to {link.name}: {exc}")
+            return
+        self._flush_port(port)
+
+    def unbound_counters(self) -> LinkCounters:
+        """Traffic of connections and serial sessions that never joined (garbage, wrong key...)."""
+        total = LinkCounters("unbound")
+        bound = {id(l) for s in self.runtime.slots for l in s.links}
+        for link in self.links + [s for p in self.ports for s in p.sessions]:
+            if id(link) not in bound:
+                total.merge(link.counters)
+        return total

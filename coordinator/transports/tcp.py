@@ -1,0 +1,54 @@
+"""The coordinator's TCP transport, and `fedzo simulate --link tcp`.
+
+The selector loop itself is coordinator/server.py's Server, which also
+serves serial ports; `TcpServer` is that server listening on TCP only.
+"""
+import subprocess
+import sys
+from pathlib import Path
+
+from fedzo.coordinator.transports.server import Server
+from fedzo.edge.protocol.keyfile import write_key_file
+
+
+class TcpServer(Server):
+    """Serves a Run's runtime to agents over TCP until the run is done."""
+
+    def __init__(self, run, run_key: bytes, listen=("127.0.0.1", 0), log=print):
+        super().__init__(run, run_key, listen=listen, log=log)
+
+
+def agent_command(*args) -> list:
+    """The command line of a `fedzo agent` process with these arguments."""
+    return [sys.executable, "-m", "fedzo.cli", "agent", *args]
+
+
+def simulate_tcp(run, run_key: bytes, log=print, agent_args=(), timeout=None) -> dict:
+    """K `fedzo agent` processes against this coordinator on loopback; returns the summary."""
+    server = TcpServer(run, run_key, ("127.0.0.1", 0), log=log)
+    host, port = server.address
+    folder = Path(run.folder.path)
+    key_file = folder / "run.key"
+    write_key_file(key_file, run_key)
+    processes, logs = [], []
+    for k in range(run.config.agents):
+        agent_log = open(folder / f"agent-{k}.log", "w")
+        logs.append(agent_log)
+        cmd = agent_command("--connect", f"{host}:{port}", "--key-file", str(key_file), "--id", str(k),
+                            *agent_args)
+        processes.append(subprocess.Popen(cmd, stdout=agent_log, stderr=subprocess.STDOUT))
+    try:
+        server.serve(stop_after=timeout)
+        summary = run.finish()
+    finally:
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for agent_log in logs:
+            agent_log.close()
+    failed = [k for k, p in enumerate(processes) if p.returncode not in (0, None)]
+    if failed:
+        log(f"agents {failed} exited with an error; see {folder}/agent-K.log")
+    return summary

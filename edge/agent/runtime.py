@@ -1,0 +1,225 @@
+"""An agent's protocol state machine: decoded messages in, messages out.
+
+It wraps the round logic of `fedzo.edge.learning.agent_logic` and knows nothing of
+transports: the TCP client, the serial client and the in-process simulator
+all feed it the messages their link delivers and send what it returns.
+
+    join()                      -> Join (first contact, or rejoin with round + hash)
+    Welcome                     -> set up task, store, policy; [] or [Error DIVERGED]
+    RoundStart t                -> [Vote] (FedAvg: [ModelUpload..., Vote])
+    RoundResult t               -> apply votes (FedAvg: the downloaded average);
+                                   [] or [Error DIVERGED] if the hashes differ;
+                                   after the last round, [Report]
+    Sync / ModelDownload chunks -> assemble; a complete Sync replaces theta
+    Bye                         -> done (a session is closed after Bye, which is
+                                   why the Report goes first)
+
+Who syncs after a Welcome (both sides apply the same rule): a first join at
+round 0 of a run that starts from the packaged actor builds theta_0 locally
+and checks the hash; every other case waits for the coordinator's Sync.
+"""
+import time
+
+import numpy as np
+
+from fedzo.edge import kernel
+from fedzo.edge.agent import memory
+from fedzo.edge.learning.agent_logic import FedAvgAgent, ParS2ZPOAgent
+from fedzo.edge.learning.algorithm import ACTOR_DIR, starts_from_packaged_actor
+from fedzo.edge.learning.config import parse_welcome_config
+from fedzo.edge.learning.fixedpoint import FixedPoint, ParameterStore
+from fedzo.edge.policy.mlp import Actor
+from fedzo.edge.protocol import (
+    ASSIGN_AGENT_ID,
+    Bye,
+    Capabilities,
+    Error,
+    ErrorCode,
+    Join,
+    ModelDownload,
+    ModelUpload,
+    Report,
+    RoundResult,
+    RoundStart,
+    Sync,
+    VectorAssembler,
+    Vote,
+    Welcome,
+    model_chunks,
+)
+from fedzo.edge.tasks import make
+
+# Errors from the coordinator that mean this agent cannot take part in the run.
+REFUSALS = (ErrorCode.UNKNOWN_AGENT, ErrorCode.RUN_FULL, ErrorCode.BAD_VERSION, ErrorCode.INCOMPATIBLE)
+
+
+class AgentRefused(RuntimeError):
+    """The agent cannot take part (memory budget, incompatible run); the text says why."""
+
+
+class AgentRuntime:
+    """One agent's side of a run, driven by messages."""
+
+    def __init__(self, agent_id=ASSIGN_AGENT_ID, memory_budget=0, log=print, preference=None):
+        self.agent_id = agent_id
+        self.memory_budget = int(memory_budget)
+        self.log = log
+        self.preference = preference
+        self.logic = None            # ParS2ZPOAgent or FedAvgAgent, after the first Welcome
+        self.round = None            # the round whose theta_t this replica holds
+        self.synced = False          # theta is known to match the coordinator's
+        self.done = False
+        self.refusal = None          # why the coordinator will not have this agent, if it said so
+        self.floor_rss = 0
+        self._sync = None
+        self._download = None
+        self._average = None
+
+    # ---- outgoing ----
+
+    def join(self) -> Join:
+        """The Join for a new session (a rejoin carries the round and hash we hold)."""
+        caps = Capabilities(backend=kernel.backend(),
+                            store_bits=16 if self.logic is None else 8 * self.logic.store.values.itemsize,
+                            memory_budget=self.memory_budget)
+        if self.logic is not None and self.synced:
+            return Join(self.agent_id, caps, self.round, self.logic.digest())
+        return Join(self.agent_id, caps)
+
+    def report(self) -> Report:
+        """This agent's work and memory figures (sent when the run ends)."""
+        counters = self.logic.counters() if self.logic else {}
+        return Report(
+            round=self.round or 0,
+            peak_rss=memory.peak_rss_bytes(), floor_rss=self.floor_rss,
+            learning_state=self.logic.learning_state_bytes if self.logic else 0,
+            episodes=counters.get("episodes", 0), env_steps=counters.get("env_steps", 0),
+            comparisons=counters.get("comparisons", 0),
+            reviewer_votes=counters.get("reviewer_votes", 0),
+            saturations=counters.get("saturations", 0))
+
+    # ---- incoming ----
+
+    def handle(self, msg) -> list:
+        """React to one message from the coordinator; returns the replies."""
+        handler = {Welcome: self._on_welcome, RoundStart: self._on_round_start,
+                   RoundResult: self._on_round_result, Sync: self._on_sync,
+                   ModelDownload: self._on_download, Error: self._on_error,
+                   Bye: self._on_bye}.get(type(msg))
+        if handler is None:
+            return [Error(ErrorCode.BAD_MESSAGE, f"agent does not expect {msg.NAME}")]
+        return handler(msg)
+
+    def _on_welcome(self, msg: Welcome) -> list:
+        config, obs_mean, obs_std, dtype, frac_bits = parse_welcome_config(msg.config)
+        rejoining = self.logic is not None and self.synced
+        if self.logic is None or self.logic.index != msg.block or self.logic.store.d != msg.d:
+            self._build(msg, config, obs_mean, obs_std, dtype, frac_bits)
+        self.agent_id = msg.agent_id
+        if starts_from_packaged_actor(not rejoining, msg.round, config):
+            self.round = 0
+            self.synced = self.logic.digest() == msg.theta_hash
+            if not self.synced:
+                return [Error(ErrorCode.DIVERGED, "theta_0 built from the packaged actor differs")]
+        elif rejoining and (self.round, self.logic.digest()) == (msg.round, msg.theta_hash):
+            self.synced = True
+        else:
+            self.synced = False          # the coordinator sends a Sync
+        self.log(f"agent {self.agent_id}: block {msg.block} of {msg.n_agents}, d = {msg.d}, "
+                 f"round {msg.round}, {'in sync' if self.synced else 'waiting for sync'}")
+        return [self.report()] if msg.round >= config.rounds else []
+
+    def _build(self, msg, config, obs_mean, obs_std, dtype, frac_bits):
+        """Task, store and round logic for this run; checks the memory budget."""
+        task = make(config.task)
+        self.floor_rss = memory.current_rss_bytes()   # interpreter + numpy + mujoco + task model
+        fmt = FixedPoint(np.dtype(dtype), frac_bits)
+        actor = Actor(config.task, task.obs_dim, task.act_dim, np.zeros(msg.d, np.float32),
+                      np.asarray(obs_mean), np.asarray(obs_std))
+        store = ParameterStore(np.zeros(msg.d, fmt.dtype), fmt)
+        packaged = ACTOR_DIR / f"{config.task}.npz"
+        if config.actor == "" and packaged.is_file():
+            theta = Actor.load(packaged).theta
+            if theta.size == msg.d:
+                store.set_from_float(theta)
+        cls = FedAvgAgent if config.algo == "fedavg-s2zpo" else ParS2ZPOAgent
+        logic = cls(config, msg.block, store, task, actor, self.preference)
+        needed = self.floor_rss + logic.learning_state_bytes
+        if self.memory_budget and needed > self.memory_budget:
+            raise AgentRefused(
+                f"memory budget {self.memory_budget / 2**20:.1f} MiB is below what this agent needs: "
+                f"{needed / 2**20:.1f} MiB (floor {self.floor_rss / 2**20:.1f} MiB for Python, NumPy, "
+                f"MuJoCo and the {config.task} model, plus {logic.learning_state_bytes} bytes of learning state)")
+        self.logic = logic
+        self._sync = VectorAssembler(expected_total=msg.d)
+        self._download = VectorAssembler(expected_total=msg.d)
+
+    def _on_round_start(self, msg: RoundStart) -> list:
+        if self.logic is None:
+            return [Error(ErrorCode.BAD_MESSAGE, "round_start before welcome")]
+        if not self.synced or self.round != msg.round:
+            # Not holding theta_t: abstain (the coordinator counts 0) and ask for theta.
+            return [Error(ErrorCode.DIVERGED, f"holding round {self.round}, asked for {msg.round}")]
+        digest = self.logic.digest()   # of theta_t, before any local step
+        started, episodes = time.monotonic(), self.logic.episodes
+        if isinstance(self.logic, FedAvgAgent):
+            vote, model = self.logic.local_model(msg.round)
+            replies = model_chunks(ModelUpload, msg.round, model) + [Vote(msg.round, vote, digest)]
+        else:
+            vote = self.logic.vote(msg.round)
+            replies = [Vote(msg.round, vote, digest)]
+        self.log(f"agent {self.agent_id}: round {msg.round + 1}/{self.logic.config.rounds} "
+                 f"vote {vote:+d} ({self.logic.episodes - episodes} episodes, "
+                 f"{time.monotonic() - started:.1f} s)")
+        return replies
+
+    def _on_round_result(self, msg: RoundResult) -> list:
+        if self.logic is None or not self.synced or self.round != msg.round:
+            return []                                 # a Sync will bring us up to date
+        if isinstance(self.logic, FedAvgAgent):
+            if self._average is None:
+                self.synced = False
+                return [Error(ErrorCode.DIVERGED, f"no averaged model for round {msg.round}")]
+            self.logic.apply(msg.round, self._average)
+            self._average = None
+        else:
+            self.logic.apply(msg.round, list(msg.votes))
+        self.round = msg.round + 1
+        if self.logic.digest() != msg.theta_hash:
+            self.synced = False
+            return [Error(ErrorCode.DIVERGED, f"theta differs after round {msg.round}")]
+        return [self.report()] if self.round == self.logic.config.rounds else []
+
+    def _on_sync(self, msg: Sync) -> list:
+        if self.logic is None:
+            return [Error(ErrorCode.BAD_MESSAGE, "sync before welcome")]
+        theta = self._sync.add(msg)
+        if theta is None:
+            return []
+        store = self.logic.store
+        if msg.dtype != store.fmt.dtype.name or msg.frac_bits != store.fmt.frac_bits:
+            return [Error(ErrorCode.INCOMPATIBLE, "sync in another fixed-point format")]
+        store.values[:] = theta
+        self.logic.policy.refresh(store)
+        self.round, self.synced = msg.round, True
+        self.log(f"agent {self.agent_id}: synced theta at round {msg.round}")
+        return []
+
+    def _on_download(self, msg: ModelDownload) -> list:
+        model = self._download.add(msg)
+        if model is not None:
+            self._average = model
+        return []
+
+    def _on_error(self, msg: Error) -> list:
+        self.log(f"agent {self.agent_id}: coordinator says error {msg.code}: {msg.text}")
+        if msg.code in REFUSALS:
+            # Not a passing fault: retrying would be refused the same way.
+            self.refusal = f"{ErrorCode(msg.code).name.lower()}: {msg.text}"
+            self.done = True
+        return []
+
+    def _on_bye(self, msg: Bye) -> list:
+        self.done = True
+        self.log(f"agent {self.agent_id}: run over ({msg.text or msg.code})")
+        return []

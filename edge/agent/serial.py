@@ -1,0 +1,226 @@
+"""`fedzo agent --serial PORT`: take part in a run over a serial line.
+
+The serial twin of edge/tcp_agent.py. A serial line has no connection to
+lose, so the agent learns that the link is gone in one of three ways: its
+ARQ gets no acknowledgement for `link_timeout` seconds; the coordinator,
+whose own ARQ gave up while this agent had nothing to send, says
+Bye(TIMEOUT) once the line works again (any other Bye ends the run); or
+nothing at all arrives for `idle_timeout` seconds (a coordinator that was
+restarted). Then the agent joins again on the same port, with its id, round
+and theta hash, so the coordinator resyncs it if needed. If the port itself
+fails (a USB adapter pulled out), it is reopened. The agent never hangs: it
+gives up with AgentGaveUp when `reconnect_seconds` pass after a loss (or
+after starting) without a single valid message from the coordinator.
+
+One thread does everything. Received bytes are acknowledged before the
+messages they complete are handled, so a long rollout does not make the
+coordinator retransmit what already arrived.
+"""
+import json
+import time
+
+from fedzo.edge.agent.runtime import AgentRefused, AgentRuntime
+from fedzo.edge.agent.tcp import AgentGaveUp
+from fedzo.edge.links.serial_link import (
+    DEFAULT_BAUD,
+    DEFAULT_FRAGMENT_BYTES,
+    DEFAULT_LINK_TIMEOUT,
+    PortIO,
+    SerialEndpoint,
+    SerialLinkError,
+    check_baud,
+    check_fragment,
+    make_arq,
+)
+from fedzo.edge.protocol import (
+    AGENT,
+    Bye,
+    ByeReason,
+    Error,
+    ErrorCode,
+    LinkCounters,
+    LinkFailed,
+    Session,
+)
+from fedzo.edge.protocol.errors import ProtocolError
+
+POLL_SECONDS = 0.05
+# Silence after which a session counts as lost. A needless rejoin costs a
+# Join and a Welcome (under 1 KB), so this can be far shorter than TCP's.
+IDLE_SECONDS = 300.0
+# Answers to a Join that joining again cannot change.
+REFUSALS = (ErrorCode.RUN_FULL, ErrorCode.UNKNOWN_AGENT, ErrorCode.AUTH_FAILED, ErrorCode.BAD_VERSION)
+
+
+class SerialAgentStats:
+    """What an agent's serial link carried, over all its sessions."""
+
+    ARQ_KEYS = ("data_sent", "retransmitted", "acks_sent", "resets_sent", "resets_received",
+                "delivered", "duplicates", "bytes_first", "bytes_other")
+
+    def __init__(self, port: str, baud: int):
+        self.port, self.baud = port, baud
+        self.counters = LinkCounters("agent")
+        self.arq = {key: 0 for key in self.ARQ_KEYS}
+        self.sessions = 0
+        self.link_failures = 0     # sessions ended by the ARQ giving up
+        self.port_errors = 0       # times the port failed and was reopened
+
+    def add_arq(self, stats: dict) -> None:
+        """Add one session's ARQ counts."""
+        for key in self.ARQ_KEYS:
+            self.arq[key] += stats.get(key, 0)
+
+    def to_dict(self) -> dict:
+        """JSON-ready: the link counters, the ARQ totals and the session counts."""
+        return {"transport": "serial", "port": self.port, "baud": self.baud,
+                "sessions": self.sessions, "link_failures": self.link_failures,
+                "port_errors": self.port_errors, "arq": dict(self.arq),
+                "counters": self.counters.to_dict()}
+
+    def write(self, path) -> None:
+        """Write to_dict() as JSON to path."""
+        with open(path, "w") as f:
+            json.dump(self.to_dict(), f)
+
+
+class _Clock:
+    """When the coordinator was last heard from (for the give-up limit)."""
+
+    def __init__(self):
+        self.last_heard = time.monotonic()
+
+
+def run_agent_serial(port: str, run_key: bytes, runtime: AgentRuntime, *, baud: int = DEFAULT_BAUD,
+                     fragment: int = DEFAULT_FRAGMENT_BYTES, link_timeout: float = DEFAULT_LINK_TIMEOUT,
+                     idle_timeout: float = IDLE_SECONDS, reconnect_seconds: float = 60.0,
+                     log=print) -> SerialAgentStats:
+    """Take part in a run over the serial port until it ends; returns the link's figures.
+
+    Raises AgentRefused (the agent cannot take part), AgentGaveUp (no
+    coordinator within reconnect_seconds) or ValueError (bad settings).
+    """
+    check_baud(baud)
+    check_fragment(fragment)
+    if not link_timeout > 0 or not reconnect_seconds > 0 or not idle_timeout > 0:
+        raise ValueError("link_timeout, idle_timeout and reconnect_seconds must be positive")
+    stats = SerialAgentStats(port, baud)
+    clock = _Clock()
+    delay = 0.2
+    while not runtime.done:
+        try:
+            port_io = PortIO(port, baud)
+        except SerialLinkError as exc:
+            _check_give_up(clock, reconnect_seconds, port, exc)
+            log(f"agent: {exc}; retrying in {delay:.1f} s")
+            time.sleep(delay)
+            delay = min(2 * delay, 5.0)
+            continue
+        delay = 0.2
+        try:
+            while not runtime.done:
+                _session(port_io, run_key, runtime, stats, clock, baud=baud, fragment=fragment,
+                         link_timeout=link_timeout, idle_timeout=idle_timeout, log=log)
+                if not runtime.done:
+                    _check_give_up(clock, reconnect_seconds, port, "no valid answer")
+        except SerialLinkError as exc:
+            stats.port_errors += 1
+            log(f"agent: {exc}; reopening the port")
+            _check_give_up(clock, reconnect_seconds, port, exc)
+            time.sleep(delay)
+        finally:
+            port_io.close()
+    return stats
+
+
+def _check_give_up(clock, reconnect_seconds, port, why):
+    if time.monotonic() - clock.last_heard > reconnect_seconds:
+        raise AgentGaveUp(f"no answer from the coordinator on {port} for {reconnect_seconds:.0f} s ({why})")
+
+
+def _session(port_io, run_key, runtime, stats, clock, *, baud, fragment, link_timeout, idle_timeout, log):
+    """One session: join, then answer messages until the link is lost or the run ends."""
+    arq = make_arq(baud, fragment=fragment, link_timeout=link_timeout)
+    endpoint = SerialEndpoint(Session(AGENT, run_key, counters=stats.counters), arq, fragment=fragment)
+    stats.sessions += 1
+    outbox = bytearray()
+    last_message = time.monotonic()
+    linger_until = None
+    heard = False
+
+    def flush():
+        outbox.extend(endpoint.output())
+        if outbox:
+            del outbox[:port_io.write(outbox)]
+
+    try:
+        endpoint.send(runtime.join(), time.monotonic())
+        while True:
+            now = time.monotonic()
+            endpoint.tick(now)
+            flush()
+            if runtime.done:
+                # Stay a moment to acknowledge a retransmitted Bye (our ack may be lost).
+                linger_until = linger_until or now + min(2.0, 3 * arq.rto)
+                if now >= linger_until:
+                    return
+            port_io.wait(POLL_SECONDS, want_write=bool(outbox))
+            data = port_io.read()
+            now = time.monotonic()
+            if not data:
+                if now - last_message > idle_timeout:
+                    log(f"agent: nothing from the coordinator for {idle_timeout:.0f} s; rejoining")
+                    return
+                continue
+            messages = endpoint.feed(data, now)
+            for error in list(endpoint.errors):
+                log(f"agent: rejected a frame: {error}")
+            endpoint.errors.clear()
+            flush()                      # acknowledge before the work starts
+            for msg in messages:
+                last_message = clock.last_heard = time.monotonic()
+                heard = True
+                if isinstance(msg, Error) and msg.code in REFUSALS and not endpoint.session.established:
+                    raise AgentGaveUp(f"the coordinator refused this agent: {msg.text}")
+                if isinstance(msg, Bye) and msg.code == ByeReason.TIMEOUT:
+                    # The coordinator gave up on this link while we were quiet: the
+                    # run goes on, so join again rather than end.
+                    stats.link_failures += 1
+                    log(f"agent: the coordinator lost this link ({msg.text}); joining again")
+                    return
+                try:
+                    replies = runtime.handle(msg)
+                except AgentRefused as exc:
+                    _refuse(endpoint, port_io, exc)
+                    raise
+                for reply in replies:
+                    endpoint.send(reply, time.monotonic())
+                flush()
+    except LinkFailed as exc:
+        stats.link_failures += 1
+        log(f"agent: serial link lost ({exc}); joining again")
+    except ProtocolError as exc:        # e.g. sending after the session closed
+        log(f"agent: session ended ({exc}); joining again")
+    finally:
+        stats.add_arq(arq.stats)
+        if heard and not runtime.done:
+            clock.last_heard = time.monotonic()   # the time to give up counts from the loss
+
+
+def _refuse(endpoint, port_io, exc, seconds=3.0):
+    """Tell the coordinator why we leave (best effort, a few seconds at most)."""
+    try:
+        now = time.monotonic()
+        endpoint.send(Error(ErrorCode.INCOMPATIBLE, str(exc)[:255]), now)
+        endpoint.send(Bye(ByeReason.SHUTDOWN, "memory budget too small"), now)
+        outbox = bytearray()
+        deadline = now + seconds
+        while time.monotonic() < deadline and not (endpoint.idle and not outbox):
+            now = time.monotonic()
+            endpoint.tick(now)
+            outbox += endpoint.output()
+            del outbox[:port_io.write(outbox)]
+            port_io.wait(POLL_SECONDS, want_write=bool(outbox))
+            endpoint.feed(port_io.read(), time.monotonic())
+    except (ProtocolError, SerialLinkError):
+        pass

@@ -1,0 +1,82 @@
+"""`fedzo agent` over TCP: connect, join, answer rounds, reconnect when the link drops.
+
+The agent never hangs: connecting, and waiting for the coordinator, both have
+time limits; when the coordinator goes away mid-run the agent reconnects
+(with its id, round and theta hash, so it is resynced if needed) until
+`reconnect_seconds` pass without success.
+"""
+import socket
+import time
+
+from fedzo.edge.agent.runtime import AgentRefused, AgentRuntime
+from fedzo.edge.protocol import (
+    AGENT,
+    Bye,
+    ByeReason,
+    Endpoint,
+    Error,
+    ErrorCode,
+    LinkCounters,
+    ProtocolError,
+    Session,
+)
+
+RECV_BYTES = 65536
+
+
+class AgentGaveUp(RuntimeError):
+    """The coordinator could not be reached again within the time allowed."""
+
+
+def parse_address(text: str) -> tuple:
+    """'HOST:PORT' -> (host, port), with a clear error."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def run_agent_tcp(address, run_key: bytes, runtime: AgentRuntime, *, idle_timeout=900.0,
+                  reconnect_seconds=60.0, log=print) -> LinkCounters:
+    """Take part in a run until it ends; returns this agent's link counters."""
+    host, port = parse_address(address) if isinstance(address, str) else address
+    counters = LinkCounters("agent")
+    give_up_at = time.monotonic() + reconnect_seconds
+    delay = 0.2
+    while not runtime.done:
+        try:
+            sock = socket.create_connection((host, port), timeout=10)
+        except OSError as exc:
+            if time.monotonic() > give_up_at:
+                raise AgentGaveUp(f"cannot reach the coordinator at {host}:{port}: {exc}") from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            continue
+        delay = 0.2
+        with sock:
+            sock.settimeout(idle_timeout)
+            endpoint = Endpoint(Session(AGENT, run_key, counters=counters))
+            try:
+                _serve(sock, endpoint, runtime, log)
+            except AgentRefused as exc:
+                sock.sendall(endpoint.send(Error(ErrorCode.INCOMPATIBLE, str(exc)[:255])))
+                sock.sendall(endpoint.send(Bye(ByeReason.SHUTDOWN, "memory budget too small")))
+                raise
+            except (OSError, ProtocolError) as exc:
+                log(f"agent: link lost ({exc}); reconnecting")
+        give_up_at = time.monotonic() + reconnect_seconds
+    return counters
+
+
+def _serve(sock, endpoint, runtime, log):
+    """One connection: join, then answer messages until it closes or the run ends."""
+    sock.sendall(endpoint.send(runtime.join()))
+    while not runtime.done:
+        data = sock.recv(RECV_BYTES)
+        if not data:
+            if not runtime.done:
+                log("agent: the coordinator closed the connection")
+            return
+        for msg in endpoint.feed(data):
+            for reply in runtime.handle(msg):
+                sock.sendall(endpoint.send(reply))

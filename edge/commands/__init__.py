@@ -1,0 +1,1 @@
+"""The agent-side commands: each module has add_arguments(parser) and run(args)."""

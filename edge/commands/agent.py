@@ -1,0 +1,105 @@
+"""`fedzo agent (--connect HOST:PORT | --serial PORT) --key-file F`: take part in a run as one agent."""
+import sys
+
+from fedzo.edge.agent.runtime import AgentRefused, AgentRuntime
+from fedzo.edge.agent.tcp import AgentGaveUp, run_agent_tcp
+from fedzo.edge.links.serial_link import (
+    DEFAULT_BAUD,
+    DEFAULT_FRAGMENT_BYTES,
+    DEFAULT_LINK_TIMEOUT,
+)
+from fedzo.edge.protocol import ASSIGN_AGENT_ID
+from fedzo.edge.protocol.keyfile import read_key_file
+
+EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_OUT_OF_MEMORY = 2, 3, 4
+
+
+def add_arguments(parser):
+    link = parser.add_mutually_exclusive_group(required=True)
+    link.add_argument("--connect", metavar="HOST:PORT", help="the coordinator's TCP address")
+    link.add_argument("--serial", metavar="PORT",
+                      help="a serial port: a device (/dev/ttyUSB0, /dev/ttyAMA0) or a pyserial URL "
+                           "(socket://HOST:PORT, rfc2217://HOST:PORT)")
+    parser.add_argument("--baud", type=int, default=None,
+                        help=f"serial baud rate, 8N1 (default {DEFAULT_BAUD}; with --serial only)")
+    parser.add_argument("--key-file", required=True, help="the run key (the coordinator writes run.key)")
+    parser.add_argument("--id", type=int, default=None, help="agent id to (re)join as (default: assigned)")
+    parser.add_argument("--memory-budget", type=float, default=0,
+                        help="MB this agent may use; it refuses to start if it needs more")
+    parser.add_argument("--reconnect-seconds", type=float, default=60.0,
+                        help="how long to keep trying when the coordinator cannot be reached")
+    parser.add_argument("--link-timeout", type=float, default=DEFAULT_LINK_TIMEOUT,
+                        help="serial: seconds without an acknowledgement before the link counts as lost "
+                             f"and the agent joins again (default {DEFAULT_LINK_TIMEOUT:.0f})")
+    parser.add_argument("--fragment", type=int, default=DEFAULT_FRAGMENT_BYTES,
+                        help=f"serial: bytes of a frame per packet (default {DEFAULT_FRAGMENT_BYTES}; "
+                             "smaller survives a noisier line)")
+    parser.add_argument("--stats-out", metavar="FILE",
+                        help="write this agent's link figures (bytes, retransmissions) as JSON when it ends")
+
+
+def run(args) -> int:
+    try:
+        key = read_key_file(args.key_file)
+    except (OSError, ValueError) as exc:
+        print(f"fedzo agent: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    agent_id = ASSIGN_AGENT_ID if args.id is None else args.id
+    if not 0 <= agent_id <= ASSIGN_AGENT_ID:
+        print(f"fedzo agent: --id must be a non-negative agent id, got {args.id}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.baud is not None and args.serial is None:
+        print("fedzo agent: --baud applies to --serial only", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    runtime = AgentRuntime(agent_id, int(args.memory_budget * 2**20), log=_log)
+    try:
+        if args.serial is not None:
+            from fedzo.edge.agent.serial import run_agent_serial
+            stats = run_agent_serial(args.serial, key, runtime, baud=args.baud or DEFAULT_BAUD,
+                                     fragment=args.fragment, link_timeout=args.link_timeout,
+                                     reconnect_seconds=args.reconnect_seconds, log=_log)
+            if args.stats_out:
+                stats.write(args.stats_out)
+        else:
+            counters = run_agent_tcp(args.connect, key, runtime, reconnect_seconds=args.reconnect_seconds,
+                                     log=_log)
+            if args.stats_out:
+                _write_json(args.stats_out, {"transport": "tcp", "counters": counters.to_dict()})
+    except AgentRefused as exc:
+        print(f"fedzo agent: refusing to start: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except Exception as exc:   # noqa: BLE001 - sorted below; anything else is re-raised
+        if out_of_memory(exc):
+            # Under a RAM cap (a small board, or firmware_sim's limit) say so plainly.
+            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            print(f"fedzo agent: out of memory ({detail}); this board has too little RAM for the run",
+                  file=sys.stderr)
+            return EXIT_OUT_OF_MEMORY
+        if isinstance(exc, (AgentGaveUp, ValueError, OSError)):
+            print(f"fedzo agent: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        raise
+    if runtime.refusal:
+        print(f"fedzo agent: the coordinator will not have this agent ({runtime.refusal})", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    report = runtime.report()
+    _log(f"agent {runtime.agent_id}: done; {report.episodes} episodes, peak RSS "
+         f"{report.peak_rss / 2**20:.1f} MiB (floor {report.floor_rss / 2**20:.1f} MiB, "
+         f"learning state {report.learning_state} B)")
+    return 0
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """True for an allocation failure: MemoryError, or MuJoCo's or a C library's own."""
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or "allocate memory" in text or "memory allocation" in text
+
+
+def _write_json(path, data):
+    import json
+    with open(path, "w") as f:
+        json.dump(data, f)
+
+
+def _log(text):
+    print(text, flush=True)

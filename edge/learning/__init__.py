@@ -1,0 +1,1 @@
+"""The learning core: what every replica computes identically (SPEC 2-5)."""

@@ -1,0 +1,131 @@
+"""An agent's side of a round, for both algorithms (SPEC 2, steps 2, 3 and 5).
+
+These classes know nothing of transports: the runtime hands them a round
+number or a round's result and sends back what they return. Both keep one
+replica of theta in a fixed-point store and a policy that reads it.
+
+Within a round, the N comparisons use common reset seeds: the baseline batch
+and the candidate batch of comparison n start from the same D initial states,
+so that the panel compares the policies, not the luck of the draw.
+"""
+import numpy as np
+
+from fedzo.edge.learning import perturbation, streams
+from fedzo.edge.learning.algorithm import (
+    agent_vote,
+    apply_par_update,
+    fedavg_round_index,
+)
+from fedzo.edge.learning.layout import block_bounds
+from fedzo.edge.learning.preference import SimulatedPanel
+from fedzo.edge.policy.rollout import run_batch
+
+
+class AgentBase:
+    """What both algorithms' agents share: replica, policy, rollouts, counters."""
+
+    def __init__(self, config, index, store, task, actor, preference=None):
+        self.config, self.index, self.store, self.task = config, index, store, task
+        task.max_episode_steps = config.horizon    # training episodes end at the run's horizon
+        low, high = task.model.actuator_ctrlrange.T
+        self.policy = actor.policy(low, high)
+        self.policy.refresh(store)
+        self.preference = preference or SimulatedPanel(config.panel_link, config.panel_reviewers, config.scale)
+        self.mu_steps = store.fmt.steps(config.mu)
+        self.alpha_steps = store.fmt.steps(config.alpha)
+        self.episodes = 0
+        self.env_steps = 0
+
+    def _compare(self, stream, round_, start, stop, scratch) -> int:
+        """N comparisons of theta vs theta + mu v on [start, stop): the summed outcomes."""
+        config = self.config
+        seeds = streams.reset_seeds(config.seed, self.index, round_, config.comparisons * config.batch)
+        batches = [seeds[n * config.batch:(n + 1) * config.batch] for n in range(config.comparisons)]
+        baselines = [self._rollouts(b) for b in batches]
+        perturbation.perturb(self.store, config.perturbation, start, stop, config.seed, stream,
+                             round_, self.mu_steps, scratch)
+        self.policy.refresh(self.store, start, stop)
+        candidates = [self._rollouts(b) for b in batches]
+        self.store.restore(start, stop, scratch)
+        self.policy.refresh(self.store, start, stop)
+        total = 0
+        for n, (candidate, baseline) in enumerate(zip(candidates, baselines)):
+            rng = streams.generator(config.seed, streams.PURPOSE_PANEL, self.index, round_, n)
+            total += self.preference.compare(candidate, baseline, rng)
+        return total
+
+    def _rollouts(self, reset_seeds):
+        batch = run_batch(self.task, self.policy, reset_seeds)
+        self.episodes += len(reset_seeds)
+        self.env_steps += batch.steps
+        return batch
+
+    def digest(self) -> bytes:
+        """Short hash of this replica's theta."""
+        return self.store.digest()
+
+    def counters(self) -> dict:
+        """Work done so far by this agent."""
+        return {"episodes": self.episodes, "env_steps": self.env_steps,
+                "comparisons": self.preference.comparisons,
+                "reviewer_votes": self.preference.reviewer_votes,
+                "saturations": self.store.saturations}
+
+
+class ParS2ZPOAgent(AgentBase):
+    """Agent k of Par-S2ZPO: perturbs block k, votes, applies everyone's votes."""
+
+    def __init__(self, config, index, store, task, actor, preference=None):
+        super().__init__(config, index, store, task, actor, preference)
+        self.block = block_bounds(store.d, config.agents, index)
+        self.scratch = store.scratch(*self.block)   # the one block-sized buffer
+
+    def vote(self, round_: int) -> int:
+        """Steps 2-3: compare theta_t with theta_t + mu v_{t,k} on block k; one vote."""
+        start, stop = self.block
+        total = self._compare(streams.block_stream(self.index), round_, start, stop, self.scratch)
+        return agent_vote(total, self.config.seed, self.index, round_)
+
+    def apply(self, round_: int, votes) -> None:
+        """Step 5: apply the K votes of round t to this replica."""
+        apply_par_update(self.store, self.config.seed, self.config.agents, round_, votes,
+                         self.alpha_steps, self.config.perturbation)
+        self.policy.refresh(self.store)
+
+    @property
+    def learning_state_bytes(self) -> int:
+        """theta, the block scratch and the policy's float copy of theta."""
+        return self.store.nbytes + self.scratch.nbytes + self.policy.theta.nbytes
+
+
+class FedAvgAgent(AgentBase):
+    """Agent k of FedAvg-S2ZPO: E local sign steps on the whole vector, then averaging."""
+
+    def __init__(self, config, index, store, task, actor, preference=None):
+        super().__init__(config, index, store, task, actor, preference)
+        self.scratch = store.scratch(0, store.d)
+        self.upload = np.empty(store.d, np.float32)
+
+    def local_model(self, round_: int) -> tuple:
+        """E local steps theta_k += alpha * vote * v; returns (last vote, float32 model)."""
+        config = self.config
+        stream = streams.stream_id(streams.PURPOSE_FEDAVG_VECTOR, self.index)
+        vote = 0
+        for step in range(config.local_steps):
+            sub_round = fedavg_round_index(round_, config.local_steps, step)
+            total = self._compare(stream, sub_round, 0, self.store.d, self.scratch)
+            vote = agent_vote(total, config.seed, self.index, sub_round)
+            perturbation.update(self.store, config.perturbation, 0, self.store.d, config.seed, stream,
+                                sub_round, vote * self.alpha_steps)
+            self.policy.refresh(self.store)
+        return vote, self.store.to_float(self.upload)
+
+    def apply(self, round_: int, average: np.ndarray) -> None:
+        """Take the coordinator's averaged model as this replica's theta."""
+        self.store.set_from_float(average)
+        self.policy.refresh(self.store)
+
+    @property
+    def learning_state_bytes(self) -> int:
+        """theta, the whole-vector scratch, the upload buffer and the policy's float theta."""
+        return self.store.nbytes + self.scratch.nbytes + self.upload.nbytes + self.policy.theta.nbytes

@@ -1,0 +1,148 @@
+"""A run's configuration: every knob of SPEC 2 and 3, validated in one place.
+
+The coordinator resolves it and sends it to every agent in the welcome
+message (as JSON), so all replicas run with the same numbers. A wrong value
+raises ConfigError, which names the field and what it accepts.
+"""
+import json
+from dataclasses import asdict, dataclass, fields
+
+from fedzo.edge.learning.preference import DEFAULT_REVIEWERS, DEFAULT_SCALE, LINKS
+from fedzo.edge.learning.store_format import STORE_DTYPE_NAMES
+
+ALGOS = ("par-s2zpo", "fedavg-s2zpo")
+TASKS = ("hopper", "halfcheetah", "walker2d", "swimmer")
+PERTURBATIONS = ("rademacher", "gaussian")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, of the wrong type or out of range."""
+
+
+@dataclass
+class RunConfig:
+    """All the numbers a run needs. Step sizes are in real parameter units."""
+
+    task: str = "hopper"
+    algo: str = "par-s2zpo"
+    agents: int = 5                 # K
+    rounds: int = 40                # T
+    alpha: float = 0.002            # step size, real units (converted to LSBs)
+    mu: float = 0.01                # perturbation size, real units
+    comparisons: int = 1            # N per agent per round (odd: no ties)
+    batch: int = 2                  # D episodes per batch
+    local_steps: int = 1            # E (FedAvg-S2ZPO only)
+    seed: int = 0                   # the run's 64-bit shared seed
+    eval_every: int = 5             # rounds between evaluations (0: start and end only)
+    eval_episodes: int = 10
+    panel_link: str = "linear"
+    panel_reviewers: int = DEFAULT_REVIEWERS
+    panel_scale: float = 0.0        # 0: the task's documented default
+    store_dtype: str = "int16"
+    frac_bits: int = -1             # -1: the finest scale with 2x headroom
+    actor: str = ""                 # path of the starting actor; "": the packaged one
+    perturbation: str = "rademacher"  # "gaussian": an experiment option outside the kernel
+    horizon: int = 1000             # episode time limit in env steps (the tasks' own is 1000)
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> "RunConfig":
+        """Check every field; raise ConfigError naming the first bad one."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            accepted = (int, float) if f.type is float else f.type   # an int is a fine float
+            if isinstance(value, bool) or not isinstance(value, accepted):
+                raise ConfigError(f"{f.name} must be a {f.type.__name__}, got {value!r}")
+        _choice("task", self.task, TASKS)
+        _choice("algo", self.algo, ALGOS)
+        _choice("panel_link", self.panel_link, LINKS)
+        _choice("store_dtype", self.store_dtype, STORE_DTYPE_NAMES)
+        _choice("perturbation", self.perturbation, PERTURBATIONS)
+        _at_least("agents", self.agents, 1)
+        _at_least("rounds", self.rounds, 1)
+        _at_least("comparisons", self.comparisons, 1)
+        _at_least("batch", self.batch, 1)
+        _at_least("local_steps", self.local_steps, 1)
+        _at_least("eval_every", self.eval_every, 0)
+        _at_least("eval_episodes", self.eval_episodes, 1)
+        _at_least("panel_reviewers", self.panel_reviewers, 1)
+        _at_least("horizon", self.horizon, 1)
+        if self.horizon > 1000:
+            raise ConfigError(f"horizon must be at most the tasks' 1000-step limit, got {self.horizon}")
+        if self.panel_reviewers % 2 == 0:
+            raise ConfigError(f"panel_reviewers must be odd (majority vote), got {self.panel_reviewers}")
+        for name in ("alpha", "mu"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.panel_scale < 0:
+            raise ConfigError(f"panel_scale must be >= 0 (0 = task default), got {self.panel_scale}")
+        if not 0 <= self.seed < 2**64:
+            raise ConfigError(f"seed must be in [0, 2**64), got {self.seed}")
+        if self.frac_bits < -1 or self.frac_bits >= (16 if self.store_dtype == "int16" else 32):
+            raise ConfigError(f"frac_bits must be -1 (auto) or fit the {self.store_dtype} store, got {self.frac_bits}")
+        return self
+
+    @property
+    def scale(self) -> float:
+        """The panel's link scale c: panel_scale, or the task's default for 1000-step
+        episodes scaled to the run's horizon (returns shrink with shorter episodes)."""
+        return self.panel_scale or DEFAULT_SCALE[self.task] * self.horizon / 1000
+
+    @property
+    def episodes_per_round(self) -> int:
+        """Trajectories spent per round by all agents: K x N x 2D (x E for FedAvg)."""
+        steps = self.local_steps if self.algo == "fedavg-s2zpo" else 1
+        return self.agents * self.comparisons * 2 * self.batch * steps
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunConfig":
+        """Build from a dict; unknown keys are an error (a typo must not pass silently)."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a run config must be a JSON object, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"run config is not valid JSON: {exc}") from exc
+        return cls.from_dict(data)
+
+
+def _choice(name, value, allowed):
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def _at_least(name, value, low):
+    if value < low:
+        raise ConfigError(f"{name} must be >= {low}, got {value}")
+
+
+def welcome_config(config: RunConfig, obs_mean, obs_std, dtype: str, frac_bits: int) -> dict:
+    """What an agent needs besides theta: the run config, the frozen
+    observation normalisation and the store's format (sent in Welcome)."""
+    return {"run": config.to_dict(), "obs_mean": [float(x) for x in obs_mean],
+            "obs_std": [float(x) for x in obs_std], "store": {"dtype": dtype, "frac_bits": int(frac_bits)}}
+
+
+def parse_welcome_config(data: dict) -> tuple:
+    """(RunConfig, obs_mean, obs_std, dtype, frac_bits) from `welcome_config`'s dict."""
+    try:
+        config = RunConfig.from_dict(data["run"])
+        store = data["store"]
+        return config, list(data["obs_mean"]), list(data["obs_std"]), store["dtype"], int(store["frac_bits"])
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"welcome config is missing {exc}") from exc

@@ -1,0 +1,1 @@
+"""Byte links used by both sides: serial ports (pyserial + ARQ) and TCP socket figures."""

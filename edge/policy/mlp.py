@@ -1,0 +1,172 @@
+"""The policy: a deterministic tanh MLP actor (SPEC 2), float32 NumPy.
+
+Its parameters are one flat float32 vector in the order of `fedzo.edge.learning.layout`;
+the weight matrices and bias vectors are views into that vector, so loading
+or refreshing a block of theta updates the network with no copy. The
+observation normalisation (mean, std) is frozen from pretraining, observations
+are clipped to +/-OBS_CLIP after normalising, and the action is tanh-squashed
+and scaled to the task's control range.
+
+`act` allocates nothing per call: it works in preallocated buffers and returns
+one of them (overwritten by the next call). It runs once per env step, so it
+is written for the fewest and cheapest NumPy calls: every call has operands of
+one dtype (mixed-dtype calls take NumPy's slower casting path), outputs are
+passed positionally where NumPy allows it, and the action scaling is skipped
+where it is the identity (the four tasks' [-1, 1] controls). Its results are
+bit-identical to the plain formula in the class docstring evaluated in
+float32.
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fedzo.edge.learning.layout import DEFAULT_HIDDEN, mlp_layers, mlp_param_count
+
+OBS_CLIP = 10.0
+
+# module-level names: a global lookup instead of an attribute lookup on np
+_subtract, _multiply, _add, _minimum, _maximum, _tanh, _dot = (
+    np.subtract, np.multiply, np.add, np.minimum, np.maximum, np.tanh, np.dot)
+
+
+class MLPPolicy:
+    """obs -> tanh(W3 tanh(W2 tanh(W1 norm(obs) + b1) + b2) + b3), scaled to [low, high]."""
+
+    def __init__(self, obs_dim, act_dim, hidden=DEFAULT_HIDDEN, obs_mean=None, obs_std=None,
+                 act_low=-1.0, act_high=1.0):
+        self.obs_dim, self.act_dim, self.hidden = int(obs_dim), int(act_dim), tuple(hidden)
+        self.layers = mlp_layers(self.obs_dim, self.act_dim, self.hidden)
+        self.theta = np.zeros(mlp_param_count(self.obs_dim, self.act_dim, self.hidden), np.float32)
+        self.weights = [self.theta[l.weight_start:l.bias_start].reshape(l.outputs, l.inputs)
+                        for l in self.layers]
+        self.biases = [self.theta[l.bias_start:l.stop] for l in self.layers]
+        # float32 normalisation as used in act, plus the float64 copy of the
+        # mean that lets obs - mean run as a float64-only call; both change
+        # only through set_normalisation, hence read-only
+        self.obs_mean = np.zeros(self.obs_dim, np.float32)
+        self.obs_scale = np.ones(self.obs_dim, np.float32)
+        self._mean64 = np.zeros(self.obs_dim, np.float64)
+        self.set_normalisation(obs_mean, obs_std)
+        low = np.broadcast_to(np.asarray(act_low, np.float32), (self.act_dim,))
+        high = np.broadcast_to(np.asarray(act_high, np.float32), (self.act_dim,))
+        self._act_mid = ((high + low) / 2).astype(np.float32)
+        self._act_half = ((high - low) / 2).astype(np.float32)
+        self._input = np.empty(self.obs_dim, np.float32)
+        self._outputs = [np.empty(l.outputs, np.float32) for l in self.layers]
+        self._action = np.empty(self.act_dim, np.float64)
+        # Everything act needs, fetched with one attribute lookup. None marks
+        # a scaling step that is the identity: multiplying by 1 and adding 0
+        # change no value (at most the sign of a zero action).
+        half = None if np.all(self._act_half == 1) else self._act_half
+        mid = None if np.all(self._act_mid == 0) else self._act_mid.astype(np.float64)
+        self._plan = (self._mean64, np.empty(self.obs_dim, np.float64), self._input, self.obs_scale,
+                      np.full(self.obs_dim, OBS_CLIP, np.float32), np.full(self.obs_dim, -OBS_CLIP, np.float32),
+                      tuple(zip(self.weights, self.biases, self._outputs)), half, mid, self._action)
+
+    @property
+    def d(self) -> int:
+        """Number of parameters."""
+        return self.theta.size
+
+    def load(self, theta) -> None:
+        """Set all parameters from a flat float vector of length d."""
+        theta = np.asarray(theta, np.float32).reshape(-1)
+        if theta.size != self.d:
+            raise ValueError(f"expected {self.d} parameters, got {theta.size}")
+        self.theta[:] = theta
+
+    def refresh(self, store, start=0, stop=None) -> None:
+        """Re-read parameters [start, stop) from a fixed-point ParameterStore."""
+        store.dequantize_range(start, self.d if stop is None else stop, self.theta)
+
+    def set_normalisation(self, obs_mean=None, obs_std=None) -> None:
+        """Set the frozen observation normalisation (None: mean 0, std 1).
+
+        The one way to change it: `act` reads obs_mean and obs_scale (and a
+        float64 copy of the mean) through references taken at construction,
+        so the arrays are updated in place here and are read-only otherwise.
+        """
+        mean = np.zeros(self.obs_dim) if obs_mean is None else np.asarray(obs_mean, np.float64)
+        std = np.ones(self.obs_dim) if obs_std is None else np.asarray(obs_std, np.float64)
+        if mean.shape != (self.obs_dim,) or std.shape != (self.obs_dim,):
+            raise ValueError(f"obs_mean and obs_std must have shape ({self.obs_dim},)")
+        for array in (self.obs_mean, self.obs_scale, self._mean64):
+            array.flags.writeable = True
+        self.obs_mean[:] = mean
+        self.obs_scale[:] = 1.0 / np.maximum(std, 1e-8)
+        self._mean64[:] = self.obs_mean  # float32 values, held in float64
+        for array in (self.obs_mean, self.obs_scale, self._mean64):
+            array.flags.writeable = False
+
+    def act(self, obs) -> np.ndarray:
+        """The deterministic action for one observation (a reused float64 buffer)."""
+        mean64, diff64, x, scale, upper, lower, layers, half, mid, action = self._plan
+        # (obs - mean) in float64, rounded once to float32, then scaled and
+        # clipped in float32; maximum(minimum()) is np.clip's result here
+        _subtract(obs, mean64, diff64)
+        x[:] = diff64
+        _multiply(x, scale, x)
+        _minimum(x, upper, out=x)
+        _maximum(x, lower, out=x)
+        for weight, bias, out in layers:
+            _dot(weight, x, out)
+            _add(out, bias, out)
+            _tanh(out, out)
+            x = out
+        if half is not None:
+            _multiply(x, half, x)
+        action[:] = x
+        if mid is not None:
+            _add(action, mid, action)
+        return action
+
+
+@dataclass
+class Actor:
+    """A saved policy: parameters, frozen normalisation and where it came from."""
+
+    task: str
+    obs_dim: int
+    act_dim: int
+    theta: np.ndarray
+    obs_mean: np.ndarray
+    obs_std: np.ndarray
+    hidden: tuple = DEFAULT_HIDDEN
+    info: dict = field(default_factory=dict)
+
+    def policy(self, act_low=-1.0, act_high=1.0) -> MLPPolicy:
+        """A ready MLPPolicy with this actor's parameters."""
+        policy = MLPPolicy(self.obs_dim, self.act_dim, self.hidden, self.obs_mean, self.obs_std,
+                           act_low, act_high)
+        policy.load(self.theta)
+        return policy
+
+    def save(self, path) -> None:
+        """Write the actor as a small .npz file."""
+        import json
+        np.savez_compressed(
+            Path(path), task=self.task, obs_dim=self.obs_dim, act_dim=self.act_dim,
+            theta=np.asarray(self.theta, np.float32), obs_mean=np.asarray(self.obs_mean, np.float64),
+            obs_std=np.asarray(self.obs_std, np.float64), hidden=np.array(self.hidden),
+            info=json.dumps(self.info, sort_keys=True))
+
+    @classmethod
+    def load(cls, path) -> "Actor":
+        """Read an actor written by `save`; a clear error if the file is wrong."""
+        import json
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no actor file at {path}")
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                actor = cls(task=str(f["task"]), obs_dim=int(f["obs_dim"]), act_dim=int(f["act_dim"]),
+                            theta=f["theta"].astype(np.float32), obs_mean=f["obs_mean"],
+                            obs_std=f["obs_std"], hidden=tuple(int(h) for h in f["hidden"]),
+                            info=json.loads(str(f["info"])))
+        except (KeyError, ValueError, OSError) as exc:
+            raise ValueError(f"{path} is not a fedzo actor file: {exc}") from exc
+        expected = mlp_param_count(actor.obs_dim, actor.act_dim, actor.hidden)
+        if actor.theta.size != expected:
+            raise ValueError(f"{path}: {actor.theta.size} parameters, expected {expected}")
+        return actor

@@ -1,0 +1,36 @@
+"""`fedzo bench kernel|rollout|link [--json]`: speed measured as ratios in one run.
+
+It lives beside the command table because its benches come from both sides:
+kernel and rollout from fedzo.edge.bench, link from fedzo.coordinator.tools.
+"""
+import json
+import sys
+
+BENCHES = ("kernel", "rollout", "link")
+
+
+def add_arguments(parser):
+    from fedzo.edge.tasks import TASK_NAMES
+    parser.add_argument("what", choices=BENCHES, help="what to measure")
+    parser.add_argument("--json", action="store_true", help="print one JSON list of records")
+    parser.add_argument("--huge", action="store_true",
+                        help="kernel: also measure d = 100 000 000 (needs about 1 GB)")
+    parser.add_argument("--task", choices=TASK_NAMES,
+                        help="rollout: measure only this task (default: all four)")
+
+
+def run(args) -> int:
+    if args.what == "kernel":
+        from fedzo.edge.bench import kernel as bench_kernel
+        records = bench_kernel.run(huge=args.huge)
+        print(json.dumps(records) if args.json else bench_kernel.format_table(records))
+    elif args.what == "rollout":
+        from fedzo.edge.bench import rollout as bench_rollout
+        from fedzo.edge.tasks import TASK_NAMES
+        records = bench_rollout.run([args.task] if args.task else TASK_NAMES)
+        print(json.dumps(records) if args.json else bench_rollout.format_table(records))
+    elif args.what == "link":
+        from fedzo.coordinator.tools import bench_link
+        records = bench_link.run(log=lambda msg: print(msg, file=sys.stderr, flush=True))
+        print(json.dumps(records) if args.json else bench_link.format_table(records))
+    return 0

@@ -1,0 +1,36 @@
+"""`fedzo bench link`: its measurements agree with the protocol's frame sizes and the line's speed."""
+import json
+import math
+import os
+
+from fedzo.coordinator.tools import bench_link
+from fedzo.edge.links.serial_link import FRAGMENT_OVERHEAD_BYTES
+
+
+def test_measured_serial_round_is_the_frames_on_the_wire_and_never_faster(tmp_path):
+    K = 2
+    record = bench_link.measure("serial", "par-s2zpo", K, baud=115200, rounds=3, workdir=tmp_path)
+    # Up: one vote frame (36 B) in one fragment. Down: RoundResult (37 + ceil(K/4) B) and
+    # RoundStart (27 B), one fragment each.
+    assert record["frame_bytes_up_per_agent_per_round"] == 36 + FRAGMENT_OVERHEAD_BYTES
+    assert record["frame_bytes_down_per_agent_per_round"] == (37 + math.ceil(K / 4) + 27
+                                                              + 2 * FRAGMENT_OVERHEAD_BYTES)
+    done = bench_link._finish(dict(record), latency_measured=True, bytes_from="serial 115200")
+    assert done["wire_seconds_per_round"] == (48 + 89) * 10 / 115200
+    assert done["round_latency_s"] >= done["wire_seconds_per_round"]
+    assert done["cpu_count"] >= 1
+
+
+def test_tcp_record_and_table(tmp_path):
+    record = bench_link._finish(bench_link.measure("tcp", "fedavg-s2zpo", 1, rounds=3, workdir=tmp_path),
+                                latency_measured=True, bytes_from="tcp")
+    d = record["d"]
+    # A float32 model each way, in 16 KiB chunks with their headers and length prefixes.
+    assert 4 * d < record["frame_bytes_up_per_agent_per_round"] < 4 * d + 200
+    assert record["wire_seconds_per_round"] is None
+    derived = bench_link._finish(dict(record, link="serial", baud=9600), latency_measured=False,
+                                 bytes_from="serial 921600")
+    text = bench_link.format_table([record, derived])
+    assert f"this machine: {os.cpu_count()} cores" in text
+    assert "measured" in text and "time derived" in text and "*" in text
+    json.dumps([record, derived])          # --json prints exactly these records

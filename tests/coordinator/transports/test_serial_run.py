@@ -1,0 +1,189 @@
+"""Runs over paced pseudo-terminal serial lines: noise, cut cables, rebooting boards, TCP alongside.
+
+Agents run in threads of this process (run_agent_serial / run_agent_tcp with
+an AgentRuntime); the coordinator is the real Server. Subprocess boards are
+in test_firmware_sim.py.
+"""
+import json
+import threading
+
+import numpy as np
+from small_runs import KEY, run_small, small_config
+
+from fedzo.coordinator.run.lifecycle import Run
+from fedzo.coordinator.transports.server import SerialSession, Server, TcpLink
+from fedzo.edge.agent.runtime import AgentRuntime
+from fedzo.edge.agent.serial import run_agent_serial
+from fedzo.edge.agent.tcp import run_agent_tcp
+from fedzo.edge.protocol import RoundStart
+from fedzo.firmware_sim.faults import FaultSpec
+from fedzo.firmware_sim.line import SerialLine
+
+QUIET = dict(log=lambda *a: None)
+BAUD = 115200
+
+
+class AgentThread(threading.Thread):
+    """One agent in a thread; keeps its result or its exception."""
+
+    def __init__(self, fn, runtime):
+        super().__init__(daemon=True)
+        self.fn, self.runtime = fn, runtime
+        self.result = self.error = None
+
+    def run(self):
+        try:
+            self.result = self.fn(self.runtime)
+        except Exception as exc:   # surfaced by the test
+            self.error = exc
+
+
+def serial_agent(line, runtime, **options):
+    options = {"baud": BAUD, "reconnect_seconds": 60.0, **QUIET, **options}
+    thread = AgentThread(lambda rt: run_agent_serial(line.agent_port, KEY, rt, **options), runtime)
+    thread.start()
+    return thread
+
+
+def serve(server, **kwargs):
+    server.serve(stop_after=150, **kwargs)
+
+
+def test_one_percent_byte_errors_no_wrong_vote_identical_replicas_and_tcp_alongside(tmp_path):
+    """K = 3: agent 0 on TCP, agents 1 and 2 on serial lines where 1 % of the bytes are hit."""
+    # 1 % of bytes dropped or flipped, plus bursts of line noise (random bytes, some 0x00).
+    faults = FaultSpec.parse("drop=0.005,flip=0.005,burst=0.0005,burst_len=6,seed=11")
+    assert faults.byte_error_rate >= 0.01
+    config = small_config(agents=3, rounds=3)
+    _, _, reference = run_small(tmp_path, "reference", agents=3, rounds=3)
+    lines = [SerialLine(BAUD, faults, index=k).start() for k in (1, 2)]
+    try:
+        run = Run(config, tmp_path / "noisy", round_timeout=120.0, **QUIET)
+        server = Server(run, KEY, listen=("127.0.0.1", 0), serial=[l.coordinator_port for l in lines],
+                        baud=BAUD, fragment=48, **QUIET)
+        runtimes = [AgentRuntime(agent_id=k, **QUIET) for k in range(3)]
+        tcp = AgentThread(lambda rt: run_agent_tcp(server.address, KEY, rt, **QUIET), runtimes[0])
+        tcp.start()
+        threads = [tcp] + [serial_agent(line, rt, fragment=48) for line, rt in zip(lines, runtimes[1:])]
+        serve(server)
+        summary = run.finish()
+        for t in threads:
+            t.join(30)
+        line_stats = [line.stats() for line in lines]
+    finally:
+        for line in lines:
+            line.close()
+    assert all(t.error is None for t in threads), [t.error for t in threads]
+    # No wrong vote was applied: the votes and theta are those of the clean in-process run.
+    votes = [m["votes"] for m in run.folder.metrics()]
+    expected = [json.loads(l)["votes"] for l in (tmp_path / "reference" / "metrics.jsonl").read_text().splitlines()]
+    assert votes == expected
+    assert summary["theta_hash"] == reference["theta_hash"]
+    for rt in runtimes:                                   # every replica holds the coordinator's theta
+        np.testing.assert_array_equal(rt.logic.store.values, run.store.values)
+        assert rt.logic.digest().hex() == summary["theta_hash"]
+    per_agent = summary["per_agent"]
+    assert [a["transport"] for a in per_agent] == ["tcp", "serial", "serial"]
+    assert all(a["discarded_votes"] == 0 and a["joins"] == 1 for a in per_agent)
+    # The noise was real, was caught by the CRC (or the session) and cost retransmissions.
+    hit = sum(s[d]["dropped"] + s[d]["flipped"] + s[d]["burst_bytes"] for s in line_stats for d in ("up", "down"))
+    carried = sum(s[d]["bytes_in"] for s in line_stats for d in ("up", "down"))
+    assert hit >= 0.008 * carried and hit > 10
+    agent_side = sum(t.result.counters.rejected_total for t in threads[1:])
+    coordinator_side = sum(a["rejected_frames"] for a in per_agent[1:])
+    assert agent_side + coordinator_side > 0
+    assert sum(a["retransmissions"] for a in per_agent[1:]) + sum(t.result.arq["retransmitted"]
+                                                                  for t in threads[1:]) > 0
+    assert all(a["wire_seconds_down"] > 0 and a["baud"] == BAUD for a in per_agent[1:])
+
+
+def test_cut_cables_end_the_sessions_and_the_boards_come_back_resynced(tmp_path):
+    """Both cables are cut after round 0 for longer than the link timeout; the run waits, then goes on."""
+    config = small_config(agents=2, rounds=5)
+    lines = [SerialLine(BAUD, index=k).start() for k in range(2)]
+    try:
+        run = Run(config, tmp_path / "cut", round_timeout=60.0, **QUIET)
+        server = Server(run, KEY, listen=None, serial=[l.coordinator_port for l in lines], baud=BAUD,
+                        link_timeout=1.5, **QUIET)
+        closed = run.runtime.on_round_closed
+
+        def on_closed(info):
+            closed(info)
+            if info["round"] == 0:
+                for line in lines:
+                    line.disconnect(3.0)
+
+        run.runtime.on_round_closed = on_closed
+        runtimes = [AgentRuntime(agent_id=k, **QUIET) for k in range(2)]
+        threads = [serial_agent(line, rt, link_timeout=1.5) for line, rt in zip(lines, runtimes)]
+        serve(server)
+        summary = run.finish()
+        for t in threads:
+            t.join(30)
+    finally:
+        for line in lines:
+            line.close()
+    assert all(t.error is None for t in threads), [t.error for t in threads]
+    assert all(line.cuts == 1 for line in lines)
+    metrics = run.folder.metrics()
+    assert metrics[1]["voters"] < 2                     # a round ran (or closed) without them
+    assert metrics[-1]["voters"] == 2                   # both back for the last round
+    for slot in run.runtime.slots:
+        assert slot.joins == 2 and slot.syncs >= 1      # rejoined and resynced
+    for rt in runtimes:
+        assert rt.logic.digest().hex() == summary["theta_hash"]
+        assert rt.done
+    assert sum(a["link_failures"] for a in summary["per_agent"]) >= 1
+    assert all(t.result.sessions >= 2 for t in threads)
+
+
+class PowerCut(RuntimeError):
+    pass
+
+
+class FailingRuntime(AgentRuntime):
+    """An agent whose board loses power when round `at` starts."""
+
+    def __init__(self, at, **kwargs):
+        super().__init__(**kwargs)
+        self.at = at
+
+    def handle(self, msg):
+        if isinstance(msg, RoundStart) and msg.round == self.at:
+            raise PowerCut("board lost power")
+        return super().handle(msg)
+
+
+def test_a_board_that_reboots_on_its_port_is_resynced_in_the_open_round(tmp_path):
+    config = small_config(agents=2, rounds=4)
+    lines = [SerialLine(BAUD, index=k).start() for k in range(2)]
+    try:
+        run = Run(config, tmp_path / "reboot", round_timeout=60.0, **QUIET)
+        server = Server(run, KEY, listen=None, serial=[l.coordinator_port for l in lines], baud=BAUD, **QUIET)
+        steady = AgentRuntime(agent_id=0, **QUIET)
+        failing = FailingRuntime(2, agent_id=1, **QUIET)
+        threads = [serial_agent(lines[0], steady), serial_agent(lines[1], failing)]
+        reborn = AgentRuntime(agent_id=1, **QUIET)       # the same board after the reboot: no state
+
+        def check():
+            if threads[1].error is not None and len(threads) == 2:
+                threads.append(serial_agent(lines[1], reborn))
+
+        serve(server, check=check)
+        summary = run.finish()
+        for t in threads:
+            t.join(30)
+    finally:
+        for line in lines:
+            line.close()
+    assert isinstance(threads[1].error, PowerCut)
+    assert threads[0].error is None and threads[2].error is None
+    port = server.ports[1]
+    joined = [s for s in port.sessions if s.joined]
+    assert len(joined) == 2 and all(isinstance(s, SerialSession) for s in joined)
+    slot = run.runtime.slots[1]
+    assert slot.joins == 2 and slot.syncs == 1
+    assert run.folder.metrics()[2]["voters"] == 2      # the reborn agent voted in the open round
+    assert reborn.logic.digest().hex() == steady.logic.digest().hex() == summary["theta_hash"]
+    assert summary["per_agent"][1]["joins"] == 2
+    assert not any(isinstance(l, TcpLink) for l in server.links)

@@ -1,0 +1,213 @@
+"""The runtime over real TCP sockets: bad input, killed agents, a restarted coordinator, accounting."""
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+from small_runs import KEY, run_small, small_config
+
+from fedzo.coordinator.run.lifecycle import Run
+from fedzo.coordinator.transports.tcp import TcpServer, simulate_tcp
+from fedzo.edge.agent.runtime import AgentRuntime
+from fedzo.edge.agent.tcp import run_agent_tcp
+from fedzo.edge.protocol import AGENT, Endpoint, Join, Session
+
+QUIET = dict(log=lambda *a: None)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_in_thread(server):
+    errors = []
+
+    def target():
+        try:
+            server.serve(stop_after=120)
+        except Exception as exc:   # surfaced by the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, errors
+
+
+def test_tcp_run_matches_the_inproc_run_and_counts_what_the_sockets_carried(tmp_path):
+    _, _, inproc = run_small(tmp_path, "inproc", agents=2)
+    run = Run(small_config(agents=2), tmp_path / "tcp", **QUIET)
+    summary = simulate_tcp(run, KEY, **QUIET, timeout=120)
+    assert summary["theta_hash"] == inproc["theta_hash"]
+    assert summary["bytes_up"] == inproc["bytes_up"] and summary["bytes_down"] == inproc["bytes_down"]
+    assert all(a["peak_rss_bytes"] for a in summary["per_agent"])
+
+
+def test_counted_bytes_equal_socket_bytes(tmp_path):
+    run = Run(small_config(agents=1), tmp_path / "acct", **QUIET)
+    server = TcpServer(run, KEY, **QUIET)
+    thread, errors = serve_in_thread(server)
+    agent_counters = run_agent_tcp(server.address, KEY, AgentRuntime(**QUIET), **QUIET)
+    thread.join(60)
+    assert not errors
+    link = server.links[0]
+    assert link.bytes_in == link.counters.total["up"].wire_bytes > 0
+    assert link.bytes_out == link.counters.total["down"].wire_bytes > 0
+    # Both ends agree on every message and byte.
+    for direction in ("up", "down"):
+        assert agent_counters.total[direction].frame_bytes == link.counters.total[direction].frame_bytes
+    # TCP/IP headers, reported separately: the kernel's segment counts x the header size.
+    tcp = link.transport_stats()
+    if sys.platform != "linux":
+        return                                           # only Linux reports segment counts
+    assert tcp["tcp_segments_down"] >= link.counters.total["down"].messages // 2 > 0
+    per_segment = tcp["tcp_ip_header_bytes_down"] // tcp["tcp_segments_down"]
+    assert per_segment in (40, 52, 60, 72)               # IPv4/IPv6, with or without timestamps
+    assert tcp["tcp_ip_header_bytes_up"] == tcp["tcp_segments_up"] * per_segment
+
+
+def test_bad_input_is_rejected_and_counted_while_the_run_goes_on(tmp_path):
+    run = Run(small_config(agents=1, rounds=2), tmp_path / "bad", **QUIET)
+    server = TcpServer(run, KEY, **QUIET)
+    thread, errors = serve_in_thread(server)
+    address = server.address
+
+    # 1. A well-framed frame of garbage (version 1, type vote): rejected, the connection stays.
+    garbage = socket.create_connection(address)
+    garbage.sendall(struct.pack(">I", 40) + bytes([1, 4, 0]) + os.urandom(37))
+    # 2. An oversized length: that stream is closed, nothing large is allocated.
+    oversized = socket.create_connection(address)
+    oversized.sendall(struct.pack(">I", 2**31))
+    # 3. A join sealed under the wrong key: bad tag.
+    wrong_key = socket.create_connection(address)
+    wrong_key.sendall(Endpoint(Session(AGENT, b"w" * 32)).send(Join()))
+    # 4. A replayed join (the same bytes twice, on two connections).
+    join_bytes = Endpoint(Session(AGENT, KEY)).send(Join(agent_id=0))
+    replay_a = socket.create_connection(address)
+    replay_a.sendall(join_bytes)
+    time.sleep(0.3)
+    replay_b = socket.create_connection(address)
+    replay_b.sendall(join_bytes)
+    time.sleep(0.3)
+    assert oversized.recv(100) == b""                       # closed by the coordinator
+    # A real agent now joins (it takes over block 0 from the replayed session) and finishes.
+    run_agent_tcp(address, KEY, AgentRuntime(agent_id=0, **QUIET), **QUIET)
+    thread.join(60)
+    assert not errors and run.runtime.done and run.runtime.round == 2
+    rejected = {}
+    for link in server.links:
+        for reason, n in link.counters.rejected.items():
+            rejected[reason] = rejected.get(reason, 0) + n
+    assert sum(rejected.values()) >= 4
+    assert rejected["bad_tag"] >= 1          # the wrong key
+    assert rejected["oversized"] == 1
+    assert rejected["replay"] == 1
+    assert server.closed_streams == 1
+    for s in (garbage, wrong_key, replay_a, replay_b):
+        s.close()
+
+
+def _agent_process(port, key_file, agent_id, log):
+    cmd = [sys.executable, "-m", "fedzo.cli", "agent", "--connect", f"127.0.0.1:{port}",
+           "--key-file", str(key_file), "--id", str(agent_id), "--reconnect-seconds", "60"]
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+
+def test_a_hung_then_killed_agent_counts_zero_and_is_resynced_when_it_returns(tmp_path):
+    config = small_config(agents=2, rounds=4, batch=2)
+    run = Run(config, tmp_path / "kill", round_timeout=3.0, **QUIET)
+    server = TcpServer(run, KEY, **QUIET)
+    key_file = tmp_path / "run.key"
+    key_file.write_text(KEY.hex())
+    port = server.address[1]
+    log = open(tmp_path / "agents.log", "w")
+    agents = [_agent_process(port, key_file, k, log) for k in range(2)]
+    closed = run.runtime.on_round_closed
+    events = {}
+
+    def on_closed(info):
+        closed(info)
+        if info["round"] == 0:
+            agents[1].send_signal(signal.SIGSTOP)   # hangs: round 1 must close at its deadline
+            events["stopped"] = time.monotonic()
+        if info["round"] == 1:
+            events["round1_closed"] = time.monotonic()
+            agents[1].send_signal(signal.SIGKILL)   # now dead; a new process takes its place
+            agents[1].wait()
+            agents.append(_agent_process(port, key_file, 1, log))
+
+    run.runtime.on_round_closed = on_closed
+    thread, errors = serve_in_thread(server)
+    thread.join(120)
+    summary = run.finish()
+    for p in agents:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    log.close()
+    assert not errors and run.runtime.done
+    metrics = run.folder.metrics()
+    assert metrics[1]["votes"][1] == 0 and metrics[1]["voters"] == 1
+    assert events["round1_closed"] - events["stopped"] >= 2.5       # it waited for the deadline
+    slot = run.runtime.slots[1]
+    assert slot.joins == 2 and slot.syncs >= 1                       # rejoined and resynced
+    assert metrics[3]["voters"] == 2                                  # back in the later rounds
+    assert summary["per_agent"][1]["peak_rss_bytes"]                  # the new process reported
+    assert agents[-1].returncode == 0
+
+
+def test_coordinator_killed_and_resumed_ends_bit_identical(tmp_path):
+    config = small_config(agents=2, rounds=5, batch=2)
+    _, _, whole = run_small(tmp_path, "whole", agents=2, rounds=5, batch=2)
+    port = free_port()
+    out = tmp_path / "resumed"
+    key_file = tmp_path / "run.key"
+    key_file.write_text(KEY.hex())
+    run_args = [f"--{k.replace('_', '-')}={v}" for k, v in config.to_dict().items() if k != "actor"]
+    coordinator = [sys.executable, "-m", "fedzo.cli", "coordinator", "--listen", f"127.0.0.1:{port}",
+                   "--key-file", str(key_file)]
+    log = open(tmp_path / "procs.log", "w")
+    first = subprocess.Popen(coordinator + ["--out", str(out)] + run_args, stdout=log, stderr=subprocess.STDOUT)
+    agents = [_agent_process(port, key_file, k, log) for k in range(2)]
+    deadline = time.monotonic() + 120
+    metrics = out / "metrics.jsonl"
+    while time.monotonic() < deadline:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.05)
+    first.kill()                                        # the laptop crashes mid-run
+    first.wait()
+    second = subprocess.run(coordinator + ["--resume", str(out)], stdout=log, stderr=subprocess.STDOUT,
+                            timeout=180)
+    for p in agents:
+        p.wait(timeout=60)
+    log.close()
+    assert second.returncode == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["theta_hash"] == whole["theta_hash"]
+    assert summary["rounds"] == 5
+    assert [json.loads(l)["round"] for l in metrics.read_text().splitlines()] == [0, 1, 2, 3, 4]
+    assert all(p.returncode == 0 for p in agents)
+
+
+def test_an_agent_the_coordinator_refuses_exits_with_the_reason(tmp_path):
+    run = Run(small_config(agents=1, rounds=1), tmp_path / "refuse", **QUIET)
+    server = TcpServer(run, KEY, **QUIET)
+    thread, errors = serve_in_thread(server)
+    key_file = tmp_path / "run.key"
+    key_file.write_text(KEY.hex())
+    stranger = subprocess.run(
+        [sys.executable, "-m", "fedzo.cli", "agent", "--connect", f"127.0.0.1:{server.address[1]}",
+         "--key-file", str(key_file), "--id", "7"], capture_output=True, text=True, timeout=60)
+    assert stranger.returncode == 2
+    assert "will not have this agent (unknown_agent: agent id 7 is not in this run" in stranger.stderr
+    run_agent_tcp(server.address, KEY, AgentRuntime(**QUIET), **QUIET)   # the run still completes
+    thread.join(60)
+    assert not errors and run.runtime.done
