@@ -2,15 +2,15 @@
 import json
 
 from fedzo.coordinator.tools.calibrate import calibrate
-from fedzo.edge.learning.config import TASKS
+from fedzo.edge.tasks import TASK_NAMES
 
 
 def add_arguments(parser):
-    parser.add_argument("--task", choices=TASKS, action="append", help="task(s) (default: all four)")
+    parser.add_argument("--task", choices=TASK_NAMES, action="append", help="task(s) (default: all four)")
     parser.add_argument("--samples", type=int, default=40, help="perturbations measured per task")
 
 
 def run(args) -> int:
-    for task in args.task or TASKS:
+    for task in args.task or TASK_NAMES:
         print(json.dumps(calibrate(task, args.samples)))
     return 0

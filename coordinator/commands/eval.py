@@ -4,13 +4,12 @@ from pathlib import Path
 from fedzo.coordinator.commands.pretrain import quantised_check
 from fedzo.edge.learning import streams
 from fedzo.edge.learning.algorithm import ACTOR_DIR
-from fedzo.edge.learning.config import TASKS
 from fedzo.edge.policy.mlp import Actor
-from fedzo.edge.tasks import make
+from fedzo.edge.tasks import TASK_NAMES, make
 
 
 def add_arguments(parser):
-    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument("--task", required=True, choices=TASK_NAMES)
     parser.add_argument("--policy", help="an actor .npz file (default: the packaged actor)")
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0, help="seed of the evaluation episodes")

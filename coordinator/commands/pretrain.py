@@ -5,16 +5,15 @@ import time
 from fedzo.coordinator.run.evaluate import evaluate, summarise
 from fedzo.coordinator.tools.pretrain import ARSSettings, pretrain
 from fedzo.edge.learning import streams
-from fedzo.edge.learning.config import TASKS
 from fedzo.edge.learning.fixedpoint import ParameterStore
-from fedzo.edge.tasks import make
+from fedzo.edge.tasks import TASK_NAMES, make
 
 EVAL_EPISODES = 20
 
 
 def add_arguments(parser):
     defaults = ARSSettings()
-    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument("--task", required=True, choices=TASK_NAMES)
     parser.add_argument("--iterations", type=int, default=defaults.iterations)
     parser.add_argument("--directions", type=int, default=defaults.directions)
     parser.add_argument("--top", type=int, default=defaults.top)

@@ -4,15 +4,14 @@ The coordinator resolves it and sends it to every agent in the welcome
 message (as JSON), so all replicas run with the same numbers. A wrong value
 raises ConfigError, which names the field and what it accepts.
 """
-import json
 from dataclasses import asdict, dataclass, fields
 
+from fedzo.edge.learning.perturbation import KINDS as PERTURBATION_KINDS
 from fedzo.edge.learning.preference import DEFAULT_REVIEWERS, DEFAULT_SCALE, LINKS
 from fedzo.edge.learning.store_format import STORE_DTYPE_NAMES
+from fedzo.edge.tasks import TASK_NAMES
 
 ALGOS = ("par-s2zpo", "fedavg-s2zpo")
-TASKS = ("hopper", "halfcheetah", "walker2d", "swimmer")
-PERTURBATIONS = ("rademacher", "gaussian")
 
 
 class ConfigError(ValueError):
@@ -54,11 +53,11 @@ class RunConfig:
             accepted = (int, float) if f.type is float else f.type   # an int is a fine float
             if isinstance(value, bool) or not isinstance(value, accepted):
                 raise ConfigError(f"{f.name} must be a {f.type.__name__}, got {value!r}")
-        _choice("task", self.task, TASKS)
+        _choice("task", self.task, TASK_NAMES)
         _choice("algo", self.algo, ALGOS)
         _choice("panel_link", self.panel_link, LINKS)
         _choice("store_dtype", self.store_dtype, STORE_DTYPE_NAMES)
-        _choice("perturbation", self.perturbation, PERTURBATIONS)
+        _choice("perturbation", self.perturbation, PERTURBATION_KINDS)
         _at_least("agents", self.agents, 1)
         _at_least("rounds", self.rounds, 1)
         _at_least("comparisons", self.comparisons, 1)
@@ -98,9 +97,6 @@ class RunConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
     @classmethod
     def from_dict(cls, data: dict) -> "RunConfig":
         """Build from a dict; unknown keys are an error (a typo must not pass silently)."""
@@ -111,14 +107,6 @@ class RunConfig:
         if unknown:
             raise ConfigError(f"unknown config field(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return cls(**data)
-
-    @classmethod
-    def from_json(cls, text: str) -> "RunConfig":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"run config is not valid JSON: {exc}") from exc
-        return cls.from_dict(data)
 
 
 def _choice(name, value, allowed):
