@@ -23,7 +23,8 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(VENV)/bin/fedzo simulate --out runs/demo
+	rm -rf runs/demo
+	$(VENV)/bin/fedzo simulate --out runs/demo --with-null
 
 clean:
 	rm -rf $(VENV) build *.egg-info edge/kernel/_kernel_c*.so edge/kernel/_kernel_c.c dist

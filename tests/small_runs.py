@@ -84,3 +84,11 @@ class Harness:
                 return
             self.step_all()
         raise AssertionError("the run did not finish")
+
+
+def write_experiment(tmp_path, spec, name="exp.json"):
+    """An experiment file holding `spec`, for load_experiment."""
+    import json
+    path = tmp_path / name
+    path.write_text(json.dumps(spec))
+    return path

@@ -8,16 +8,27 @@ An experiment file (JSON) names the runs:
       "grid":     {"task": ["hopper", "swimmer"], "agents": [1, 5]},   (optional)
       "seeds":    [0, 1, 2],
       "budget_episodes": 800,         (trajectories per run; rounds follow)
+      "null_control": true,           (optional: true, or a list of variant labels)
       "full_scale": {overrides applied with --full-scale}              (optional)
     }
 
 Every variant is crossed with the grid (a grid key a variant sets itself is
 not varied for that variant) and with the seeds. Each cell gets
 rounds = budget_episodes // episodes per round, so all algorithms and K spend
-the same number of trajectories. Cells run in-process (no network: byte
-counts are those of the protocol frames) in a pool of worker processes; a
-cell whose summary.json exists is skipped and a cell with a checkpoint is
-resumed, so an interrupted experiment picks up where it stopped.
+the same number of trajectories. With `null_control`, every variant (or
+the listed ones) also runs as "<label> null": the same cells with coin-flip
+votes (preference "coin"), so each method's gain can be set beside a random
+walk of the same step sizes, paired by seed.
+
+Cells run in-process (no network: byte counts are those of the protocol
+frames) in a pool of worker processes; a cell whose summary.json exists is
+skipped and a cell with a checkpoint is resumed, so an interrupted experiment
+picks up where it stopped. A finished cell needs only config.json,
+summary.json and metrics.jsonl, so a long grid can be finished in pieces:
+commit the finished cells under experiments/results/NAME/ (checkpoints are
+ignored by git) and run the same command with --out there later. Each cell's
+summary records its CPU seconds; COMPUTE_FILE keeps one line per session of
+the grid (cells run, CPU seconds, workers, wall time).
 """
 import copy
 import itertools
@@ -25,9 +36,11 @@ import json
 import multiprocessing
 import os
 import re
+import resource
 import time
 from pathlib import Path
 
+from fedzo.coordinator.run.folder import SUMMARY
 from fedzo.coordinator.run.lifecycle import Run
 from fedzo.coordinator.transports.inproc import run_inproc
 from fedzo.edge.agent.runtime import AgentRuntime
@@ -35,6 +48,8 @@ from fedzo.edge.learning.config import ConfigError, RunConfig
 from fedzo.edge.tasks import TASK_NAMES, task_class
 
 EXPERIMENT_FILE = "experiment.json"
+COMPUTE_FILE = "compute.jsonl"
+NULL_SUFFIX = " null"      # the label of a variant's null-control twin
 
 
 def slug(text: str) -> str:
@@ -51,7 +66,8 @@ def load_experiment(path, full_scale=False) -> dict:
         spec = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
-    known = {"base", "variants", "grid", "seeds", "budget_episodes", "full_scale", "name", "notes"}
+    known = {"base", "variants", "grid", "seeds", "budget_episodes", "full_scale", "name", "notes",
+             "null_control"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown experiment key(s) {', '.join(unknown)}")
@@ -76,11 +92,31 @@ def merge(spec: dict, overrides: dict) -> dict:
     return out
 
 
+def with_null_controls(spec: dict) -> list:
+    """The variants, each followed by its coin-flip twin where `null_control` asks for one."""
+    wanted = spec.get("null_control", False)
+    labels = [v.get("label") for v in spec["variants"]]
+    if isinstance(wanted, list):
+        missing = sorted(set(wanted) - set(labels))
+        if missing:
+            raise ConfigError(f"null_control names unknown variant(s): {', '.join(missing)}")
+    elif not isinstance(wanted, bool):
+        raise ConfigError(f"null_control must be true, false or a list of variant labels, got {wanted!r}")
+    out = []
+    for variant in spec["variants"]:
+        out.append(variant)
+        if wanted is True or (isinstance(wanted, list) and variant.get("label") in wanted):
+            if not variant.get("label"):
+                raise ConfigError("a variant with a null control needs a label")
+            out.append({**variant, "label": variant["label"] + NULL_SUFFIX, "preference": "coin"})
+    return out
+
+
 def cells(spec: dict) -> list:
     """Every run of the experiment: dicts with label, folder and RunConfig."""
     grid = spec.get("grid", {})
     out = []
-    for variant in spec["variants"]:
+    for variant in with_null_controls(spec):
         variant = dict(variant)
         label = variant.pop("label", None) or json.dumps(variant, sort_keys=True)
         keys = [k for k in grid if k not in variant]
@@ -100,27 +136,39 @@ def cells(spec: dict) -> list:
     return out
 
 
-def run_cell(out_dir: str, cell: dict) -> dict:
-    """Run one cell (resuming from its checkpoint if any); its summary."""
+def run_cell(out_dir: str, cell: dict) -> tuple:
+    """Run one cell (resuming from its checkpoint if any): (summary, whether it ran now)."""
     folder = Path(out_dir) / cell["folder"]
-    summary_path = folder / "summary.json"
+    summary_path = folder / SUMMARY
     if summary_path.exists():
-        return json.loads(summary_path.read_text())
+        return json.loads(summary_path.read_text()), False
     resume = (folder / "checkpoint.npz").exists()
     config = cell["config"]
-    run = Run(config, folder, resume=resume, log=lambda *a: None)
+    cpu_before = _cpu_seconds()
+    # No per-run plots: the report draws the grid's curves, and committed cells stay small.
+    run = Run(config, folder, resume=resume, log=lambda *a: None, plots=False)
     agents = [AgentRuntime(log=lambda *a: None) for _ in range(config.agents)]
-    return run_inproc(run, agents, os.urandom(32), workers=1, log=lambda *a: None)
+    summary = run_inproc(run, agents, os.urandom(32), workers=1, log=lambda *a: None)
+    summary["cpu_seconds"] = round(_cpu_seconds() - cpu_before, 2)   # this session's share if resumed
+    run.folder.write_json(SUMMARY, summary)
+    return summary, True
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process so far (user + system); a cell runs in its own process."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _run_cell_job(args):
-    """(folder, summary or None, seconds, error text or None): a failing cell does not stop the rest."""
+    """(folder, summary or None, ran now, seconds, error text or None): a failing cell does not stop the rest."""
     out_dir, cell = args
     started = time.monotonic()
     try:
-        return cell["folder"], run_cell(out_dir, cell), time.monotonic() - started, None
+        summary, ran = run_cell(out_dir, cell)
+        return cell["folder"], summary, ran, time.monotonic() - started, None
     except Exception as exc:
-        return cell["folder"], None, time.monotonic() - started, f"{type(exc).__name__}: {exc}"
+        return cell["folder"], None, True, time.monotonic() - started, f"{type(exc).__name__}: {exc}"
 
 
 class ExperimentFailed(RuntimeError):
@@ -144,17 +192,33 @@ def run_experiment(spec: dict, out_dir, workers=None, log=print) -> list:
     workers = workers or os.cpu_count() or 1
     log(f"experiment: {len(todo)} runs in {out_dir}, {workers} worker processes")
     results, failures = [], []
+    session = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "workers": workers, "cores": os.cpu_count(),
+               "cells_run": 0, "cpu_seconds": 0.0}
+    started = time.monotonic()
+    busy = []     # seconds of the cells run in this session
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(workers, maxtasksperchild=1) as pool:
         jobs = [(str(out_dir), cell) for cell in todo]
-        for i, (folder, summary, seconds, error) in enumerate(pool.imap_unordered(_run_cell_job, jobs), 1):
+        for i, (folder, summary, ran, seconds, error) in enumerate(pool.imap_unordered(_run_cell_job, jobs), 1):
             if error:
                 log(f"[{i}/{len(todo)}] {folder}: FAILED: {error}")
                 failures.append(f"{folder}: {error}")
                 continue
+            if ran:
+                busy.append(seconds)
+            left = ""
+            if busy:   # cells still to run x the mean cell time, spread over the workers
+                left = f", ~{(len(todo) - i) * sum(busy) / len(busy) / workers / 60:.0f} min left"
             log(f"[{i}/{len(todo)}] {folder}: return {summary['return_initial']:.1f} -> "
-                f"{summary['return_final']:.1f} ({seconds:.0f} s)")
+                f"{summary['return_final']:.1f} ({seconds:.0f} s{left})")
             results.append((folder, summary))
+            if ran:
+                session["cells_run"] += 1
+                session["cpu_seconds"] = round(session["cpu_seconds"] + summary["cpu_seconds"], 2)
+    session["wall_seconds"] = round(time.monotonic() - started, 1)
+    if session["cells_run"]:
+        with open(out_dir / COMPUTE_FILE, "a") as f:
+            f.write(json.dumps(session, sort_keys=True) + "\n")
     if failures:
         raise ExperimentFailed(f"{len(failures)} of {len(todo)} runs failed:\n" + "\n".join(failures))
     return results

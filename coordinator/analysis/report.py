@@ -119,6 +119,9 @@ def series_table_row(name, runs) -> dict:
         "series": name, "seeds": len(runs), "algo": first["algo"], "task": first["task"],
         "agents": first["agents"], "rounds": first["rounds"], "episodes": first["episodes"],
         "comparisons": first["comparisons"], "return_initial": start, "return_final": final, "gain": gain,
+        "train_horizon": runs[0]["config"].get("horizon", 1000),
+        # Runs from before full-horizon evaluation were evaluated at their training horizon.
+        "eval_horizon": first.get("eval_horizon") or runs[0]["config"].get("horizon", 1000),
         "bytes_per_agent_round_up": float(np.mean([x["bytes_per_agent_per_round_up"] for x in s])),
         "bytes_per_agent_round_down": float(np.mean([x["bytes_per_agent_per_round_down"] for x in s])),
         "peak_rss_mib": float(np.max(peak)) / 2**20 if peak else None,
@@ -133,13 +136,15 @@ def _fmt(stat, digits=1) -> str:
 
 def markdown_table(rows) -> str:
     """The series table as Markdown."""
-    columns = ["series", "seeds", "K", "rounds", "episodes", "comparisons", "return at start",
+    columns = ["series", "seeds", "K", "rounds", "episodes", "comparisons", "train / eval horizon",
+               "return at start",
                "return at end", "gain (95 % CI)", "B/agent/round up", "B/agent/round down",
                "peak RSS MiB", "learning state B"]
     lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
     for r in rows:
         peak = "-" if r["peak_rss_mib"] is None else f"{r['peak_rss_mib']:.1f}"
         cells = [r["series"], r["seeds"], r["agents"], r["rounds"], r["episodes"], r["comparisons"],
+                 f"{r['train_horizon']} / {r['eval_horizon']}",
                  _fmt(r["return_initial"]), _fmt(r["return_final"]), _fmt(r["gain"]),
                  f"{r['bytes_per_agent_round_up']:.1f}", f"{r['bytes_per_agent_round_down']:.1f}",
                  peak, r["learning_state_bytes"] or "-"]
@@ -193,6 +198,7 @@ def slug_name(text: str) -> str:
 
 def write_report(root, out_path=None, title=None) -> Path:
     """Write REPORT.md (and PNG plots) for the runs below root; returns its path."""
+    from fedzo.coordinator.analysis import null_control  # it builds on this module
     root = Path(root)
     runs = load_runs(root)
     if not runs:
@@ -206,12 +212,15 @@ def write_report(root, out_path=None, title=None) -> Path:
         by_task[run["summary"]["task"]].append(run)
     parts = [f"# {title}", "",
              f"{len(runs)} runs below `{root}`; each series is the mean over its seeds with a "
-             f"95 % t-interval. Bytes are protocol frames (framing, header and tag included; "
+             f"95 % t-interval. Returns are true returns over fixed evaluation episodes at the "
+             f"evaluation horizon the tables name (the task's own time limit unless marked). "
+             f"Bytes are protocol frames (framing, header and tag included; "
              f"TCP/IP headers excluded).", ""]
     for task, task_runs in sorted(by_task.items()):
         groups = group_series(task_runs, root)
         rows = [series_table_row(name, rs) for name, rs in groups.items()]
         parts += [f"## {task}", "", markdown_table(rows), ""]
+        parts.append(null_control.markdown(task_runs, lambda run: series_key(run, root)))
         for png in plot_series(groups, plot_dir, title, task):
             parts += [f"![{png.stem}]({png.name})", ""]
     from fedzo.coordinator.analysis.claims import claims_markdown

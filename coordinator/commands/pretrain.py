@@ -2,7 +2,7 @@
 import json
 import time
 
-from fedzo.coordinator.run.evaluate import evaluate, summarise
+from fedzo.coordinator.run.evaluate import returns_at_time_limit, summarise
 from fedzo.coordinator.tools.pretrain import ARSSettings, pretrain
 from fedzo.edge.learning import streams
 from fedzo.edge.learning.fixedpoint import ParameterStore
@@ -27,11 +27,11 @@ def add_arguments(parser):
 def quantised_check(actor, task, seeds) -> dict:
     """True return of the actor in float32 and after the int16 store round trip."""
     low, high = task.model.actuator_ctrlrange.T
-    float_returns = evaluate(task, actor.policy(low, high), seeds)
+    float_returns = returns_at_time_limit(task, actor.policy(low, high), seeds)
     store = ParameterStore.from_float(actor.theta)
     policy = actor.policy(low, high)
     policy.refresh(store)
-    quant_returns = evaluate(task, policy, seeds)
+    quant_returns = returns_at_time_limit(task, policy, seeds)
     change = abs(quant_returns.mean() - float_returns.mean()) / abs(float_returns.mean())
     return {"float": summarise(float_returns), "quantised": summarise(quant_returns),
             "frac_bits": store.fmt.frac_bits, "relative_change": float(change)}

@@ -20,6 +20,9 @@ def add_arguments(parser):
     parser.add_argument("--out", default=None, help="run folder (default: runs/<algo>-<task>-<time>)")
     parser.add_argument("--round-timeout", type=float, default=120.0, help="seconds before a round closes without a missing vote")
     parser.add_argument("--quiet", action="store_true", help="no per-round lines")
+    parser.add_argument("--with-null", action="store_true",
+                        help="afterwards, run the same config with coin-flip votes (the null control, "
+                             "in-process, in OUT/null-control) and print its drift beside the run's gain")
     boards = parser.add_argument_group("simulated boards (--link serial, or --link tcp with --board)")
     boards.add_argument("--board", default=None,
                         help="board profile of every agent (`fedzo boards` lists them; default for "
@@ -107,4 +110,26 @@ def run(args) -> int:
         from fedzo.coordinator.transports.tcp import simulate_tcp
         summary = simulate_tcp(the_run, run_key, log=log)
     print_summary(summary, out)
+    if args.with_null:
+        run_null_control(config, out / "null-control", the_run.runtime.round)
     return 0
+
+
+def run_null_control(config, out, rounds) -> dict:
+    """The same run with coin-flip votes, in-process; prints its drift (the null's "gain")."""
+    from dataclasses import replace
+
+    from fedzo.coordinator.run.lifecycle import Run
+    from fedzo.coordinator.run.summary_text import print_returns
+    from fedzo.coordinator.transports.inproc import run_inproc
+    from fedzo.edge.agent.runtime import AgentRuntime
+    null = replace(config, preference="coin", rounds=max(1, rounds))
+    print(f"\nnull control: the same run with coin-flip votes ({null.rounds} rounds, in-process) ...",
+          flush=True)
+    the_run = Run(null, out, log=lambda *a: None, plots=False)
+    agents = [AgentRuntime(log=lambda *a: None) for _ in range(null.agents)]
+    summary = run_inproc(the_run, agents, os.urandom(32), log=lambda *a: None)
+    print_returns(summary, label="null (coin-flip votes)")
+    print("  a gain well beyond the null's drift (in units of their standard errors) is learning; "
+          "one seed decides nothing (docs/PAPER.md has the seeds-paired figures)")
+    return summary

@@ -8,6 +8,8 @@ continues from that checkpoint and ends bit-identical to an uninterrupted run.
 """
 import time
 
+import numpy as np
+
 from fedzo.coordinator.rounds.runtime import CoordinatorRuntime
 from fedzo.coordinator.run.evaluate import evaluate, summarise
 from fedzo.coordinator.run.folder import CONFIG, RunFolder
@@ -54,7 +56,10 @@ class Run:
         self.folder = RunFolder(out_dir)
         actor = load_actor(config)
         self.task = make(config.task)
-        self.task.max_episode_steps = config.horizon    # evaluation uses the run's horizon too
+        # Evaluation always reaches the task's own time limit, and also the
+        # training horizon when that is shorter (evaluate.py says why).
+        self.time_limit = self.task.max_episode_steps
+        self.eval_horizons = sorted({self.time_limit, min(config.horizon, self.time_limit)})
         low, high = self.task.model.actuator_ctrlrange.T
         self.eval_policy = actor.policy(low, high)
         self.eval_seeds = streams.eval_seeds(config.seed, config.eval_episodes)
@@ -78,12 +83,14 @@ class Run:
         self.started = time.monotonic()
         self.elapsed_before = self.totals["wall_seconds"]
         if self.totals["return_initial"] is None:
-            self.totals["return_initial"] = self._evaluate()["mean"]
-        self.last_return = (self.totals.get("return_last") or self.totals["return_initial"])
+            self.totals["evaluation_initial"] = self._evaluate()
+            self.totals["return_initial"] = self.totals["evaluation_initial"]["mean"]
+        self.last_evaluation = self.totals.get("evaluation_last") or self.totals["evaluation_initial"]
         self.log(f"{config.algo} on {config.task}: K = {config.agents}, T = {config.rounds}, "
                  f"d = {store.d}, alpha = {config.alpha} ({self.runtime.alpha_steps} LSB), "
                  f"mu = {config.mu} ({store.fmt.steps(config.mu)} LSB), store {store.fmt.dtype.name} "
-                 f"2^-{store.fmt.frac_bits}; return at start {self.totals['return_initial']:.1f}")
+                 f"2^-{store.fmt.frac_bits}; return at start {self.totals['return_initial']:.1f} "
+                 f"({self.time_limit}-step episodes{self._horizon_note()})")
 
     def _resume(self, config):
         saved = RunConfig.from_dict(self.folder.read_json(CONFIG))
@@ -101,9 +108,21 @@ class Run:
 
     # ---- after every round ----
 
+    def _horizon_note(self) -> str:
+        if self.config.horizon >= self.time_limit:
+            return ""
+        return f"; training at {self.config.horizon} steps"
+
     def _evaluate(self, store=None) -> dict:
+        """theta's true return at the task's time limit (mean, se, ..., and each episode's),
+        plus, when the run trains at a shorter horizon, at that horizon (`train_horizon`)."""
         self.eval_policy.refresh(store or self.store)
-        return summarise(evaluate(self.task, self.eval_policy, self.eval_seeds))
+        returns = evaluate(self.task, self.eval_policy, self.eval_seeds, self.eval_horizons)
+        out = {**summarise(returns[self.time_limit]), "horizon": self.time_limit,
+               "returns": [float(r) for r in returns[self.time_limit]]}
+        if self.config.horizon < self.time_limit:
+            out["train_horizon"] = {**summarise(returns[self.config.horizon]), "horizon": self.config.horizon}
+        return out
 
     def link_counters(self) -> list:
         """(agent id, LinkCounters summed over its links in this process) for every slot."""
@@ -151,24 +170,48 @@ class Run:
         evaluation = None
         if done == config.rounds or (config.eval_every and done % config.eval_every == 0):
             evaluation = self._evaluate(theta)
-            self.last_return = evaluation["mean"]
-            self.totals["return_last"] = evaluation["mean"]
+            self.last_evaluation = self.totals["evaluation_last"] = evaluation
         elapsed = self.elapsed_before + time.monotonic() - self.started
         self.totals["wall_seconds"] = elapsed
         record = {"round": t, "votes": info["votes"], "voters": info["voters"],
                   "episodes": self.totals["episodes"], "comparisons": self.totals["comparisons"],
-                  "return": evaluation["mean"] if evaluation else None,
-                  "return_std": evaluation["std"] if evaluation else None,
+                  **self._return_fields(evaluation),
                   "saturated": info["saturated"], "theta_hash": info["theta_hash"],
                   "elapsed_s": round(elapsed, 3), **self._round_bytes(t)}
         self.folder.append_metrics(record)
         self.folder.save_checkpoint(theta.values, self.store.fmt.frac_bits, done,
                                     {**self.totals, "agent_bytes": self.agent_bytes()})
         remaining = elapsed / max(done, 1) * (config.rounds - done)
-        self.log(f"round {done}/{config.rounds} | return {self.last_return:.1f} | "
+        shown = f"{self.last_evaluation['mean']:.1f}" + ("" if evaluation else " (earlier)")
+        self.log(f"round {done}/{config.rounds} | return {shown} | "
                  f"votes {''.join('+' if v > 0 else '-' if v < 0 else '0' for v in info['votes'])} | "
                  f"comparisons {self.totals['comparisons']} | elapsed {elapsed:.0f} s | "
                  f"left ~{remaining:.0f} s")
+
+    def _return_fields(self, evaluation) -> dict:
+        """A round's metrics fields for an evaluation (None where the round was not evaluated)."""
+        full = evaluation or {}
+        out = {"return": full.get("mean"), "return_se": full.get("se"), "return_std": full.get("std")}
+        if self.config.horizon < self.time_limit:
+            out["return_train_horizon"] = full.get("train_horizon", {}).get("mean")
+        return out
+
+    def evaluation_summary(self) -> dict:
+        """The summary's return fields: at the time limit (the headline), the gain with its
+        standard error (paired by evaluation episode), and at the training horizon if shorter."""
+        first, last = self.totals["evaluation_initial"], self.last_evaluation
+        gains = np.subtract(last["returns"], first["returns"])
+        out = {"eval_horizon": self.time_limit, "train_horizon": self.config.horizon,
+               "eval_episodes": len(first["returns"]),
+               "return_initial": first["mean"], "return_final": last["mean"],
+               "return_initial_se": first["se"], "return_final_se": last["se"],
+               "gain": float(gains.mean()), "gain_se": summarise(gains)["se"],
+               "eval_returns_initial": first["returns"], "eval_returns_final": last["returns"]}
+        if "train_horizon" in first:
+            out["return_initial_train_horizon"] = first["train_horizon"]["mean"]
+            out["return_final_train_horizon"] = last["train_horizon"]["mean"]
+            out["return_final_train_horizon_se"] = last["train_horizon"]["se"]
+        return out
 
     # ---- the end ----
 
@@ -203,7 +246,8 @@ class Run:
             "episodes": self.totals["episodes"], "comparisons": self.totals["comparisons"],
             "env_steps": sum(r["env_steps"] for r in reports) if len(reports) == K else None,
             "reviewer_votes": sum(r["reviewer_votes"] for r in reports) if len(reports) == K else None,
-            "return_initial": self.totals["return_initial"], "return_final": self.last_return,
+            "preference": config.preference, "comparison": config.comparison,
+            **self.evaluation_summary(),
             **totals,
             "bytes_per_agent_per_round_up": totals["bytes_up"] / K / rounds_run,
             "bytes_per_agent_per_round_down": totals["bytes_down"] / K / rounds_run,

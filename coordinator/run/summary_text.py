@@ -5,14 +5,24 @@ def _mib(x):
     return "-" if x is None else f"{x / 2**20:.1f} MiB"
 
 
+def print_returns(s: dict, label="true return") -> None:
+    """The headline: the return at the task's own time limit, before and after, with standard errors."""
+    print(f"{label} at the task's {s['eval_horizon']}-step limit ({s['eval_episodes']} evaluation episodes): "
+          f"{s['return_initial']:.1f} ± {s['return_initial_se']:.1f} -> {s['return_final']:.1f} ± "
+          f"{s['return_final_se']:.1f} (gain {s['gain']:+.1f} ± {s['gain_se']:.1f}, ± = standard error)")
+    if "return_final_train_horizon" in s:
+        change = s["return_final_train_horizon"] - s["return_initial_train_horizon"]
+        print(f"  at the {s['train_horizon']}-step training horizon: {s['return_initial_train_horizon']:.1f} -> "
+              f"{s['return_final_train_horizon']:.1f} ({change:+.1f})")
+
+
 def print_summary(summary: dict, out_dir) -> None:
     """Print what a user wants to see when a run ends."""
     s = summary
     K, d = s["agents"], s["d"]
     print()
     print(f"=== {s['algo']} on {s['task']}: K = {K}, {s['rounds']} rounds, d = {d} ===")
-    change = s["return_final"] - s["return_initial"]
-    print(f"true return: {s['return_initial']:.1f} -> {s['return_final']:.1f} ({change:+.1f})")
+    print_returns(s)
     print(f"work: {s['episodes']} episodes, {s['env_steps']} env steps, {s['comparisons']} comparisons "
           f"(human queries), {s['wall_seconds']:.0f} s")
     print(f"bytes per agent per round: up {s['bytes_per_agent_per_round_up']:.1f} B, "

@@ -7,6 +7,11 @@ replica of theta in a fixed-point store and a policy that reads it.
 Within a round, the N comparisons use common reset seeds: the baseline batch
 and the candidate batch of comparison n start from the same D initial states,
 so that the panel compares the policies, not the luck of the draw.
+
+The baseline is theta itself (the paper's one-sided comparison), or, with
+`comparison = "symmetric"`, theta - mu v: the two batches then differ by
+2 mu v, which doubles the return difference the panel sees for the same
+episodes (a measured option, not the default).
 """
 import numpy as np
 
@@ -17,7 +22,7 @@ from fedzo.edge.learning.algorithm import (
     fedavg_round_index,
 )
 from fedzo.edge.learning.layout import block_bounds
-from fedzo.edge.learning.preference import SimulatedPanel
+from fedzo.edge.learning.preference import make_preference
 from fedzo.edge.policy.rollout import run_batch
 
 
@@ -30,7 +35,7 @@ class AgentBase:
         low, high = task.model.actuator_ctrlrange.T
         self.policy = actor.policy(low, high)
         self.policy.refresh(store)
-        self.preference = preference or SimulatedPanel(config.panel_link, config.panel_reviewers, config.scale)
+        self.preference = preference or make_preference(config)
         self.mu_steps = store.fmt.steps(config.mu)
         self.alpha_steps = store.fmt.steps(config.alpha)
         self.episodes = 0
@@ -41,18 +46,27 @@ class AgentBase:
         config = self.config
         seeds = streams.reset_seeds(config.seed, self.index, round_, config.comparisons * config.batch)
         batches = [seeds[n * config.batch:(n + 1) * config.batch] for n in range(config.comparisons)]
-        baselines = [self._rollouts(b) for b in batches]
-        perturbation.perturb(self.store, config.perturbation, start, stop, config.seed, stream,
-                             round_, self.mu_steps, scratch)
-        self.policy.refresh(self.store, start, stop)
-        candidates = [self._rollouts(b) for b in batches]
-        self.store.restore(start, stop, scratch)
-        self.policy.refresh(self.store, start, stop)
+        if config.comparison == "symmetric":
+            baselines = self._rollouts_perturbed(batches, stream, round_, start, stop, -self.mu_steps, scratch)
+        else:
+            baselines = [self._rollouts(b) for b in batches]
+        candidates = self._rollouts_perturbed(batches, stream, round_, start, stop, self.mu_steps, scratch)
         total = 0
         for n, (candidate, baseline) in enumerate(zip(candidates, baselines)):
             rng = streams.generator(config.seed, streams.PURPOSE_PANEL, self.index, round_, n)
             total += self.preference.compare(candidate, baseline, rng)
         return total
+
+    def _rollouts_perturbed(self, batches, stream, round_, start, stop, steps, scratch) -> list:
+        """The batches under theta + steps * v on [start, stop); theta is restored exactly after."""
+        config = self.config
+        perturbation.perturb(self.store, config.perturbation, start, stop, config.seed, stream,
+                             round_, steps, scratch)
+        self.policy.refresh(self.store, start, stop)
+        out = [self._rollouts(b) for b in batches]
+        self.store.restore(start, stop, scratch)
+        self.policy.refresh(self.store, start, stop)
+        return out
 
     def _rollouts(self, reset_seeds):
         batch = run_batch(self.task, self.policy, reset_seeds)

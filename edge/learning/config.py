@@ -7,11 +7,12 @@ raises ConfigError, which names the field and what it accepts.
 from dataclasses import asdict, dataclass, fields
 
 from fedzo.edge.learning.perturbation import KINDS as PERTURBATION_KINDS
-from fedzo.edge.learning.preference import DEFAULT_REVIEWERS, DEFAULT_SCALE, LINKS
+from fedzo.edge.learning.preference import DEFAULT_REVIEWERS, DEFAULT_SCALE, LINKS, PREFERENCES
 from fedzo.edge.learning.store_format import STORE_DTYPE_NAMES
 from fedzo.edge.tasks import TASK_NAMES
 
 ALGOS = ("par-s2zpo", "fedavg-s2zpo")
+COMPARISONS = ("one-sided", "symmetric")
 
 
 class ConfigError(ValueError):
@@ -41,7 +42,9 @@ class RunConfig:
     frac_bits: int = -1             # -1: the finest scale with 2x headroom
     actor: str = ""                 # path of the starting actor; "": the packaged one
     perturbation: str = "rademacher"  # "gaussian": an experiment option outside the kernel
-    horizon: int = 1000             # episode time limit in env steps (the tasks' own is 1000)
+    horizon: int = 1000             # training episodes' time limit in env steps (the tasks' own is 1000)
+    preference: str = "panel"       # who answers: the simulated panel, or "coin" (the null control)
+    comparison: str = "one-sided"   # "one-sided": theta vs theta + mu v (the paper); "symmetric": theta - mu v vs theta + mu v
 
     def __post_init__(self):
         self.validate()
@@ -58,6 +61,8 @@ class RunConfig:
         _choice("panel_link", self.panel_link, LINKS)
         _choice("store_dtype", self.store_dtype, STORE_DTYPE_NAMES)
         _choice("perturbation", self.perturbation, PERTURBATION_KINDS)
+        _choice("preference", self.preference, PREFERENCES)
+        _choice("comparison", self.comparison, COMPARISONS)
         _at_least("agents", self.agents, 1)
         _at_least("rounds", self.rounds, 1)
         _at_least("comparisons", self.comparisons, 1)

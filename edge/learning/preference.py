@@ -6,8 +6,14 @@ candidate is preferred, else -1. The learning update sees only these answers.
 
 `SimulatedPanel` is the default: M reviewers each prefer the candidate with
 probability sigma(R' - R), where R', R are the batches' mean true returns,
-and the panel answers by majority (M odd). A person-facing source will
-implement the same interface.
+and the panel answers by majority (M odd). `CoinFlip` is the null control:
+it answers with a fair coin and never looks at the batches, so a run that
+uses it is a random walk with the same step sizes, and whatever a method
+gains beyond that walk is what its preferences taught it. A person-facing
+source implements the same interface.
+
+`make_preference(config)` builds the source a run config names
+(`preference`: "panel" or "coin").
 """
 import abc
 import math
@@ -16,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 LINKS = ("linear", "logistic", "probit")
+PREFERENCES = ("panel", "coin")   # the run config's `preference` choices
 DEFAULT_REVIEWERS = 101
 
 # Per-task scale c of the link, in return units for 1000-step episodes (a
@@ -89,3 +96,28 @@ class SimulatedPanel(PreferenceSource):
         self.comparisons += 1
         self.reviewer_votes += self.reviewers
         return 1 if 2 * for_candidate > self.reviewers else -1
+
+
+class CoinFlip(PreferenceSource):
+    """The null control: a fair coin per comparison, blind to both batches.
+
+    It draws from the same per-comparison generator a panel would, so a null
+    run is as reproducible as any other; it asks no reviewers.
+    """
+
+    def __init__(self):
+        self.comparisons = 0
+        self.reviewer_votes = 0
+
+    def compare(self, candidate: Batch, baseline: Batch, rng: np.random.Generator) -> int:
+        self.comparisons += 1
+        return 1 if rng.integers(2) else -1
+
+
+def make_preference(config) -> PreferenceSource:
+    """The preference source a RunConfig names: its panel, or the coin of the null control."""
+    if config.preference == "coin":
+        return CoinFlip()
+    if config.preference == "panel":
+        return SimulatedPanel(config.panel_link, config.panel_reviewers, config.scale)
+    raise ValueError(f"unknown preference source {config.preference!r}; choose one of {', '.join(PREFERENCES)}")

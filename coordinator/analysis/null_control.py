@@ -1,0 +1,91 @@
+"""Each method's gain beside its null control, paired by seed.
+
+The null control of a series is the same runs (same config, same seeds) with
+coin-flip votes (`preference = "coin"`): a random walk with the method's own
+step sizes. A method has learned something only where its gain beats that
+walk's, seed for seed. Runs are paired by their configs: a null run pairs
+with the run whose config differs from it only in `preference`.
+"""
+import math
+
+from fedzo.coordinator.analysis.report import mean_ci
+
+NULL_PREFERENCE = "coin"
+
+
+def gain(summary: dict) -> float:
+    """The run's gain in true return at its evaluation horizon (final - initial, same episodes)."""
+    return summary["return_final"] - summary["return_initial"]
+
+
+def eval_horizon(run: dict) -> int:
+    """The horizon a run's returns were evaluated at (runs before full-horizon evaluation
+    were evaluated at their training horizon)."""
+    return run["summary"].get("eval_horizon") or run["config"].get("horizon", 1000)
+
+
+def _pairing_key(config: dict) -> tuple:
+    """What a run and its null twin share: the whole config but the preference source."""
+    return tuple(sorted((k, repr(v)) for k, v in config.items() if k != "preference"))
+
+
+def null_pairs(runs: list, series_of) -> dict:
+    """series -> list of (run, its null twin), for every series whose runs have twins.
+
+    `series_of(run)` names a run's series (the report's series key)."""
+    nulls = {_pairing_key(r["config"]): r for r in runs if r["config"].get("preference") == NULL_PREFERENCE}
+    out = {}
+    for run in runs:
+        if run["config"].get("preference", "panel") == NULL_PREFERENCE:
+            continue
+        twin = nulls.get(_pairing_key(run["config"]))
+        if twin is not None:
+            out.setdefault(series_of(run), []).append((run, twin))
+    return dict(sorted(out.items()))
+
+
+def verdict(difference: tuple) -> str:
+    """How a paired difference's 95 % interval (mean, half-width) sits against 0."""
+    mean, half = difference
+    if math.isnan(mean) or half == 0:
+        return "undecided (too few seeds)"
+    if mean - half > 0:
+        return "beats the null"
+    if mean + half < 0:
+        return "below the null"
+    return "not distinguishable from the null"
+
+
+def rows(runs: list, series_of) -> list:
+    """One row per series with a null control: gains, the null's, and the paired difference."""
+    out = []
+    for series, pairs in null_pairs(runs, series_of).items():
+        gains = [gain(run["summary"]) for run, _ in pairs]
+        null_gains = [gain(twin["summary"]) for _, twin in pairs]
+        difference = mean_ci([g - n for g, n in zip(gains, null_gains)])
+        out.append({"series": series, "seeds": len(pairs), "horizon": eval_horizon(pairs[0][0]),
+                    "gain": mean_ci(gains), "null_gain": mean_ci(null_gains),
+                    "difference": difference, "verdict": verdict(difference)})
+    return out
+
+
+def markdown(runs: list, series_of) -> str:
+    """The 'gain beside the null' table, or '' when no run has a null twin."""
+    table = rows(runs, series_of)
+    if not table:
+        return ""
+    lines = ["### Gain beside the null control", "",
+             "Each series' gain in true return (final - initial, at the evaluation horizon) beside the "
+             "same runs with coin-flip votes, paired by seed; intervals are 95 % t-intervals over seeds.",
+             "", "| series | seeds | eval horizon | gain | null gain | gain - null (paired) | verdict |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in table:
+        cells = [r["series"], r["seeds"], r["horizon"], _fmt(r["gain"]), _fmt(r["null_gain"]),
+                 _fmt(r["difference"]), r["verdict"]]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(stat) -> str:
+    mean, half = stat
+    return "-" if math.isnan(mean) else f"{mean:+.1f} ± {half:.1f}"

@@ -1,0 +1,109 @@
+"""Null controls in experiment grids, grids finished in pieces, and the gain-beside-null table."""
+import json
+import shutil
+
+import pytest
+from small_runs import write_experiment
+
+from fedzo.coordinator.analysis import null_control
+from fedzo.coordinator.analysis.experiment import COMPUTE_FILE, cells, load_experiment, run_experiment
+from fedzo.coordinator.analysis.report import write_report
+from fedzo.edge.learning.config import ConfigError
+
+SPEC = {
+    "base": {"task": "hopper", "batch": 1, "comparisons": 1, "eval_every": 0, "eval_episodes": 2,
+             "horizon": 30},
+    "budget_episodes": 4,
+    "seeds": [0, 1],
+    "null_control": ["Par K=2"],
+    "variants": [
+        {"label": "Par K=2", "algo": "par-s2zpo", "agents": 2},
+        {"label": "central", "algo": "par-s2zpo", "agents": 1},
+    ],
+}
+
+
+def test_a_null_control_is_the_same_cells_with_coin_flip_votes(tmp_path):
+    runs = cells(load_experiment(write_experiment(tmp_path, SPEC)))
+    by_label = {}
+    for cell in runs:
+        by_label.setdefault(cell["label"], []).append(cell["config"])
+    assert set(by_label) == {"Par K=2", "Par K=2 null", "central"}      # only the listed variant
+    for real, null in zip(by_label["Par K=2"], by_label["Par K=2 null"]):
+        assert null.preference == "coin" and real.preference == "panel"
+        assert {**real.to_dict(), "preference": "coin"} == null.to_dict()   # same seed, rounds, everything
+    every = cells(load_experiment(write_experiment(tmp_path, dict(SPEC, null_control=True))))
+    assert {c["label"] for c in every} == {"Par K=2", "Par K=2 null", "central", "central null"}
+
+
+@pytest.mark.parametrize("bad", [["Par K=3"], "yes", 1])
+def test_a_wrong_null_control_is_refused_with_its_name(tmp_path, bad):
+    with pytest.raises(ConfigError, match="null_control"):
+        load_experiment(write_experiment(tmp_path, dict(SPEC, null_control=bad)))
+
+
+def test_a_grid_finished_in_pieces_skips_committed_cells_and_records_compute(tmp_path):
+    spec = load_experiment(write_experiment(tmp_path, SPEC))
+    first = tmp_path / "first"
+    run_experiment(spec, first, workers=2, log=lambda *a: None)
+    sessions = [json.loads(l) for l in (first / COMPUTE_FILE).read_text().splitlines()]
+    assert len(sessions) == 1 and sessions[0]["cells_run"] == 6
+    assert sessions[0]["cpu_seconds"] > 0 and sessions[0]["workers"] == 2
+    # What a commit keeps of finished cells: config, summary, metrics (no checkpoints, no key).
+    committed = tmp_path / "committed"
+    for summary in first.rglob("summary.json"):
+        cell = summary.parent
+        target = committed / cell.relative_to(first)
+        target.mkdir(parents=True)
+        for name in ("config.json", "summary.json", "metrics.jsonl"):
+            shutil.copy(cell / name, target / name)
+        assert json.loads(summary.read_text())["cpu_seconds"] > 0
+    # Drop two cells, as if the grid had been stopped before them.
+    for cell in ("central/seed-1", "Par_K=2_null/seed-0"):
+        shutil.rmtree(committed / cell)
+    logged = []
+    results = run_experiment(spec, committed, workers=2, log=logged.append)
+    assert len(results) == 6
+    sessions = [json.loads(l) for l in (committed / COMPUTE_FILE).read_text().splitlines()]
+    assert [s["cells_run"] for s in sessions] == [2]              # only the missing cells ran
+    again = {f: s["theta_hash"] for f, s in results}
+    before = {str(p.parent.relative_to(first)): json.loads(p.read_text())["theta_hash"]
+              for p in first.rglob("summary.json")}
+    assert again == before                                        # the re-run cells are bit-identical
+
+
+def _run(seed, gain, preference="panel", horizon=1000):
+    config = {"task": "hopper", "algo": "par-s2zpo", "agents": 5, "seed": seed, "horizon": horizon,
+              "preference": preference}
+    return {"config": config, "summary": {"return_initial": 1000.0, "return_final": 1000.0 + gain,
+                                          "eval_horizon": 1000}}
+
+
+def _series(run):
+    return "coin" if run["config"]["preference"] == "coin" else "method"
+
+
+def test_a_method_beats_the_null_only_when_the_paired_interval_says_so():
+    clear = [_run(s, 300 + s) for s in range(5)] + [_run(s, 10 * (-1) ** s, "coin") for s in range(5)]
+    (row,) = null_control.rows(clear, _series)
+    assert row["seeds"] == 5 and row["verdict"] == "beats the null"
+    assert row["difference"][0] == pytest.approx(302 - 2)
+    noisy = [_run(s, g) for s, g in enumerate([400, -300, 350, -250, 100])]
+    noisy += [_run(s, 0.0, "coin") for s in range(5)]
+    assert null_control.rows(noisy, _series)[0]["verdict"] == "not distinguishable from the null"
+    worse = [_run(s, -200 - s) for s in range(4)] + [_run(s, 5.0 + s, "coin") for s in range(4)]
+    assert null_control.rows(worse, _series)[0]["verdict"] == "below the null"
+    # A null run with another horizon is another config: it is nobody's twin.
+    unpaired = [_run(0, 100)] + [_run(0, 0, "coin", horizon=200)]
+    assert null_control.rows(unpaired, _series) == []
+
+
+def test_the_report_sets_each_gain_beside_its_null(tmp_path):
+    spec = load_experiment(write_experiment(tmp_path, SPEC))
+    run_experiment(spec, tmp_path / "grid", workers=2, log=lambda *a: None)
+    text = write_report(tmp_path / "grid").read_text()
+    assert "### Gain beside the null control" in text
+    table = text.split("### Gain beside the null control")[1]
+    rows = [l for l in table.splitlines() if l.startswith("| Par_K=2 |")]
+    assert len(rows) == 1 and "| 2 | 1000 |" in rows[0]           # 2 seeds, judged at 1000 steps
+    assert "central" not in table                                  # no null twin, no row
