@@ -136,6 +136,13 @@ def cells(spec: dict) -> list:
     return out
 
 
+def seed_major(todo: list) -> list:
+    """The cells, first seed first: a grid stopped part-way has every series at the same
+    number of seeds (paired comparisons need the same seeds on both sides)."""
+    seeds = sorted({cell["config"].seed for cell in todo})
+    return sorted(todo, key=lambda cell: seeds.index(cell["config"].seed))   # stable: variant order kept
+
+
 def run_cell(out_dir: str, cell: dict) -> tuple:
     """Run one cell (resuming from its checkpoint if any): (summary, whether it ran now)."""
     folder = Path(out_dir) / cell["folder"]
@@ -183,7 +190,7 @@ def run_experiment(spec: dict, out_dir, workers=None, log=print) -> list:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / EXPERIMENT_FILE).write_text(json.dumps(spec, indent=2, sort_keys=True))
-    todo = cells(spec)
+    todo = seed_major(cells(spec))
     # Import every task module now, before the pool forks: a module a cell
     # imported lazily would be read from disk mid-experiment, and an edit
     # made meanwhile would give cells different code.

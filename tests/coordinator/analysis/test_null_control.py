@@ -107,3 +107,10 @@ def test_the_report_sets_each_gain_beside_its_null(tmp_path):
     rows = [l for l in table.splitlines() if l.startswith("| Par_K=2 |")]
     assert len(rows) == 1 and "| 2 | 1000 |" in rows[0]           # 2 seeds, judged at 1000 steps
     assert "central" not in table                                  # no null twin, no row
+
+
+def test_cells_run_seed_by_seed_so_a_partial_grid_stays_paired(tmp_path):
+    from fedzo.coordinator.analysis.experiment import seed_major
+    order = seed_major(cells(load_experiment(write_experiment(tmp_path, SPEC))))
+    assert [c["config"].seed for c in order] == [0, 0, 0, 1, 1, 1]
+    assert [c["label"] for c in order[:3]] == ["Par K=2", "Par K=2 null", "central"]
