@@ -53,6 +53,7 @@ from fedzo.edge.protocol import (
     ProtocolError,
     Session,
 )
+from fedzo.edge.protocol.arq import ARQ_STAT_KEYS
 
 RECV_BYTES = 65536
 HANDSHAKE_SECONDS = 30.0
@@ -61,8 +62,6 @@ POLL_SECONDS = 0.05           # longest sleep of a pass (the ARQ timers' resolut
 NO_FD_POLL_SECONDS = 0.005    # with a port that cannot be selected on
 DRAIN_SECONDS = 5.0           # after the run: how long to wait for the last bytes to be acknowledged
 REOPEN_SECONDS = 1.0
-ARQ_STAT_KEYS = ("data_sent", "retransmitted", "acks_sent", "resets_sent", "resets_received",
-                 "delivered", "duplicates")
 
 
 class TcpLink:

@@ -42,6 +42,7 @@ from fedzo.edge.protocol import (
     LinkFailed,
     Session,
 )
+from fedzo.edge.protocol.arq import ARQ_STAT_KEYS
 from fedzo.edge.protocol.errors import ProtocolError
 
 POLL_SECONDS = 0.05
@@ -55,20 +56,17 @@ REFUSALS = (ErrorCode.RUN_FULL, ErrorCode.UNKNOWN_AGENT, ErrorCode.AUTH_FAILED, 
 class SerialAgentStats:
     """What an agent's serial link carried, over all its sessions."""
 
-    ARQ_KEYS = ("data_sent", "retransmitted", "acks_sent", "resets_sent", "resets_received",
-                "delivered", "duplicates", "bytes_first", "bytes_other")
-
     def __init__(self, port: str, baud: int):
         self.port, self.baud = port, baud
         self.counters = LinkCounters("agent")
-        self.arq = {key: 0 for key in self.ARQ_KEYS}
+        self.arq = dict.fromkeys(ARQ_STAT_KEYS, 0)
         self.sessions = 0
         self.link_failures = 0     # sessions ended by the ARQ giving up
         self.port_errors = 0       # times the port failed and was reopened
 
     def add_arq(self, stats: dict) -> None:
         """Add one session's ARQ counts."""
-        for key in self.ARQ_KEYS:
+        for key in ARQ_STAT_KEYS:
             self.arq[key] += stats.get(key, 0)
 
     def to_dict(self) -> dict:

@@ -45,6 +45,9 @@ SEQ_MOD = 1 << 16
 MAX_WINDOW = 1024
 _REFUSED_MEMORY = 64     # refused epochs remembered (of 65536)
 MAX_PAYLOAD_BYTES = MAX_PACKET_BYTES - ARQ_HEADER_BYTES
+# What ArqLink.stats counts (the agent's and the coordinator's link figures sum these).
+ARQ_STAT_KEYS = ("data_sent", "retransmitted", "acks_sent", "resets_sent", "resets_received",
+                 "delivered", "duplicates", "bytes_first", "bytes_other")
 
 
 class _Outgoing:
@@ -89,9 +92,7 @@ class ArqLink:
         self.rejections: dict[str, int] = {}
         self.on_reject = on_reject     # on_reject(reason) for each dropped packet
         self._reader = SerialReader(on_reject=self._count_reject)
-        self.stats = {"data_sent": 0, "retransmitted": 0, "acks_sent": 0, "resets_sent": 0,
-                      "resets_received": 0, "delivered": 0, "duplicates": 0,
-                      "bytes_first": 0, "bytes_other": 0}
+        self.stats = dict.fromkeys(ARQ_STAT_KEYS, 0)
 
     # -- sending --------------------------------------------------------------
 
