@@ -13,13 +13,10 @@ import sys
 import time
 from pathlib import Path
 
+from fedzo.edge.agent.exit_codes import EXIT_OUT_OF_MEMORY, EXIT_REFUSED
+from fedzo.edge.agent.out_of_memory import log_says_out_of_memory
 from fedzo.firmware_sim.profiles import BoardProfile
 from fedzo.firmware_sim.throttle import CpuThrottle
-
-# Log lines that mean the process ran out of memory.
-OOM_MARKERS = ("out of memory", "memoryerror", "cannot allocate memory", "could not allocate memory",
-               "memory allocation", "failed to map segment")
-EXIT_REFUSED, EXIT_OUT_OF_MEMORY = 3, 4
 
 
 class Board:
@@ -110,7 +107,7 @@ class Board:
         last = next((l for l in reversed(tail) if l.strip()), f"exit code {code}")
         if code < 0:
             return "killed", f"killed by signal {-code}"
-        if code == EXIT_OUT_OF_MEMORY or any(m in l.lower() for l in tail for m in OOM_MARKERS):
+        if code == EXIT_OUT_OF_MEMORY or log_says_out_of_memory(tail):
             cap = f"{self.profile.ram_mb} MiB RAM cap"
             if cap in last:
                 return "out of memory", last.strip()

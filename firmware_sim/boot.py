@@ -20,13 +20,8 @@ import argparse
 import resource
 import sys
 
-EXIT_OUT_OF_MEMORY = 4
-
-
-def _out_of_memory(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return isinstance(exc, MemoryError) or "allocate memory" in text or "memory allocation" in text \
-        or "failed to map segment" in text
+from fedzo.edge.agent.exit_codes import EXIT_OUT_OF_MEMORY
+from fedzo.edge.agent.out_of_memory import describe, is_out_of_memory
 
 
 def main(argv=None) -> int:
@@ -51,10 +46,9 @@ def main(argv=None) -> int:
         from fedzo.cli import main as fedzo_main
         return fedzo_main(argv[split + 1:])
     except Exception as exc:   # noqa: BLE001 - only to name an allocation failure
-        if not _out_of_memory(exc):
+        if not is_out_of_memory(exc):
             raise
-        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        print(f"board {args.board}: out of memory under its {args.ram_mb} MiB RAM cap ({detail})",
+        print(f"board {args.board}: out of memory under its {args.ram_mb} MiB RAM cap ({describe(exc)})",
               file=sys.stderr, flush=True)
         return EXIT_OUT_OF_MEMORY
 

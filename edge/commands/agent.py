@@ -1,6 +1,8 @@
 """`fedzo agent (--connect HOST:PORT | --serial PORT) --key-file F`: take part in a run as one agent."""
 import sys
 
+from fedzo.edge.agent.exit_codes import EXIT_BAD_INPUT, EXIT_OUT_OF_MEMORY, EXIT_REFUSED
+from fedzo.edge.agent.out_of_memory import describe, is_out_of_memory
 from fedzo.edge.agent.runtime import AgentRefused, AgentRuntime
 from fedzo.edge.agent.tcp import AgentGaveUp, run_agent_tcp
 from fedzo.edge.links.serial_link import (
@@ -10,8 +12,6 @@ from fedzo.edge.links.serial_link import (
 )
 from fedzo.edge.protocol import ASSIGN_AGENT_ID
 from fedzo.edge.protocol.keyfile import read_key_file
-
-EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_OUT_OF_MEMORY = 2, 3, 4
 
 
 def add_arguments(parser):
@@ -69,10 +69,9 @@ def run(args) -> int:
         print(f"fedzo agent: refusing to start: {exc}", file=sys.stderr)
         return EXIT_REFUSED
     except Exception as exc:   # noqa: BLE001 - sorted below; anything else is re-raised
-        if out_of_memory(exc):
+        if is_out_of_memory(exc):
             # Under a RAM cap (a small board, or firmware_sim's limit) say so plainly.
-            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            print(f"fedzo agent: out of memory ({detail}); this board has too little RAM for the run",
+            print(f"fedzo agent: out of memory ({describe(exc)}); this board has too little RAM for the run",
                   file=sys.stderr)
             return EXIT_OUT_OF_MEMORY
         if isinstance(exc, (AgentGaveUp, ValueError, OSError)):
@@ -87,12 +86,6 @@ def run(args) -> int:
          f"{report.peak_rss / 2**20:.1f} MiB (floor {report.floor_rss / 2**20:.1f} MiB, "
          f"learning state {report.learning_state} B)")
     return 0
-
-
-def out_of_memory(exc: BaseException) -> bool:
-    """True for an allocation failure: MemoryError, or MuJoCo's or a C library's own."""
-    text = str(exc).lower()
-    return isinstance(exc, MemoryError) or "allocate memory" in text or "memory allocation" in text
 
 
 def _write_json(path, data):
