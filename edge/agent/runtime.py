@@ -31,7 +31,9 @@ from fedzo.edge.learning.fixedpoint import FixedPoint, ParameterStore
 from fedzo.edge.policy.mlp import Actor
 from fedzo.edge.protocol import (
     ASSIGN_AGENT_ID,
+    MAX_TEXT_BYTES,
     Bye,
+    ByeReason,
     Capabilities,
     Error,
     ErrorCode,
@@ -55,6 +57,11 @@ REFUSALS = (ErrorCode.UNKNOWN_AGENT, ErrorCode.RUN_FULL, ErrorCode.BAD_VERSION, 
 
 class AgentRefused(RuntimeError):
     """The agent cannot take part (memory budget, incompatible run); the text says why."""
+
+    def goodbye(self) -> list:
+        """What the agent sends before it leaves: why (Error INCOMPATIBLE), then Bye."""
+        return [Error(ErrorCode.INCOMPATIBLE, str(self)[:MAX_TEXT_BYTES]),
+                Bye(ByeReason.SHUTDOWN, "memory budget too small")]
 
 
 class AgentRuntime:

@@ -1,6 +1,6 @@
 """`fedzo agent --serial PORT`: take part in a run over a serial line.
 
-The serial twin of edge/tcp_agent.py. A serial line has no connection to
+The serial twin of tcp.py. A serial line has no connection to
 lose, so the agent learns that the link is gone in one of three ways: its
 ARQ gets no acknowledgement for `link_timeout` seconds; the coordinator,
 whose own ARQ gave up while this agent had nothing to send, says
@@ -19,8 +19,8 @@ coordinator retransmit what already arrived.
 import json
 import time
 
+from fedzo.edge.agent.reconnect import AgentGaveUp, Reconnect
 from fedzo.edge.agent.runtime import AgentRefused, AgentRuntime
-from fedzo.edge.agent.tcp import AgentGaveUp
 from fedzo.edge.links.serial_link import (
     DEFAULT_BAUD,
     DEFAULT_FRAGMENT_BYTES,
@@ -82,13 +82,6 @@ class SerialAgentStats:
             json.dump(self.to_dict(), f)
 
 
-class _Clock:
-    """When the coordinator was last heard from (for the give-up limit)."""
-
-    def __init__(self):
-        self.last_heard = time.monotonic()
-
-
 def run_agent_serial(port: str, run_key: bytes, runtime: AgentRuntime, *, baud: int = DEFAULT_BAUD,
                      fragment: int = DEFAULT_FRAGMENT_BYTES, link_timeout: float = DEFAULT_LINK_TIMEOUT,
                      idle_timeout: float = IDLE_SECONDS, reconnect_seconds: float = 60.0,
@@ -103,40 +96,38 @@ def run_agent_serial(port: str, run_key: bytes, runtime: AgentRuntime, *, baud: 
     if not link_timeout > 0 or not reconnect_seconds > 0 or not idle_timeout > 0:
         raise ValueError("link_timeout, idle_timeout and reconnect_seconds must be positive")
     stats = SerialAgentStats(port, baud)
-    clock = _Clock()
-    delay = 0.2
+    reconnect = Reconnect(reconnect_seconds)
     while not runtime.done:
         try:
             port_io = PortIO(port, baud)
         except SerialLinkError as exc:
-            _check_give_up(clock, reconnect_seconds, port, exc)
-            log(f"agent: {exc}; retrying in {delay:.1f} s")
-            time.sleep(delay)
-            delay = min(2 * delay, 5.0)
+            _check_give_up(reconnect, port, exc)
+            log(f"agent: {exc}; retrying in {reconnect.delay:.1f} s")
+            reconnect.back_off()
             continue
-        delay = 0.2
+        reconnect.connected()
         try:
             while not runtime.done:
-                _session(port_io, run_key, runtime, stats, clock, baud=baud, fragment=fragment,
+                _session(port_io, run_key, runtime, stats, reconnect, baud=baud, fragment=fragment,
                          link_timeout=link_timeout, idle_timeout=idle_timeout, log=log)
                 if not runtime.done:
-                    _check_give_up(clock, reconnect_seconds, port, "no valid answer")
+                    _check_give_up(reconnect, port, "no valid answer")
         except SerialLinkError as exc:
             stats.port_errors += 1
             log(f"agent: {exc}; reopening the port")
-            _check_give_up(clock, reconnect_seconds, port, exc)
-            time.sleep(delay)
+            _check_give_up(reconnect, port, exc)
+            time.sleep(reconnect.delay)   # the port opened a moment ago: no back-off yet
         finally:
             port_io.close()
     return stats
 
 
-def _check_give_up(clock, reconnect_seconds, port, why):
-    if time.monotonic() - clock.last_heard > reconnect_seconds:
-        raise AgentGaveUp(f"no answer from the coordinator on {port} for {reconnect_seconds:.0f} s ({why})")
+def _check_give_up(reconnect, port, why):
+    if reconnect.expired():
+        raise AgentGaveUp(f"no answer from the coordinator on {port} for {reconnect.limit:.0f} s ({why})")
 
 
-def _session(port_io, run_key, runtime, stats, clock, *, baud, fragment, link_timeout, idle_timeout, log):
+def _session(port_io, run_key, runtime, stats, reconnect, *, baud, fragment, link_timeout, idle_timeout, log):
     """One session: join, then answer messages until the link is lost or the run ends."""
     arq = make_arq(baud, fragment=fragment, link_timeout=link_timeout)
     endpoint = SerialEndpoint(Session(AGENT, run_key, counters=stats.counters), arq, fragment=fragment)
@@ -176,7 +167,8 @@ def _session(port_io, run_key, runtime, stats, clock, *, baud, fragment, link_ti
             endpoint.errors.clear()
             flush()                      # acknowledge before the work starts
             for msg in messages:
-                last_message = clock.last_heard = time.monotonic()
+                last_message = time.monotonic()
+                reconnect.heard(last_message)
                 heard = True
                 if isinstance(msg, Error) and msg.code in REFUSALS and not endpoint.session.established:
                     raise AgentGaveUp(f"the coordinator refused this agent: {msg.text}")
@@ -202,15 +194,15 @@ def _session(port_io, run_key, runtime, stats, clock, *, baud, fragment, link_ti
     finally:
         stats.add_arq(arq.stats)
         if heard and not runtime.done:
-            clock.last_heard = time.monotonic()   # the time to give up counts from the loss
+            reconnect.heard()              # the time to give up counts from the loss
 
 
 def _refuse(endpoint, port_io, exc, seconds=3.0):
     """Tell the coordinator why we leave (best effort, a few seconds at most)."""
     try:
         now = time.monotonic()
-        endpoint.send(Error(ErrorCode.INCOMPATIBLE, str(exc)[:255]), now)
-        endpoint.send(Bye(ByeReason.SHUTDOWN, "memory budget too small"), now)
+        for msg in exc.goodbye():
+            endpoint.send(msg, now)
         outbox = bytearray()
         deadline = now + seconds
         while time.monotonic() < deadline and not (endpoint.idle and not outbox):

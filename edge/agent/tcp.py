@@ -6,26 +6,12 @@ time limits; when the coordinator goes away mid-run the agent reconnects
 `reconnect_seconds` pass without success.
 """
 import socket
-import time
 
+from fedzo.edge.agent.reconnect import AgentGaveUp, Reconnect
 from fedzo.edge.agent.runtime import AgentRefused, AgentRuntime
-from fedzo.edge.protocol import (
-    AGENT,
-    Bye,
-    ByeReason,
-    Endpoint,
-    Error,
-    ErrorCode,
-    LinkCounters,
-    ProtocolError,
-    Session,
-)
+from fedzo.edge.protocol import AGENT, Endpoint, LinkCounters, ProtocolError, Session
 
 RECV_BYTES = 65536
-
-
-class AgentGaveUp(RuntimeError):
-    """The coordinator could not be reached again within the time allowed."""
 
 
 def parse_address(text: str) -> tuple:
@@ -41,30 +27,28 @@ def run_agent_tcp(address, run_key: bytes, runtime: AgentRuntime, *, idle_timeou
     """Take part in a run until it ends; returns this agent's link counters."""
     host, port = parse_address(address) if isinstance(address, str) else address
     counters = LinkCounters("agent")
-    give_up_at = time.monotonic() + reconnect_seconds
-    delay = 0.2
+    reconnect = Reconnect(reconnect_seconds)
     while not runtime.done:
         try:
             sock = socket.create_connection((host, port), timeout=10)
         except OSError as exc:
-            if time.monotonic() > give_up_at:
+            if reconnect.expired():
                 raise AgentGaveUp(f"cannot reach the coordinator at {host}:{port}: {exc}") from exc
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            reconnect.back_off()
             continue
-        delay = 0.2
+        reconnect.connected()
         with sock:
             sock.settimeout(idle_timeout)
             endpoint = Endpoint(Session(AGENT, run_key, counters=counters))
             try:
                 _serve(sock, endpoint, runtime, log)
             except AgentRefused as exc:
-                sock.sendall(endpoint.send(Error(ErrorCode.INCOMPATIBLE, str(exc)[:255])))
-                sock.sendall(endpoint.send(Bye(ByeReason.SHUTDOWN, "memory budget too small")))
+                for msg in exc.goodbye():
+                    sock.sendall(endpoint.send(msg))
                 raise
             except (OSError, ProtocolError) as exc:
                 log(f"agent: link lost ({exc}); reconnecting")
-        give_up_at = time.monotonic() + reconnect_seconds
+        reconnect.heard()              # the time to give up counts from the loss
     return counters
 
 

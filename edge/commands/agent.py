@@ -3,8 +3,9 @@ import sys
 
 from fedzo.edge.agent.exit_codes import EXIT_BAD_INPUT, EXIT_OUT_OF_MEMORY, EXIT_REFUSED
 from fedzo.edge.agent.out_of_memory import describe, is_out_of_memory
+from fedzo.edge.agent.reconnect import AgentGaveUp
 from fedzo.edge.agent.runtime import AgentRefused, AgentRuntime
-from fedzo.edge.agent.tcp import AgentGaveUp, run_agent_tcp
+from fedzo.edge.agent.tcp import run_agent_tcp
 from fedzo.edge.links.serial_link import (
     DEFAULT_BAUD,
     DEFAULT_FRAGMENT_BYTES,
