@@ -10,8 +10,8 @@ from pathlib import Path
 from fedzo.coordinator.commands.run_options import add_run_arguments, config_from_args
 from fedzo.coordinator.commands.simulate import default_out
 from fedzo.coordinator.run.folder import CONFIG, RunFolder
-from fedzo.edge.agent.tcp import parse_address
 from fedzo.edge.learning.config import ConfigError, RunConfig
+from fedzo.edge.links.address import parse_address
 from fedzo.edge.protocol.keyfile import read_key_file, write_key_file
 
 

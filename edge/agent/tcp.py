@@ -9,17 +9,10 @@ import socket
 
 from fedzo.edge.agent.reconnect import AgentGaveUp, Reconnect
 from fedzo.edge.agent.runtime import AgentRefused, AgentRuntime
+from fedzo.edge.links.address import parse_address
 from fedzo.edge.protocol import AGENT, Endpoint, LinkCounters, ProtocolError, Session
 
 RECV_BYTES = 65536
-
-
-def parse_address(text: str) -> tuple:
-    """'HOST:PORT' -> (host, port), with a clear error."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def run_agent_tcp(address, run_key: bytes, runtime: AgentRuntime, *, idle_timeout=900.0,
