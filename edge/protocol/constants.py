@@ -25,7 +25,6 @@ TAG_BYTES = 16
 # retransmission short; larger arrays are sent in chunks.
 MAX_FRAME_BYTES = 16384
 MIN_FRAME_BYTES = HEADER_BYTES + TAG_BYTES
-MAX_BODY_BYTES = MAX_FRAME_BYTES - MIN_FRAME_BYTES
 
 # Smallest frame limit an agent may announce in Join: it must at least fit a
 # Welcome with a modest config and a sync chunk of a few elements.

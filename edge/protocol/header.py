@@ -1,6 +1,6 @@
 """The 7-byte frame header and the frame layout.
 
-    frame = header (7) || body (0 .. MAX_BODY_BYTES) || tag (16)
+    frame = header (7) || body (0 .. MAX_FRAME_BYTES - 23) || tag (16)
     header = version u8 | type u8 | flags u8 | seq u32   (big-endian)
 
 The body length is implied by the frame length, which the transport gives

@@ -39,7 +39,7 @@ from .constants import (
     NO_ROUND,
     NONCE_BYTES,
 )
-from .errors import InvalidField, MalformedFrame, TruncatedFrame, UnknownType
+from .errors import InvalidField, MalformedFrame, TruncatedFrame
 
 ZERO_HASH = bytes(HASH_BYTES)
 
@@ -647,17 +647,3 @@ MESSAGE_TYPES: dict[int, type[Message]] = {
     cls.TYPE: cls for cls in (Join, Welcome, RoundStart, Vote, RoundResult, Sync,
                               ModelUpload, ModelDownload, Error, Bye, Report)
 }
-MESSAGE_NAMES: dict[int, str] = {code: cls.NAME for code, cls in MESSAGE_TYPES.items()}
-
-
-def encode_body(msg: Message) -> bytes:
-    """The body bytes of any message."""
-    return msg.encode_body()
-
-
-def decode_body(type_code: int, body: bytes) -> Message:
-    """Decode a body of the given type; UnknownType if the code is not in the table."""
-    cls = MESSAGE_TYPES.get(type_code)
-    if cls is None:
-        raise UnknownType(f"unknown message type 0x{type_code:02x}")
-    return cls.decode_body(body)

@@ -18,13 +18,11 @@ from fedzo.edge.protocol import (
     RoundStart,
     Sync,
     TruncatedFrame,
-    UnknownType,
     Vote,
     Welcome,
     pack_votes,
     unpack_votes,
 )
-from fedzo.edge.protocol.messages import decode_body
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -41,7 +39,7 @@ def test_type_table_is_consistent():
 @given(ALL_MESSAGES)
 def test_every_message_round_trips(msg):
     body = msg.encode_body()
-    again = decode_body(msg.TYPE, body)
+    again = MESSAGE_TYPES[msg.TYPE].decode_body(body)
     assert again == msg and type(again) is type(msg)
     assert again.encode_body() == body
 
@@ -116,39 +114,37 @@ def test_out_of_range_fields_are_refused(build):
 
 def test_decoder_rejects_bad_bodies_with_specific_errors():
     with pytest.raises(TruncatedFrame):
-        decode_body(Vote.TYPE, bytes(12))
+        Vote.decode_body(bytes(12))
     with pytest.raises(MalformedFrame, match="exactly"):
-        decode_body(Vote.TYPE, bytes(14))
+        Vote.decode_body(bytes(14))
     with pytest.raises(MalformedFrame, match="-1, 1"):
-        decode_body(Vote.TYPE, bytes(4) + b"\x05" + bytes(8))
-    with pytest.raises(UnknownType):
-        decode_body(0x7F, b"")
+        Vote.decode_body(bytes(4) + b"\x05" + bytes(8))
     with pytest.raises(MalformedFrame, match="UTF-8"):
-        decode_body(Error.TYPE, b"\x00\x01\xff\xfe")
+        Error.decode_body(b"\x00\x01\xff\xfe")
     with pytest.raises(MalformedFrame, match="limit"):
-        decode_body(Bye.TYPE, bytes(2 + 256))
+        Bye.decode_body(bytes(2 + 256))
     join = bytearray(Join().encode_body())
     join[-1] = 1                                     # hash without a round
     with pytest.raises(MalformedFrame, match="without a round"):
-        decode_body(Join.TYPE, bytes(join))
+        Join.decode_body(bytes(join))
     join = bytearray(Join().encode_body())
     join[20] = 9                                     # backend code
     with pytest.raises(MalformedFrame, match="backend"):
-        decode_body(Join.TYPE, bytes(join))
+        Join.decode_body(bytes(join))
     rr = RoundResult(1, (1, 1, 1, 1, 1), bytes(8)).encode_body()
     with pytest.raises(TruncatedFrame):
-        decode_body(RoundResult.TYPE, rr[:-1])
+        RoundResult.decode_body(rr[:-1])
     with pytest.raises(MalformedFrame):
-        decode_body(RoundResult.TYPE, rr + b"\x00")
+        RoundResult.decode_body(rr + b"\x00")
     sync = bytearray(Sync(1, 2, 0, "int16", 3, bytes(8), bytes(4)).encode_body())
     sync[12] = 7                                     # dtype code
     with pytest.raises(MalformedFrame, match="dtype"):
-        decode_body(Sync.TYPE, bytes(sync))
+        Sync.decode_body(bytes(sync))
 
 
 def _decodes_canonically_or_fails(type_code, body):
     try:
-        msg = decode_body(type_code, body)
+        msg = MESSAGE_TYPES[type_code].decode_body(body)
     except ProtocolError:
         return None
     assert msg.encode_body() == body     # one message per body, and back
@@ -182,4 +178,4 @@ def test_decoders_on_mutated_bodies(msg, data):
 def test_welcome_config_helpers():
     w = Welcome(3, 1, 4, 10, 2**64 - 1, 9, bytes(8), '{"alpha": 0.5, "task": "hopper"}')
     assert w.config == {"alpha": 0.5, "task": "hopper"}
-    assert decode_body(Welcome.TYPE, w.encode_body()).config == w.config
+    assert Welcome.decode_body(w.encode_body()).config == w.config
