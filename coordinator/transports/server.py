@@ -564,12 +564,3 @@ class Server:
             self.log(f"coordinator: cannot send {msg.NAME} to {link.name}: {exc}")
             return
         self._flush_port(port)
-
-    def unbound_counters(self) -> LinkCounters:
-        """Traffic of connections and serial sessions that never joined (garbage, wrong key...)."""
-        total = LinkCounters("unbound")
-        bound = {id(l) for s in self.runtime.slots for l in s.links}
-        for link in self.links + [s for p in self.ports for s in p.sessions]:
-            if id(link) not in bound:
-                total.merge(link.counters)
-        return total

@@ -1,7 +1,7 @@
-"""The coordinator's TCP transport, and `fedzo simulate --link tcp`.
+"""`fedzo simulate --link tcp`: K `fedzo agent` processes against the coordinator on loopback TCP.
 
-The selector loop itself is coordinator/server.py's Server, which also
-serves serial ports; `TcpServer` is that server listening on TCP only.
+The selector loop itself is transports/server.py's Server, which serves TCP
+agents and serial ports alike.
 """
 import subprocess
 import sys
@@ -11,13 +11,6 @@ from fedzo.coordinator.transports.server import Server
 from fedzo.edge.protocol.keyfile import write_key_file
 
 
-class TcpServer(Server):
-    """Serves a Run's runtime to agents over TCP until the run is done."""
-
-    def __init__(self, run, run_key: bytes, listen=("127.0.0.1", 0), log=print):
-        super().__init__(run, run_key, listen=listen, log=log)
-
-
 def agent_command(*args) -> list:
     """The command line of a `fedzo agent` process with these arguments."""
     return [sys.executable, "-m", "fedzo.cli", "agent", *args]
@@ -25,7 +18,7 @@ def agent_command(*args) -> list:
 
 def simulate_tcp(run, run_key: bytes, log=print, agent_args=(), timeout=None) -> dict:
     """K `fedzo agent` processes against this coordinator on loopback; returns the summary."""
-    server = TcpServer(run, run_key, ("127.0.0.1", 0), log=log)
+    server = Server(run, run_key, listen=("127.0.0.1", 0), log=log)
     host, port = server.address
     folder = Path(run.folder.path)
     key_file = folder / "run.key"

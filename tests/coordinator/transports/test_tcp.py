@@ -12,7 +12,8 @@ import time
 from small_runs import KEY, run_small, small_config
 
 from fedzo.coordinator.run.lifecycle import Run
-from fedzo.coordinator.transports.tcp import TcpServer, simulate_tcp
+from fedzo.coordinator.transports.server import Server
+from fedzo.coordinator.transports.tcp import simulate_tcp
 from fedzo.edge.agent.runtime import AgentRuntime
 from fedzo.edge.agent.tcp import run_agent_tcp
 from fedzo.edge.protocol import AGENT, Endpoint, Join, Session
@@ -51,7 +52,7 @@ def test_tcp_run_matches_the_inproc_run_and_counts_what_the_sockets_carried(tmp_
 
 def test_counted_bytes_equal_socket_bytes(tmp_path):
     run = Run(small_config(agents=1), tmp_path / "acct", **QUIET)
-    server = TcpServer(run, KEY, **QUIET)
+    server = Server(run, KEY, **QUIET)
     thread, errors = serve_in_thread(server)
     agent_counters = run_agent_tcp(server.address, KEY, AgentRuntime(**QUIET), **QUIET)
     thread.join(60)
@@ -74,7 +75,7 @@ def test_counted_bytes_equal_socket_bytes(tmp_path):
 
 def test_bad_input_is_rejected_and_counted_while_the_run_goes_on(tmp_path):
     run = Run(small_config(agents=1, rounds=2), tmp_path / "bad", **QUIET)
-    server = TcpServer(run, KEY, **QUIET)
+    server = Server(run, KEY, **QUIET)
     thread, errors = serve_in_thread(server)
     address = server.address
 
@@ -122,7 +123,7 @@ def _agent_process(port, key_file, agent_id, log):
 def test_a_hung_then_killed_agent_counts_zero_and_is_resynced_when_it_returns(tmp_path):
     config = small_config(agents=2, rounds=4, batch=2)
     run = Run(config, tmp_path / "kill", round_timeout=3.0, **QUIET)
-    server = TcpServer(run, KEY, **QUIET)
+    server = Server(run, KEY, **QUIET)
     key_file = tmp_path / "run.key"
     key_file.write_text(KEY.hex())
     port = server.address[1]
@@ -199,7 +200,7 @@ def test_coordinator_killed_and_resumed_ends_bit_identical(tmp_path):
 
 def test_an_agent_the_coordinator_refuses_exits_with_the_reason(tmp_path):
     run = Run(small_config(agents=1, rounds=1), tmp_path / "refuse", **QUIET)
-    server = TcpServer(run, KEY, **QUIET)
+    server = Server(run, KEY, **QUIET)
     thread, errors = serve_in_thread(server)
     key_file = tmp_path / "run.key"
     key_file.write_text(KEY.hex())
