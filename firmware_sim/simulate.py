@@ -19,6 +19,7 @@ round (which waits for all K).
 import json
 from pathlib import Path
 
+from fedzo.coordinator.run.folder import RUN_KEY, SUMMARY, agent_log_name
 from fedzo.coordinator.transports.server import Server
 from fedzo.edge.links.serial_link import DEFAULT_FRAGMENT_BYTES, DEFAULT_LINK_TIMEOUT
 from fedzo.edge.protocol.keyfile import write_key_file
@@ -44,7 +45,7 @@ def simulate_boards(run, run_key: bytes, profile: BoardProfile, *, faults: Fault
     if faults.active and not profile.serial:
         raise ValueError(f"--faults needs a serial board; {profile.name} uses {profile.link_text()}")
     folder = Path(run.folder.path)
-    key_file = folder / "run.key"
+    key_file = folder / RUN_KEY
     write_key_file(key_file, run_key)
     K = run.config.agents
     lines, boards, server = [], [], None
@@ -63,8 +64,8 @@ def simulate_boards(run, run_key: bytes, profile: BoardProfile, *, faults: Fault
             line.start()
         for k in range(K):
             args = links[k] + ["--key-file", key_file, "--id", k, "--reconnect-seconds", reconnect_seconds,
-                               "--stats-out", folder / f"agent-{k}.link.json"]
-            boards.append(Board(k, profile, args, folder / f"agent-{k}.log").start())
+                               "--stats-out", _link_stats_path(folder, k)]
+            boards.append(Board(k, profile, args, folder / agent_log_name(k)).start())
         log(f"{K} simulated {profile.name} boards ({profile.ram_mb} MB RAM, {profile.link_text()}, "
             f"CPU {profile.cpu_factor:g}x slower){'; faults ' + str(faults) if faults.active else ''}")
         if on_start is not None:
@@ -102,7 +103,7 @@ def simulate_boards(run, run_key: bytes, profile: BoardProfile, *, faults: Fault
     summary["board_profile"] = profile.to_dict()
     summary["faults"] = faults.to_dict() if faults.active else None
     summary["boards"] = [_board_record(b, lines[b.index] if lines else None, folder) for b in boards]
-    run.folder.write_json("summary.json", summary)
+    run.folder.write_json(SUMMARY, summary)
     failed = [b for b in summary["boards"] if b["status"] != "ok"]
     for b in failed:
         log(f"board {b['id']}: {b['status']}: {b['message'] or 'see ' + b['log']}")
@@ -117,12 +118,16 @@ def _why(boards) -> str:
     return "\n".join(lines)
 
 
+def _link_stats_path(folder: Path, k: int) -> Path:
+    """Where board k's agent writes its link figures (--stats-out)."""
+    return folder / f"agent-{k}.link.json"
+
+
 def _board_record(board: Board, line, folder: Path) -> dict:
     record = board.result()
     record["line"] = line.stats() if line is not None else None
-    stats_file = folder / f"agent-{board.index}.link.json"
     try:
-        agent = json.loads(stats_file.read_text())
+        agent = json.loads(_link_stats_path(folder, board.index).read_text())
     except (OSError, ValueError):
         agent = None
     if agent is not None:

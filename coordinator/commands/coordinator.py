@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fedzo.coordinator.commands.run_options import add_run_arguments, config_from_args
 from fedzo.coordinator.commands.simulate import default_out
-from fedzo.coordinator.run.folder import CONFIG, RunFolder
+from fedzo.coordinator.run.folder import CONFIG, RUN_KEY, RunFolder
 from fedzo.edge.learning.config import ConfigError, RunConfig
 from fedzo.edge.links.address import parse_address
 from fedzo.edge.protocol.keyfile import read_key_file, write_key_file
@@ -65,7 +65,7 @@ def run(args) -> int:
             raise ValueError("--baud, --fragment and --link-timeout apply to --serial only")
         listen = args.listen if args.listen is not None else (None if serial else "0.0.0.0:7700")
         address = parse_address(listen) if listen is not None else None
-        key_path = Path(args.key_file) if args.key_file else out / "run.key"
+        key_path = Path(args.key_file) if args.key_file else out / RUN_KEY
         key = read_key_file(key_path) if key_path.exists() else write_key_file(key_path)
         if args.quorum is not None and not 1 <= args.quorum <= config.agents:
             raise ConfigError(f"--quorum must be between 1 and {config.agents}")

@@ -1,4 +1,5 @@
-"""The run folder (SPEC 7, 10): config.json, metrics.jsonl, summary.json, checkpoint.npz.
+"""The run folder (SPEC 7, 10): config.json, metrics.jsonl, summary.json, checkpoint.npz,
+the run key and, in a simulation, each agent process's log.
 
 Writes are atomic (a temporary file, then os.replace), so a coordinator
 killed at any moment leaves either the old or the new file, never half of one.
@@ -13,6 +14,12 @@ CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.npz"
+RUN_KEY = "run.key"
+
+
+def agent_log_name(k: int) -> str:
+    """The log file of agent k's process in a simulation."""
+    return f"agent-{k}.log"
 
 
 def _atomic_write(path: Path, write) -> None:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fedzo.coordinator.run.folder import RUN_KEY, agent_log_name
 from fedzo.coordinator.transports.server import Server
 from fedzo.edge.protocol.keyfile import write_key_file
 
@@ -21,11 +22,11 @@ def simulate_tcp(run, run_key: bytes, log=print, agent_args=(), timeout=None) ->
     server = Server(run, run_key, listen=("127.0.0.1", 0), log=log)
     host, port = server.address
     folder = Path(run.folder.path)
-    key_file = folder / "run.key"
+    key_file = folder / RUN_KEY
     write_key_file(key_file, run_key)
     processes, logs = [], []
     for k in range(run.config.agents):
-        agent_log = open(folder / f"agent-{k}.log", "w")
+        agent_log = open(folder / agent_log_name(k), "w")
         logs.append(agent_log)
         cmd = agent_command("--connect", f"{host}:{port}", "--key-file", str(key_file), "--id", str(k),
                             *agent_args)
