@@ -184,20 +184,27 @@ class SerialPort:
     def up(self) -> bool:
         return self.io is not None
 
+    def _end_session_link(self) -> None:
+        """The current session, if any, is over: stop counting for it and close it."""
+        if self.link is not None:
+            self.link.detach()
+            self.link.open = False
+
     def _new_session_link(self) -> SerialSession:
         link = SerialSession(self, len(self.sessions))
         self.sessions.append(link)
         return link
 
+    def _fresh_session(self) -> Session:
+        """A protocol session waiting for a Join, counted under the current link."""
+        return Session(COORDINATOR, self.key, counters=self.link.counters, join_nonces=self.nonces)
+
     def new_line(self) -> None:
         """Fresh ARQ state and a fresh session (the old session, if any, is over)."""
-        if self.link is not None:
-            self.link.detach()
-            self.link.open = False
+        self._end_session_link()
         self.arq = make_arq(self.baud, fragment=self.fragment, link_timeout=self.link_timeout)
         self.link = self._new_session_link()
-        session = Session(COORDINATOR, self.key, counters=self.link.counters, join_nonces=self.nonces)
-        self.endpoint = SerialEndpoint(session, self.arq, fragment=self.fragment)
+        self.endpoint = SerialEndpoint(self._fresh_session(), self.arq, fragment=self.fragment)
         self.link.attach(self.arq)
 
     def new_session(self, *, session=None, drop_backlog=False) -> SerialSession:
@@ -206,12 +213,10 @@ class SerialPort:
         session: a Session already restarted by a Join (the agent restarted),
         which keeps its handshake state under the new link's counters.
         """
-        old = self.link
-        old.detach()
-        old.open = False
+        self._end_session_link()
         self.link = self._new_session_link()
         if session is None:
-            session = Session(COORDINATOR, self.key, counters=self.link.counters, join_nonces=self.nonces)
+            session = self._fresh_session()
         else:
             session.counters = self.link.counters
         self.endpoint.rebind(session, drop_backlog=drop_backlog)
@@ -224,9 +229,7 @@ class SerialPort:
         return not self.outbox and self.endpoint.idle
 
     def close(self) -> None:
-        if self.link is not None:
-            self.link.detach()
-            self.link.open = False
+        self._end_session_link()
         if self.io is not None:
             self.io.close()
             self.io = None

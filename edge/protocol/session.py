@@ -201,11 +201,15 @@ class Session:
         tagger = self._tx if handshake else self._stx
         frame = header + body + tagger.tag(header, body)
         self.send_seq += 1
-        if cls is Welcome:
-            self._establish(msg.nonce)
-        elif cls is Bye:
-            self.state = State.CLOSED
+        self._advance_state(msg)
         return frame
+
+    def _advance_state(self, msg: Message) -> None:
+        """A Welcome, sent or received, establishes the session; a Bye closes it."""
+        if type(msg) is Welcome:
+            self._establish(msg.nonce)
+        elif type(msg) is Bye:
+            self.state = State.CLOSED
 
     # -- receiving ------------------------------------------------------------
 
@@ -246,10 +250,7 @@ class Session:
         elif cls in (Join, Welcome):
             raise UnexpectedMessage(f"{cls.NAME} must be a handshake frame")
         msg = cls.decode_body(body)
-        if cls is Welcome:
-            self._establish(msg.nonce)
-        elif cls is Bye:
-            self.state = State.CLOSED
+        self._advance_state(msg)
         return msg
 
     def _message_class(self, header) -> type[Message]:
