@@ -214,7 +214,7 @@ class Message:
 
 
 _BACKENDS = ("numpy", "c")
-_STORE_BITS = (16, 32)
+_STORE_BITS = tuple(8 * f.itemsize for f in STORE_FORMATS.values())   # 16, 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -509,15 +509,21 @@ class Sync(Message):
         return cls(rnd, total, offset, FORMAT_BY_CODE[code].name, frac, h, body[cls._S.size:])
 
 
+@dataclass(frozen=True, slots=True)
 class _ModelChunk(Message):
-    """Shared codec of ModelUpload/ModelDownload: a float32 little-endian chunk."""
+    """Shared fields and codec of ModelUpload/ModelDownload: a float32 little-endian chunk."""
 
     _S: ClassVar[struct.Struct] = struct.Struct(">III")
     itemsize: ClassVar[int] = 4
 
+    round: int
+    total: int
+    offset: int
+    data: bytes
+
     def __post_init__(self):
         _check_int(self, "round", 0, MAX_ROUND)
-        _check_chunk(self, 4)
+        _check_chunk(self, self.itemsize)
 
     def encode_body(self) -> bytes:
         return self._S.pack(self.round, self.total, self.offset) + self.data
@@ -536,11 +542,6 @@ class ModelUpload(_ModelChunk):
     NAME: ClassVar[str] = "model_upload"
     SENDER: ClassVar[str] = "agent"
 
-    round: int
-    total: int
-    offset: int
-    data: bytes
-
 
 @dataclass(frozen=True, slots=True)
 class ModelDownload(_ModelChunk):
@@ -549,11 +550,6 @@ class ModelDownload(_ModelChunk):
     TYPE: ClassVar[int] = 0x08
     NAME: ClassVar[str] = "model_download"
     SENDER: ClassVar[str] = "coordinator"
-
-    round: int
-    total: int
-    offset: int
-    data: bytes
 
 
 class _Coded(Message):
