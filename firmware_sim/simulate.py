@@ -21,6 +21,7 @@ from pathlib import Path
 
 from fedzo.coordinator.run.folder import RUN_KEY, SUMMARY, agent_log_name
 from fedzo.coordinator.transports.server import Server
+from fedzo.edge.agent.reconnect import DEFAULT_RECONNECT_SECONDS
 from fedzo.edge.links.serial_link import DEFAULT_FRAGMENT_BYTES, DEFAULT_LINK_TIMEOUT
 from fedzo.edge.protocol.keyfile import write_key_file
 from fedzo.firmware_sim.board import Board
@@ -35,7 +36,8 @@ class BoardsFailed(RuntimeError):
 
 def simulate_boards(run, run_key: bytes, profile: BoardProfile, *, faults: FaultSpec | None = None,
                     fragment: int = DEFAULT_FRAGMENT_BYTES, link_timeout: float = DEFAULT_LINK_TIMEOUT,
-                    reconnect_seconds: float = 60.0, timeout=None, log=print, on_start=None) -> dict:
+                    reconnect_seconds: float = DEFAULT_RECONNECT_SECONDS, timeout=None, log=print,
+                    on_start=None) -> dict:
     """Run `run` with K boards of `profile`; returns the summary (with `boards`).
 
     on_start(boards, lines), if given, is called once everything is running

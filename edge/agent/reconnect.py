@@ -10,6 +10,7 @@ import time
 
 FIRST_DELAY = 0.2     # seconds before the first retry
 MAX_DELAY = 5.0       # the back-off stops growing here
+DEFAULT_RECONNECT_SECONDS = 60.0   # the default give-up limit
 
 
 class AgentGaveUp(RuntimeError):

@@ -19,7 +19,7 @@ coordinator retransmit what already arrived.
 import json
 import time
 
-from fedzo.edge.agent.reconnect import AgentGaveUp, Reconnect
+from fedzo.edge.agent.reconnect import DEFAULT_RECONNECT_SECONDS, AgentGaveUp, Reconnect
 from fedzo.edge.agent.runtime import AgentRefused, AgentRuntime
 from fedzo.edge.links.serial_link import (
     DEFAULT_BAUD,
@@ -84,7 +84,8 @@ class SerialAgentStats:
 
 def run_agent_serial(port: str, run_key: bytes, runtime: AgentRuntime, *, baud: int = DEFAULT_BAUD,
                      fragment: int = DEFAULT_FRAGMENT_BYTES, link_timeout: float = DEFAULT_LINK_TIMEOUT,
-                     idle_timeout: float = IDLE_SECONDS, reconnect_seconds: float = 60.0,
+                     idle_timeout: float = IDLE_SECONDS,
+                     reconnect_seconds: float = DEFAULT_RECONNECT_SECONDS,
                      log=print) -> SerialAgentStats:
     """Take part in a run over the serial port until it ends; returns the link's figures.
 

@@ -7,7 +7,7 @@ time limits; when the coordinator goes away mid-run the agent reconnects
 """
 import socket
 
-from fedzo.edge.agent.reconnect import AgentGaveUp, Reconnect
+from fedzo.edge.agent.reconnect import DEFAULT_RECONNECT_SECONDS, AgentGaveUp, Reconnect
 from fedzo.edge.agent.runtime import AgentRefused, AgentRuntime
 from fedzo.edge.links.address import parse_address
 from fedzo.edge.protocol import AGENT, Endpoint, LinkCounters, ProtocolError, Session
@@ -16,7 +16,7 @@ RECV_BYTES = 65536
 
 
 def run_agent_tcp(address, run_key: bytes, runtime: AgentRuntime, *, idle_timeout=900.0,
-                  reconnect_seconds=60.0, log=print) -> LinkCounters:
+                  reconnect_seconds=DEFAULT_RECONNECT_SECONDS, log=print) -> LinkCounters:
     """Take part in a run until it ends; returns this agent's link counters."""
     host, port = parse_address(address) if isinstance(address, str) else address
     counters = LinkCounters("agent")

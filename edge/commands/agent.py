@@ -3,7 +3,7 @@ import sys
 
 from fedzo.edge.agent.exit_codes import EXIT_BAD_INPUT, EXIT_OUT_OF_MEMORY, EXIT_REFUSED
 from fedzo.edge.agent.out_of_memory import describe, is_out_of_memory
-from fedzo.edge.agent.reconnect import AgentGaveUp
+from fedzo.edge.agent.reconnect import DEFAULT_RECONNECT_SECONDS, AgentGaveUp
 from fedzo.edge.agent.runtime import AgentRefused, AgentRuntime
 from fedzo.edge.agent.tcp import run_agent_tcp
 from fedzo.edge.links.serial_link import (
@@ -27,7 +27,7 @@ def add_arguments(parser):
     parser.add_argument("--id", type=int, default=None, help="agent id to (re)join as (default: assigned)")
     parser.add_argument("--memory-budget", type=float, default=0,
                         help="MB this agent may use; it refuses to start if it needs more")
-    parser.add_argument("--reconnect-seconds", type=float, default=60.0,
+    parser.add_argument("--reconnect-seconds", type=float, default=DEFAULT_RECONNECT_SECONDS,
                         help="how long to keep trying when the coordinator cannot be reached")
     parser.add_argument("--link-timeout", type=float, default=DEFAULT_LINK_TIMEOUT,
                         help="serial: seconds without an acknowledgement before the link counts as lost "
