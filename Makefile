@@ -27,4 +27,4 @@ demo: $(STAMP)
 	$(VENV)/bin/fedzo simulate --out runs/demo --with-null
 
 clean:
-	rm -rf $(VENV) build *.egg-info edge/kernel/_kernel_c*.so edge/kernel/_kernel_c.c dist
+	rm -rf $(VENV) build *.egg-info edge/kernel/_kernel_c*.so edge/kernel/_kernel_c.c edge/kernel/BUILD_FAILED.txt dist

@@ -110,8 +110,13 @@ static const uint16_t LANE_BIT[16] = {
     0x0001, 0x0002, 0x0004, 0x0008, 0x0010, 0x0020, 0x0040, 0x0080,
     0x0100, 0x0200, 0x0400, 0x0800, 0x1000, 0x2000, 0x4000, 0x8000};
 
-/* On x86-64 with gcc, also compile an AVX2 clone chosen at load time. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+/* Also compile an AVX2 clone of the whole-word loops, chosen at load time.
+ * target_clones needs the toolchain's and the C library's ifunc support
+ * (glibc has it, musl does not), which compiler macros cannot tell, so the
+ * build defines FEDZO_HAVE_TARGET_CLONES only after it has compiled and linked
+ * a test program that uses the attribute (csrc/build_kernel.py). The clones
+ * run the same integer code, so results are bit-identical either way. */
+#if defined(FEDZO_HAVE_TARGET_CLONES)
 #define FZ_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define FZ_CLONES

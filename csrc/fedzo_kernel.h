@@ -1,7 +1,10 @@
 /* fedzo kernel: shared-seed packed-bit perturbations on a fixed-point store.
  *
- * This header is also the cffi cdef (csrc/build_kernel.py reads it), so it
- * holds only declarations cffi understands: no macros, no includes.
+ * The header stands on its own (include guard, <stdint.h>), and it is also
+ * the cffi cdef: csrc/build_kernel.py hands cffi only the lines between the
+ * "cdef begin" and "cdef end" markers below, because cffi's parser cannot
+ * read preprocessor lines. Keep every declaration cffi must see between the
+ * markers and every `#` line outside them.
  *
  * Stream (SPEC 4): for key (seed, stream) and round t, 64-bit word w of the
  * stream is word (w mod 4) of Philox4x64-10 applied to the counter
@@ -13,6 +16,12 @@
  * Arithmetic saturates at the storage type's limits and returns how many
  * entries saturated. Nothing allocates and nothing is global.
  */
+#ifndef FEDZO_KERNEL_H
+#define FEDZO_KERNEL_H
+
+#include <stdint.h>
+
+/* cdef begin */
 
 /* uint64 words [first_word, first_word + n_words) of the stream. */
 void fz_stream_words(uint64_t seed, uint64_t stream, uint64_t round,
@@ -48,3 +57,7 @@ uint64_t fz_quantize_i32(const float *x, uint64_t n, int32_t frac_bits, int32_t 
 /* x[j] = q[j] * 2^-frac_bits as float32. */
 void fz_dequantize_i16(const int16_t *q, uint64_t n, int32_t frac_bits, float *x);
 void fz_dequantize_i32(const int32_t *q, uint64_t n, int32_t frac_bits, float *x);
+
+/* cdef end */
+
+#endif /* FEDZO_KERNEL_H */

@@ -1,6 +1,7 @@
 """`fedzo agent (--connect HOST:PORT | --serial PORT) --key-file F`: take part in a run as one agent."""
 import sys
 
+from fedzo.edge import kernel
 from fedzo.edge.agent.exit_codes import EXIT_BAD_INPUT, EXIT_OUT_OF_MEMORY, EXIT_REFUSED
 from fedzo.edge.agent.out_of_memory import describe, is_out_of_memory
 from fedzo.edge.agent.reconnect import DEFAULT_RECONNECT_SECONDS, AgentGaveUp
@@ -40,6 +41,9 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
+    fallback = kernel.fallback_warning()
+    if fallback:   # the fallback is several times slower: say so first thing
+        print(f"fedzo agent: warning: {fallback}", file=sys.stderr, flush=True)
     try:
         key = read_key_file(args.key_file)
     except (OSError, ValueError) as exc:

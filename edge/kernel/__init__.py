@@ -6,7 +6,9 @@ Two implementations stand behind it, bit-identical by test:
 - "numpy": `fedzo.edge.kernel.numpy_backend`, used when the C extension was not built or
   when the environment sets FEDZO_KERNEL=numpy.
 
-`backend()` names the active one and `backend_reason()` says why. The functions
+`backend()` names the active one and `backend_reason()` says why; when the
+install-time build failed, the reason it recorded (`build_failure()`) is part of
+that, and `fallback_warning()` is the line to show a person. The functions
 here validate their arguments once, so both implementations can trust them.
 
 Slices of the parameter store are passed as 1-D C-contiguous int16 or int32
@@ -15,6 +17,7 @@ from bit (bit_offset + j) of the stream (seed, stream, round) of SPEC 4.
 """
 import importlib
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -26,19 +29,36 @@ U64_MAX = (1 << 64) - 1
 MAX_DELTA = (1 << 31) - 1
 
 
+# A failed install-time build writes its reason here (csrc/build_kernel.py,
+# FAILURE_RECORD); a successful one removes it.
+BUILD_FAILURE_FILE = Path(__file__).with_name("BUILD_FAILED.txt")
+FORCED_NUMPY = "forced by FEDZO_KERNEL=numpy"
+
+
+def build_failure():
+    """Why the C kernel failed to build at install time, on one line; None if no failure was recorded."""
+    try:
+        text = BUILD_FAILURE_FILE.read_text(errors="replace")
+    except OSError:
+        return None
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip()) or None
+
+
 def _load():
     """Choose the implementation: (module, name, reason)."""
     forced = os.environ.get("FEDZO_KERNEL", "").strip().lower()
     if forced not in ("", "c", "numpy"):
         raise ValueError(f"FEDZO_KERNEL must be 'c' or 'numpy', not {forced!r}")
+    failure = build_failure()
+    failed = None if failure is None else f"the C kernel failed to build: {failure}"
     if forced == "numpy":
-        return kernel_numpy, "numpy", "forced by FEDZO_KERNEL=numpy"
+        return kernel_numpy, "numpy", FORCED_NUMPY + ("" if failed is None else f"; {failed}")
     try:
         module = importlib.import_module("fedzo.edge.kernel.c_backend")
     except ImportError as exc:
         if forced == "c":
-            raise ImportError(f"FEDZO_KERNEL=c but the C kernel is not built: {exc}") from exc
-        return kernel_numpy, "numpy", f"C kernel not built or not loadable ({exc})"
+            raise ImportError(f"FEDZO_KERNEL=c but the C kernel is not built: {failed or exc}") from exc
+        return kernel_numpy, "numpy", failed or f"C kernel not built or not loadable ({exc})"
     return module, "c", "C kernel built at install time (csrc/, cffi API mode)"
 
 
@@ -53,6 +73,13 @@ def backend() -> str:
 def backend_reason() -> str:
     """Why the active implementation was chosen."""
     return _reason
+
+
+def fallback_warning():
+    """A one-line warning when fedzo runs on the NumPy fallback without being asked to; else None."""
+    if _name != "numpy" or _reason.startswith(FORCED_NUMPY):
+        return None
+    return f"running on the NumPy fallback: {_reason}"
 
 
 def implementations() -> dict:
