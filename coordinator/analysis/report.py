@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fedzo.coordinator.run.folder import CONFIG, METRICS, SUMMARY
+
 # Two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom.
 _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
@@ -40,7 +42,7 @@ def mean_ci(values) -> tuple:
 def load_run(folder) -> dict:
     """One finished run folder as load_runs gives it, or None if it is incomplete."""
     folder = Path(folder)
-    paths = [folder / name for name in ("summary.json", "metrics.jsonl", "config.json")]
+    paths = [folder / name for name in (SUMMARY, METRICS, CONFIG)]
     if not all(p.exists() for p in paths):
         return None
     return {"folder": folder, "summary": json.loads(paths[0].read_text()),
@@ -59,7 +61,7 @@ def plot_run(folder) -> list:
 
 def load_runs(root) -> list:
     """Every finished run below root: dicts with folder, summary, metrics, config."""
-    found = (load_run(p.parent) for p in sorted(Path(root).rglob("summary.json")))
+    found = (load_run(p.parent) for p in sorted(Path(root).rglob(SUMMARY)))
     return [run for run in found if run is not None]
 
 

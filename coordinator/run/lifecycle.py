@@ -12,7 +12,7 @@ import numpy as np
 
 from fedzo.coordinator.rounds.runtime import CoordinatorRuntime
 from fedzo.coordinator.run.evaluate import evaluate, summarise
-from fedzo.coordinator.run.folder import CONFIG, RunFolder
+from fedzo.coordinator.run.folder import CONFIG, SUMMARY, RunFolder
 from fedzo.edge.learning import streams
 from fedzo.edge.learning.algorithm import initial_store, load_actor
 from fedzo.edge.learning.config import RunConfig, welcome_config
@@ -259,7 +259,7 @@ class Run:
             "theta_hash": self.store.digest().hex(),
             "per_agent": per_agent,
         }
-        self.folder.write_json("summary.json", summary)
+        self.folder.write_json(SUMMARY, summary)
         if self.plots:
             from fedzo.coordinator.analysis.report import plot_run
             plot_run(self.folder.path)      # PNGs of the return curves; none without matplotlib
