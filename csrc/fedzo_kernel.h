@@ -6,7 +6,7 @@
  * read preprocessor lines. Keep every declaration cffi must see between the
  * markers and every `#` line outside them.
  *
- * Stream (SPEC 4): for key (seed, stream) and round t, 64-bit word w of the
+ * Stream (DESIGN.md §4): for key (seed, stream) and round t, 64-bit word w of the
  * stream is word (w mod 4) of Philox4x64-10 applied to the counter
  * [w/4 + 1, t, 0, 0] (numpy.random.Philox increments before it encrypts).
  * Sign of element i of a vector is bit (i mod 64) of word i/64: 1 -> +1, 0 -> -1.

@@ -1,6 +1,6 @@
 """The coordinator's protocol state machine: link events in, (link, message) out.
 
-It runs the rounds of SPEC 2 over K agent slots (slot k = block k) and knows
+It runs the rounds of DESIGN.md §2 over K agent slots (slot k = block k) and knows
 nothing of transports: a link is any object with `.name` and `.counters` (its
 LinkCounters), and the transport calls
 

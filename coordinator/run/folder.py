@@ -1,4 +1,4 @@
-"""The run folder (SPEC 7, 10): config.json, metrics.jsonl, summary.json, checkpoint.npz,
+"""The run folder (DESIGN.md §7, §10): config.json, metrics.jsonl, summary.json, checkpoint.npz,
 the run key and, in a simulation, each agent process's log.
 
 Writes are atomic (a temporary file, then os.replace), so a coordinator

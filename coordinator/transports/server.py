@@ -88,7 +88,7 @@ class TcpLink:
 
     def transport_stats(self) -> dict:
         """Transport-specific figures for the run summary: the TCP/IP header bytes
-        (reported separately from frame bytes, SPEC 6), down = what we sent."""
+        (reported separately from frame bytes, DESIGN.md §6), down = what we sent."""
         h = self.tcp_headers
         if not h:
             return {"transport": "tcp"}

@@ -1,4 +1,4 @@
-"""Memory figures of this process (SPEC 7): current and peak resident set size.
+"""Memory figures of this process (DESIGN.md §7): current and peak resident set size.
 
 Linux reports them in /proc/self/statm (pages) and getrusage (KiB); other
 systems fall back to getrusage alone, whose units differ (bytes on macOS).

@@ -13,7 +13,7 @@ here validate their arguments once, so both implementations can trust them.
 
 Slices of the parameter store are passed as 1-D C-contiguous int16 or int32
 arrays (views into the store are fine). Element j of a slice takes its sign
-from bit (bit_offset + j) of the stream (seed, stream, round) of SPEC 4.
+from bit (bit_offset + j) of the stream (seed, stream, round) of DESIGN.md §4.
 """
 import importlib
 import os

@@ -1,6 +1,6 @@
 """The NumPy fallback of fedzo's kernel, bit-identical to the C kernel.
 
-It uses `numpy.random.Philox` for the stream (SPEC 4) and streams over the
+It uses `numpy.random.Philox` for the stream (DESIGN.md §4) and streams over the
 packed words in fixed-size chunks, so its extra memory does not grow with the
 slice: it never builds a +/-1 vector of the slice's length.
 

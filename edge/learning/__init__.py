@@ -1,1 +1,1 @@
-"""The learning core: what every replica computes identically (SPEC 2-5)."""
+"""The learning core: what every replica computes identically (DESIGN.md §2 to §5)."""

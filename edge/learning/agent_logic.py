@@ -1,4 +1,4 @@
-"""An agent's side of a round, for both algorithms (SPEC 2, steps 2, 3 and 5).
+"""An agent's side of a round, for both algorithms (DESIGN.md §2, steps 2, 3 and 5).
 
 These classes know nothing of transports: the runtime hands them a round
 number or a round's result and sends back what they return. Both keep one

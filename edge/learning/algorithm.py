@@ -1,4 +1,4 @@
-"""The algorithm's arithmetic, in one place: every replica calls these (SPEC 2).
+"""The algorithm's arithmetic, in one place: every replica calls these (DESIGN.md §2).
 
 - `initial_store`: the starting actor, quantised into the fixed-point store.
 - `agent_vote`: N comparison outcomes -> one vote in {-1, +1}.

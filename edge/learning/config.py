@@ -1,4 +1,4 @@
-"""A run's configuration: every knob of SPEC 2 and 3, validated in one place.
+"""A run's configuration: every knob of DESIGN.md §2 and §3, validated in one place.
 
 The coordinator resolves it and sends it to every agent in the welcome
 message (as JSON), so all replicas run with the same numbers. A wrong value

@@ -1,4 +1,4 @@
-"""The fixed-point parameter store (SPEC 5).
+"""The fixed-point parameter store (DESIGN.md §5).
 
 theta lives as integers: int16 by default (int32 optional) with a power-of-two
 scale, value = q * 2**-frac_bits. Perturb, restore and update are integer
@@ -65,7 +65,7 @@ class ParameterStore:
     """theta as fixed-point integers, with the kernel's block operations.
 
     Blocks are given as [start, stop) element ranges; their sign bits start at
-    bit 0 of the block's stream (SPEC 4). `saturations` counts every entry that
+    bit 0 of the block's stream (DESIGN.md §4). `saturations` counts every entry that
     saturated in a perturbation or an update since the store was made.
     """
 

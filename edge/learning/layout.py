@@ -1,4 +1,4 @@
-"""Where each parameter of the policy lives in the flat vector theta (SPEC 2).
+"""Where each parameter of the policy lives in the flat vector theta (DESIGN.md §2).
 
 The policy is an MLP; theta lists its layers in order, each layer's weights
 row-major with shape (outputs, inputs), then that layer's biases. theta is

@@ -1,4 +1,4 @@
-"""Preference sources (SPEC 3): who answers "which batch was better?".
+"""Preference sources (DESIGN.md §3): who answers "which batch was better?".
 
 A `PreferenceSource` is shown two batches of trajectories, the baseline
 (under theta) and the candidate (under theta + mu v), and answers +1 if the

@@ -1,4 +1,4 @@
-"""The fixed-point store's formats, in one table, and the theta hash (SPEC 5 and 6).
+"""The fixed-point store's formats, in one table, and the theta hash (DESIGN.md §5 and §6).
 
 Every module that needs to know "int16 or int32" asks this table: the kernel
 (which arrays it accepts), the store, the run config, and the protocol (the

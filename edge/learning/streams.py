@@ -1,4 +1,4 @@
-"""Stream ids of the shared-seed generator (SPEC 4), in one table.
+"""Stream ids of the shared-seed generator (DESIGN.md §4), in one table.
 
 Every random draw of a run comes from the Philox stream (run seed, stream id,
 round). Block k's perturbation uses stream id k. Every other use sets a

@@ -1,6 +1,6 @@
 """TCP/IP header bytes of a connection, from the kernel's own segment counts (Linux).
 
-SPEC 6 reports TCP/IP headers separately from fedzo's frame bytes. The kernel
+DESIGN.md §6 reports TCP/IP headers separately from fedzo's frame bytes. The kernel
 counts every segment a socket sent and received (`tcpi_segs_out`,
 `tcpi_segs_in` of struct tcp_info, Linux 4.2+), pure ACKs included, which is
 what a packet capture shows. Each segment carries an IP header (20 B IPv4,

@@ -1,4 +1,4 @@
-"""The policy: a deterministic tanh MLP actor (SPEC 2), float32 NumPy.
+"""The policy: a deterministic tanh MLP actor (DESIGN.md §2), float32 NumPy.
 
 Its parameters are one flat float32 vector in the order of `fedzo.edge.learning.layout`;
 the weight matrices and bias vectors are views into that vector, so loading

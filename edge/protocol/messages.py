@@ -600,7 +600,7 @@ class Bye(_Coded):
 
 @dataclass(frozen=True, slots=True)
 class Report(Message):
-    """Agent -> coordinator: its work and memory figures (SPEC 7), sent once
+    """Agent -> coordinator: its work and memory figures (DESIGN.md §7), sent once
     after the last round's result (a session is closed after Bye)."""
 
     TYPE: ClassVar[int] = 0x0B

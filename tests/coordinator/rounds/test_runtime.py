@@ -39,7 +39,7 @@ def test_inproc_run_writes_the_run_folder_and_keeps_replicas_identical(tmp_path)
     assert metrics[-1]["return"] is not None                 # the last round is always evaluated
     assert RunConfig.from_dict(json.loads((folder / "config.json").read_text())) == small_config()
     assert (folder / "checkpoint.npz").exists()
-    assert len(list(folder.glob("run-hopper-return-vs-*.png"))) == 4     # SPEC 7: the run's plots
+    assert len(list(folder.glob("run-hopper-return-vs-*.png"))) == 4     # DESIGN.md §7: the run's plots
     # A middle round's metrics hold its whole traffic, the result broadcast included:
     # per agent 40 B vote up; 31 B round start + 42 B round result (K = 3) down.
     assert metrics[1]["bytes_up"] == 3 * 40 and metrics[1]["bytes_down"] == 3 * (31 + 42)

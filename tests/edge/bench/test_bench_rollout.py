@@ -12,7 +12,7 @@ from fedzo.edge.bench import rollout as bench_rollout
 from fedzo.edge.policy.mlp import Actor
 from fedzo.edge.tasks import make
 
-# SPEC 10's fields, plus the constant-control reference of the issue.
+# DESIGN.md §10's fields, plus the constant-control reference of the issue.
 FIELDS = {"task", "raw_steps_per_s", "fedzo_steps_per_s", "gymnasium_steps_per_s",
           "fedzo_over_raw", "fedzo_over_gymnasium", "raw_constant_steps_per_s", "fedzo_over_raw_constant"}
 

@@ -18,7 +18,7 @@ U64 = st.integers(0, 2**64 - 1)
 
 
 def philox_words(seed, stream, round_, first_word, n_words):
-    """The SPEC 4 definition, word by word, straight from numpy.random.Philox."""
+    """The DESIGN.md §4 definition, word by word, straight from numpy.random.Philox."""
     out = []
     for w in range(first_word, first_word + n_words):
         gen = np.random.Philox(key=np.array([seed, stream], dtype=np.uint64),

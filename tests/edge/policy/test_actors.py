@@ -1,6 +1,6 @@
 """The shipped actors (edge/actors/*.npz, docs/ACTORS.md): they load, fit their
 task, still earn the return recorded when they were trained, and keep it
-within 1 % when quantised to the int16 store (SPEC 5)."""
+within 1 % when quantised to the int16 store (DESIGN.md §5)."""
 import subprocess
 import sys
 
@@ -31,7 +31,7 @@ def test_shipped_actor_fits_its_task(name):
 
 @pytest.mark.parametrize("name", TASK_NAMES)
 def test_quantising_keeps_the_return_within_one_percent(name):
-    # The SPEC's measure: the mean true return over the evaluation episodes
+    # DESIGN.md §5's measure: the mean true return over the evaluation episodes
     # that `fedzo pretrain` reports (20). Fewer is not enough for the
     # swimmer: each quantised episode diverges from its float twin by a few
     # per cent either way, and only the mean over the set is within 1 %.
