@@ -1,6 +1,6 @@
 """`fedzo coordinator [--listen HOST:PORT] [--serial PORT[,PORT...]]`: serve a run to agents.
 
-TCP agents and serial ports are served by one loop (coordinator/server.py).
+TCP agents and serial ports are served by one loop (coordinator/transports/server.py).
 Without --serial the coordinator listens on 0.0.0.0:7700; with --serial it
 listens on TCP only if --listen is given.
 """

@@ -3,11 +3,11 @@
 One thread, one selector. TCP: a listener accepts agents; each connection is
 a `TcpLink` with a length-prefix Endpoint. Serial: each port (a device or a
 pyserial URL) is a `SerialPort` with a SerialEndpoint (fragments + ARQ, see
-edge/serial_link.py); ports with a file descriptor join the selector, the
+edge/links/serial_link.py); ports with a file descriptor join the selector, the
 others are polled every pass. Every pass also drives the ARQ timers and the
 runtime's deadlines, so a serial retransmission never waits for traffic.
 
-The runtime (coordinator/runtime.py) sees "links": a TcpLink per TCP
+The runtime (coordinator/rounds/runtime.py) sees "links": a TcpLink per TCP
 connection, and a `SerialSession` per agent session on a serial port. A
 serial port outlives its sessions: when the runtime closes a session (after
 Bye or a refused join) the port gets a fresh session at once, ready for the

@@ -31,7 +31,7 @@ DEFAULT_REVIEWERS = 101
 # mu = 0.01 with D = 2 and K = 5: c = 5 x the median |R(theta + mu v) - R(theta)|
 # (medians 14.3, 20.6, 24.5, 1.17), rounded. A median-sized difference moves
 # one reviewer to p = 0.6, which a 101-reviewer panel gets right ~98 % of the
-# time; a difference a fifth as large, only ~66 % (coordinator/calibrate.py).
+# time; a difference a fifth as large, only ~66 % (coordinator/tools/calibrate.py).
 DEFAULT_SCALE = {"hopper": 70.0, "halfcheetah": 100.0, "walker2d": 120.0, "swimmer": 6.0}
 
 

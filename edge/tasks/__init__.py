@@ -5,7 +5,7 @@ its Gymnasium v5 counterpart (default constructor arguments) exactly: same
 model physics, observation layout, reward, termination, reset-noise draws and
 1000-step time limit, so `task.reset(seed)` starts where
 `gymnasium.make(...).reset(seed=seed)` starts and both then agree step by step
-(tests/test_tasks_vs_gymnasium.py checks this).
+(tests/edge/tasks/test_tasks_vs_gymnasium.py checks this).
 
     task = make("hopper")
     obs = task.reset(seed=0)              # float64, shape (task.obs_dim,)
