@@ -19,38 +19,92 @@ from fedzo.edge.learning import perturbation, streams
 from fedzo.edge.learning.algorithm import initial_store, load_actor
 from fedzo.edge.learning.config import RunConfig
 from fedzo.edge.learning.layout import block_bounds
+from fedzo.edge.learning.preference import SimulatedPanel, link_probability
 from fedzo.edge.policy.rollout import run_batch
 from fedzo.edge.tasks import make
 
 SCALE_FACTOR = 5.0
 
 
+class _Probe:
+    """The starting actor's theta and policy, for measuring theta + mu v against theta."""
+
+    def __init__(self, config: RunConfig):
+        self.config = config
+        actor = load_actor(config)
+        self.task = make(config.task)
+        self.task.max_episode_steps = config.horizon
+        self.store = initial_store(config, actor)
+        low, high = self.task.model.actuator_ctrlrange.T
+        self.policy = actor.policy(low, high)
+        self.policy.refresh(self.store)
+        self.mu_steps = self.store.fmt.steps(config.mu)
+
+    def paired(self, k: int, round_: int, reset_seeds) -> tuple:
+        """Mean return under theta and under theta + mu v_{round,k}, from the same reset seeds."""
+        config, store, policy = self.config, self.store, self.policy
+        start, stop = block_bounds(store.d, config.agents, k)
+        base = run_batch(self.task, policy, reset_seeds).mean_return
+        saved = store.scratch(start, stop)
+        perturbation.perturb(store, config.perturbation, start, stop, config.seed,
+                             streams.block_stream(k), round_, self.mu_steps, saved)
+        policy.refresh(store, start, stop)
+        cand = run_batch(self.task, policy, reset_seeds).mean_return
+        store.restore(start, stop, saved)
+        policy.refresh(store, start, stop)
+        return base, cand
+
+
 def return_differences(task_name: str, samples=40, agents=5, config=None) -> np.ndarray:
     """|R(theta + mu v) - R(theta)| for `samples` random (block, round) pairs."""
     config = config or RunConfig(task=task_name, agents=agents)
-    actor = load_actor(config)
-    task = make(task_name)
-    task.max_episode_steps = config.horizon
-    store = initial_store(config, actor)
-    low, high = task.model.actuator_ctrlrange.T
-    policy = actor.policy(low, high)
-    policy.refresh(store)
-    mu_steps = store.fmt.steps(config.mu)
+    probe = _Probe(config)
     diffs = []
     for sample in range(samples):
-        k, round_ = sample % agents, sample // agents
-        start, stop = block_bounds(store.d, agents, k)
-        seeds = streams.reset_seeds(config.seed, k, round_, config.batch)
-        base = run_batch(task, policy, seeds).mean_return
-        saved = store.scratch(start, stop)
-        perturbation.perturb(store, config.perturbation, start, stop, config.seed,
-                             streams.block_stream(k), round_, mu_steps, saved)
-        policy.refresh(store, start, stop)
-        cand = run_batch(task, policy, seeds).mean_return
-        store.restore(start, stop, saved)
-        policy.refresh(store, start, stop)
+        k, round_ = sample % config.agents, sample // config.agents
+        base, cand = probe.paired(k, round_, streams.reset_seeds(config.seed, k, round_, config.batch))
         diffs.append(abs(cand - base))
     return np.array(diffs)
+
+
+def vote_accuracy(config: RunConfig, samples=40, reference_episodes=16) -> dict:
+    """How often what an agent is shown points the way a better estimate does.
+
+    For `samples` (block, round) pairs: the return difference of theta + mu v
+    over theta on the D episodes an agent compares, and on `reference_episodes`
+    other episodes (the reference direction). Reports how often the D-episode
+    difference has the reference's sign, how often the panel (its link and
+    scale c) would vote that way, and the sizes of both differences beside c:
+    where the agreement is near 0.5, votes are coin flips whatever the panel.
+    """
+    probe = _Probe(config)
+    panel = SimulatedPanel(config.panel_link, config.panel_reviewers, config.scale)
+    shown, reference, agree, panel_agree = [], [], 0, 0.0
+    for sample in range(samples):
+        k, round_ = sample % config.agents, sample // config.agents
+        seeds = streams.reset_seeds(config.seed, k, round_, config.batch + reference_episodes)
+        base, cand = probe.paired(k, round_, seeds[:config.batch])
+        ref_base, ref_cand = probe.paired(k, round_, seeds[config.batch:])
+        d, r = cand - base, ref_cand - ref_base
+        shown.append(d)
+        reference.append(r)
+        agree += np.sign(d) == np.sign(r)
+        p_for = link_probability(panel.link, d, panel.scale)       # one reviewer prefers the candidate
+        p_majority = panel_majority_probability(p_for, panel.reviewers)
+        panel_agree += p_majority if r > 0 else 1.0 - p_majority
+    shown, reference = np.abs(shown), np.abs(reference)
+    return {"task": config.task, "horizon": config.horizon, "batch": config.batch, "samples": samples,
+            "reference_episodes": reference_episodes, "scale": config.scale,
+            "sign_agreement": agree / samples, "panel_agreement": panel_agree / samples,
+            "median_abs_diff_shown": float(np.median(shown)),
+            "median_abs_diff_reference": float(np.median(reference))}
+
+
+def panel_majority_probability(p: float, reviewers: int) -> float:
+    """P(a majority of `reviewers` independent reviewers, each for with probability p, is for)."""
+    from math import comb
+    return float(sum(comb(reviewers, j) * p ** j * (1 - p) ** (reviewers - j)
+                     for j in range(reviewers // 2 + 1, reviewers + 1)))
 
 
 def calibrate(task_name: str, samples=40) -> dict:
