@@ -1,0 +1,65 @@
+"""The paper's claims checked on constructed run summaries: each verdict follows the figures."""
+import pytest
+
+from fedzo.coordinator.analysis.claims import SMALL_SHARE_OF_FLOOR, claim_memory, claims_markdown, index_runs
+
+MIB = 2**20
+
+
+def summary(task, algo, k, learning_state, floor=62 * MIB, seed=0):
+    """A run summary with what the claims read: K agents of one learning state and floor."""
+    agent = {"learning_state_bytes": learning_state, "floor_rss_bytes": floor,
+             "peak_rss_bytes": None if floor is None else floor + learning_state}
+    return {"summary": {"task": task, "algo": algo, "agents": k, "seed": seed, "per_agent": [agent] * k}}
+
+
+def memory_claim(*runs):
+    idx = index_runs(runs, lambda run: (run["summary"]["task"], run["summary"]["algo"],
+                                        run["summary"]["agents"]))
+    return claim_memory(idx)
+
+
+def verdict(markdown):
+    (line,) = [line for line in markdown.splitlines() if line.startswith("Verdict:")]
+    return line
+
+
+def test_memory_claim_is_confirmed_when_par_holds_less_than_fedavg_and_little_next_to_the_floor():
+    # The K = 5 figures of the paper run: theta, one block of scratch and the policy's
+    # float copy, against a whole-vector scratch and an upload buffer.
+    text = memory_claim(summary("hopper", "par-s2zpo", 5, 32788), summary("hopper", "fedavg-s2zpo", 5, 61476),
+                        summary("hopper", "par-s2zpo", 1, 40984))      # K = 1 has no FedAvg to compare with
+    assert verdict(text).startswith("Verdict: **confirmed** (1 of 1 comparisons")
+    assert "| hopper | 5 | 32788 | 61476 | 1.9x | 0.05 % | yes |" in text
+    assert "| hopper | par-s2zpo | 1 | 40984 | 62.0 | 62.0 |" in text
+
+
+@pytest.mark.parametrize("par, fed, floor, why", [
+    (61476, 32788, 62 * MIB, "Par-S2ZPO holds more than FedAvg-S2ZPO"),
+    (40000, 40000, 62 * MIB, "a tie is not smaller"),
+    (32788, 61476, int(32788 / (2 * SMALL_SHARE_OF_FLOOR)), "twice the share of the floor allowed"),
+    (32788, 61476, None, "no floor was measured, so 'small' is not shown"),
+])
+def test_memory_claim_is_not_confirmed_when_the_figures_do_not_show_it(par, fed, floor, why):
+    text = memory_claim(summary("hopper", "par-s2zpo", 5, par, floor), summary("hopper", "fedavg-s2zpo", 5, fed, floor))
+    assert verdict(text).startswith("Verdict: **not confirmed** (0 of 1 comparisons"), why
+    assert text.count("| no |") == 1
+
+
+def test_memory_claim_is_partly_confirmed_when_some_comparisons_hold():
+    text = memory_claim(summary("hopper", "par-s2zpo", 5, 32788), summary("hopper", "fedavg-s2zpo", 5, 61476),
+                        summary("swimmer", "par-s2zpo", 5, 70000), summary("swimmer", "fedavg-s2zpo", 5, 58392))
+    assert verdict(text).startswith("Verdict: **partly** (1 of 2 comparisons")
+
+
+def test_memory_claim_without_fedavg_runs_is_not_checked():
+    assert verdict(memory_claim(summary("hopper", "par-s2zpo", 5, 32788))).startswith(
+        "Verdict: **not checked (no runs)** (0 of 0")
+
+
+def test_claims_are_not_checked_on_an_ablation():
+    """Two series of one task, algorithm and K (D = 1 and D = 4, say): no single series to compare."""
+    runs = [dict(summary("hopper", "par-s2zpo", 5, 32788), series="D = 1"),
+            dict(summary("hopper", "par-s2zpo", 5, 32788, seed=1), series="D = 4")]
+    text = claims_markdown(runs, lambda run: run["series"])
+    assert "Not checked here: several series share a task, algorithm and K" in text
