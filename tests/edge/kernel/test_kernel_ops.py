@@ -152,13 +152,21 @@ def test_perturb_equals_update_and_saturates_at_limits(name):
     assert a.max() <= 32767 and a.min() >= -32768
 
 
-def test_signs_are_balanced_and_differ_per_block_and_round():
+@pytest.mark.parametrize("name", sorted(IMPLS))
+def test_kernel_signs_are_balanced_and_differ_per_block_and_round(name):
+    """The directions the kernel applies (an update by +1 from zero): about as many +1 as -1,
+    and another block's stream or another round gives other directions."""
     n = 64 * 400
-    signs = [reference_signs(7, k, t, 0, n) for k, t in [(0, 0), (1, 0), (0, 1)]]
+    signs = []
+    for stream, round_ in [(0, 0), (1, 0), (0, 1)]:
+        theta = np.zeros(n, np.int32)
+        kernel.update(theta, 7, stream, round_, 1, impl=IMPLS[name])
+        signs.append(theta)
     for s in signs:
-        assert abs(s.mean()) < 0.03
-    assert (signs[0] != signs[1]).mean() > 0.4
-    assert (signs[0] != signs[2]).mean() > 0.4
+        assert set(np.unique(s)) == {-1, 1}
+        assert abs(s.mean()) < 0.03                  # 4.8 standard deviations of a fair coin
+    assert 0.4 < (signs[0] != signs[1]).mean() < 0.6
+    assert 0.4 < (signs[0] != signs[2]).mean() < 0.6
 
 
 # ---- quantisation ----
