@@ -20,7 +20,7 @@ board that reboots does.
 
 Faults (faults.py) are applied to bytes as they enter the line; a cut loses
 everything on the line both ways for its duration. `disconnect(seconds)`
-cuts the cable by hand.
+cuts the cable by hand, and `reconnect()` plugs it back in early.
 """
 import errno
 import os
@@ -160,6 +160,11 @@ class SerialLine:
         """Cut the cable now for `seconds`: everything on it, both ways, is lost."""
         with self._lock:
             self._cut(time.monotonic(), seconds)
+
+    def reconnect(self) -> None:
+        """End a cut now: the cable is plugged back in."""
+        with self._lock:
+            self._cut_until = 0.0
 
     def _cut(self, now, seconds):
         self.cuts += 1

@@ -10,6 +10,7 @@ import threading
 import time
 
 from small_runs import KEY, run_small, small_config
+from waiting import PATIENCE, wait_until
 
 from fedzo.coordinator.run.lifecycle import Run
 from fedzo.coordinator.transports.server import Server
@@ -27,12 +28,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-def serve_in_thread(server):
+def serve_in_thread(server, check=None):
+    """server.serve() in a thread (check() runs in it on every pass); (thread, errors)."""
     errors = []
 
     def target():
         try:
-            server.serve(stop_after=120)
+            server.serve(stop_after=2 * PATIENCE, check=check)
         except Exception as exc:   # surfaced by the test
             errors.append(exc)
 
@@ -44,7 +46,8 @@ def serve_in_thread(server):
 def test_tcp_run_matches_the_inproc_run_and_counts_what_the_sockets_carried(tmp_path):
     _, _, inproc = run_small(tmp_path, "inproc", agents=2)
     run = Run(small_config(agents=2), tmp_path / "tcp", **QUIET)
-    summary = simulate_tcp(run, KEY, **QUIET, timeout=120)
+    run.runtime.report_timeout = PATIENCE        # the agents' reports are asserted on: wait for them
+    summary = simulate_tcp(run, KEY, **QUIET, timeout=2 * PATIENCE)
     assert summary["theta_hash"] == inproc["theta_hash"]
     assert summary["bytes_up"] == inproc["bytes_up"] and summary["bytes_down"] == inproc["bytes_down"]
     assert all(a["peak_rss_bytes"] for a in summary["per_agent"])
@@ -55,8 +58,8 @@ def test_counted_bytes_equal_socket_bytes(tmp_path):
     server = Server(run, KEY, **QUIET)
     thread, errors = serve_in_thread(server)
     agent_counters = run_agent_tcp(server.address, KEY, AgentRuntime(**QUIET), **QUIET)
-    thread.join(60)
-    assert not errors
+    thread.join(PATIENCE)
+    assert not thread.is_alive() and not errors
     link = server.links[0]
     assert link.bytes_in == link.counters.total["up"].wire_bytes > 0
     assert link.bytes_out == link.counters.total["down"].wire_bytes > 0
@@ -76,31 +79,48 @@ def test_counted_bytes_equal_socket_bytes(tmp_path):
 def test_bad_input_is_rejected_and_counted_while_the_run_goes_on(tmp_path):
     run = Run(small_config(agents=1, rounds=2), tmp_path / "bad", **QUIET)
     server = Server(run, KEY, **QUIET)
-    thread, errors = serve_in_thread(server)
-    address = server.address
+    seen = {"rejected": {}}
 
-    # 1. A well-framed frame of garbage (version 1, type vote): rejected, the connection stays.
-    garbage = socket.create_connection(address)
-    garbage.sendall(struct.pack(">I", 40) + bytes([1, 4, 0]) + os.urandom(37))
-    # 2. An oversized length: that stream is closed, nothing large is allocated.
-    oversized = socket.create_connection(address)
-    oversized.sendall(struct.pack(">I", 2**31))
-    # 3. A join sealed under the wrong key: bad tag.
-    wrong_key = socket.create_connection(address)
-    wrong_key.sendall(Endpoint(Session(AGENT, b"w" * 32)).send(Join()))
-    # 4. A replayed join (the same bytes twice, on two connections).
-    join_bytes = Endpoint(Session(AGENT, KEY)).send(Join(agent_id=0))
-    replay_a = socket.create_connection(address)
-    replay_a.sendall(join_bytes)
-    time.sleep(0.3)
-    replay_b = socket.create_connection(address)
-    replay_b.sendall(join_bytes)
-    time.sleep(0.3)
-    assert oversized.recv(100) == b""                       # closed by the coordinator
-    # A real agent now joins (it takes over block 0 from the replayed session) and finishes.
-    run_agent_tcp(address, KEY, AgentRuntime(agent_id=0, **QUIET), **QUIET)
-    thread.join(60)
-    assert not errors and run.runtime.done and run.runtime.round == 2
+    def count_rejections():              # in the server's thread, on every pass
+        totals = {}
+        for link in server.links:
+            for reason, n in link.counters.rejected.items():
+                totals[reason] = totals.get(reason, 0) + n
+        seen["rejected"] = totals
+
+    thread, errors = serve_in_thread(server, check=count_rejections)
+    address = server.address
+    sockets = []
+
+    def connect():
+        sock = socket.create_connection(address, timeout=PATIENCE)    # no recv waits forever
+        sockets.append(sock)
+        return sock
+
+    try:
+        # 1. A well-framed frame of garbage (version 1, type vote): rejected, the connection stays.
+        connect().sendall(struct.pack(">I", 40) + bytes([1, 4, 0]) + os.urandom(37))
+        # 2. An oversized length: that stream is closed, nothing large is allocated.
+        oversized = connect()
+        oversized.sendall(struct.pack(">I", 2**31))
+        # 3. A join sealed under the wrong key: bad tag.
+        connect().sendall(Endpoint(Session(AGENT, b"w" * 32)).send(Join()))
+        # 4. A replayed join: the same bytes on a second connection, once the first was answered.
+        join_bytes = Endpoint(Session(AGENT, KEY)).send(Join(agent_id=0))
+        replay_a = connect()
+        replay_a.sendall(join_bytes)
+        assert replay_a.recv(4096)                              # welcomed: its join was taken
+        connect().sendall(join_bytes)
+        assert oversized.recv(100) == b""                       # closed by the coordinator
+        wait_until(lambda: seen["rejected"].get("replay") == 1 and seen["rejected"].get("bad_tag", 0) >= 1
+                   and sum(seen["rejected"].values()) >= 4, "the coordinator to count the bad input")
+        # A real agent now joins (it takes over block 0 from the replayed session) and finishes.
+        run_agent_tcp(address, KEY, AgentRuntime(agent_id=0, **QUIET), **QUIET)
+        thread.join(PATIENCE)
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert not thread.is_alive() and not errors and run.runtime.done and run.runtime.round == 2
     rejected = {}
     for link in server.links:
         for reason, n in link.counters.rejected.items():
@@ -110,19 +130,28 @@ def test_bad_input_is_rejected_and_counted_while_the_run_goes_on(tmp_path):
     assert rejected["oversized"] == 1
     assert rejected["replay"] == 1
     assert server.closed_streams == 1
-    for s in (garbage, wrong_key, replay_a, replay_b):
-        s.close()
 
 
 def _agent_process(port, key_file, agent_id, log):
     cmd = [sys.executable, "-m", "fedzo.cli", "agent", "--connect", f"127.0.0.1:{port}",
-           "--key-file", str(key_file), "--id", str(agent_id), "--reconnect-seconds", "60"]
+           "--key-file", str(key_file), "--id", str(agent_id), "--reconnect-seconds", str(PATIENCE)]
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
 
 def test_a_hung_then_killed_agent_counts_zero_and_is_resynced_when_it_returns(tmp_path):
+    """Agent 1 hangs (SIGSTOP) after round 0: round 1 closes at its deadline with its vote
+    as 0. It is then killed, and a new process with its id is resynced and votes again.
+
+    The deadline is far off, so a healthy agent never runs out of time however
+    loaded the machine; once agent 0 has voted in round 1, the runtime's clock
+    is moved past it, and the round must close because its deadline passed.
+    """
     config = small_config(agents=2, rounds=4, batch=2)
-    run = Run(config, tmp_path / "kill", round_timeout=3.0, **QUIET)
+    round_timeout = 1000.0
+    run = Run(config, tmp_path / "kill", round_timeout=round_timeout, **QUIET)
+    run.runtime.report_timeout = PATIENCE
+    skipped = []                         # seconds the runtime's clock was moved on
+    run.runtime.clock = lambda: time.monotonic() + sum(skipped)
     server = Server(run, KEY, **QUIET)
     key_file = tmp_path / "run.key"
     key_file.write_text(KEY.hex())
@@ -130,36 +159,52 @@ def test_a_hung_then_killed_agent_counts_zero_and_is_resynced_when_it_returns(tm
     log = open(tmp_path / "agents.log", "w")
     agents = [_agent_process(port, key_file, k, log) for k in range(2)]
     closed = run.runtime.on_round_closed
-    events = {}
+    events = []
+    paused = []                          # agent 0, stopped until the new agent 1 has joined
 
     def on_closed(info):
         closed(info)
+        events.append(f"round {info['round']} closed")
         if info["round"] == 0:
             agents[1].send_signal(signal.SIGSTOP)   # hangs: round 1 must close at its deadline
-            events["stopped"] = time.monotonic()
         if info["round"] == 1:
-            events["round1_closed"] = time.monotonic()
             agents[1].send_signal(signal.SIGKILL)   # now dead; a new process takes its place
             agents[1].wait()
+            # Round 2 waits for agent 0's vote, so the new process joins it in time.
+            agents[0].send_signal(signal.SIGSTOP)
+            paused.append(agents[0])
             agents.append(_agent_process(port, key_file, 1, log))
 
+    def check():                         # in the server's thread, on every pass
+        runtime = run.runtime
+        if runtime.round == 1 and runtime.phase == "round" and runtime.slots[0].vote is not None and not skipped:
+            events.append("round 1 past its deadline")
+            skipped.append(round_timeout)
+        if paused and runtime.slots[1].joins == 2:
+            paused.pop().send_signal(signal.SIGCONT)
+
     run.runtime.on_round_closed = on_closed
-    thread, errors = serve_in_thread(server)
-    thread.join(120)
-    summary = run.finish()
-    for p in agents:
-        try:
-            p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-    log.close()
-    assert not errors and run.runtime.done
+    try:
+        thread, errors = serve_in_thread(server, check=check)
+        thread.join(2 * PATIENCE)
+        summary = run.finish()
+    finally:
+        for p in agents:
+            p.send_signal(signal.SIGCONT)
+            try:
+                p.wait(timeout=PATIENCE)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        log.close()
+    assert not thread.is_alive() and not errors and run.runtime.done
     metrics = run.folder.metrics()
     assert metrics[1]["votes"][1] == 0 and metrics[1]["voters"] == 1
-    assert events["round1_closed"] - events["stopped"] >= 2.5       # it waited for the deadline
+    # It waited for the deadline: agent 0's vote alone did not close the round.
+    assert events[:3] == ["round 0 closed", "round 1 past its deadline", "round 1 closed"]
     slot = run.runtime.slots[1]
     assert slot.joins == 2 and slot.syncs >= 1                       # rejoined and resynced
-    assert metrics[3]["voters"] == 2                                  # back in the later rounds
+    assert [m["voters"] for m in metrics[2:]] == [2, 2]               # back in the later rounds
     assert summary["per_agent"][1]["peak_rss_bytes"]                  # the new process reported
     assert agents[-1].returncode == 0
 
@@ -177,19 +222,23 @@ def test_coordinator_killed_and_resumed_ends_bit_identical(tmp_path):
     log = open(tmp_path / "procs.log", "w")
     first = subprocess.Popen(coordinator + ["--out", str(out)] + run_args, stdout=log, stderr=subprocess.STDOUT)
     agents = [_agent_process(port, key_file, k, log) for k in range(2)]
-    deadline = time.monotonic() + 120
     metrics = out / "metrics.jsonl"
-    while time.monotonic() < deadline:
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
-            break
-        time.sleep(0.05)
-    first.kill()                                        # the laptop crashes mid-run
-    first.wait()
-    second = subprocess.run(coordinator + ["--resume", str(out)], stdout=log, stderr=subprocess.STDOUT,
-                            timeout=180)
-    for p in agents:
-        p.wait(timeout=60)
-    log.close()
+    try:
+        wait_until(lambda: metrics.exists() and len(metrics.read_text().splitlines()) >= 2,
+                   "the first coordinator to close two rounds")
+        assert first.poll() is None, "the first coordinator ended before it could be killed mid-run"
+        first.kill()                                    # the laptop crashes mid-run
+        first.wait()
+        second = subprocess.run(coordinator + ["--resume", str(out)], stdout=log, stderr=subprocess.STDOUT,
+                                timeout=2 * PATIENCE)
+        for p in agents:
+            p.wait(timeout=PATIENCE)
+    finally:
+        for p in [first] + agents:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        log.close()
     assert second.returncode == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["theta_hash"] == whole["theta_hash"]
@@ -206,9 +255,9 @@ def test_an_agent_the_coordinator_refuses_exits_with_the_reason(tmp_path):
     key_file.write_text(KEY.hex())
     stranger = subprocess.run(
         [sys.executable, "-m", "fedzo.cli", "agent", "--connect", f"127.0.0.1:{server.address[1]}",
-         "--key-file", str(key_file), "--id", "7"], capture_output=True, text=True, timeout=60)
+         "--key-file", str(key_file), "--id", "7"], capture_output=True, text=True, timeout=PATIENCE)
     assert stranger.returncode == 2
     assert "will not have this agent (unknown_agent: agent id 7 is not in this run" in stranger.stderr
     run_agent_tcp(server.address, KEY, AgentRuntime(**QUIET), **QUIET)   # the run still completes
-    thread.join(60)
-    assert not errors and run.runtime.done
+    thread.join(PATIENCE)
+    assert not thread.is_alive() and not errors and run.runtime.done

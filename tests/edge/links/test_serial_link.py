@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+from waiting import PATIENCE
 
 from fedzo.edge.links.serial_link import (
     FIRST,
@@ -228,7 +229,7 @@ def test_a_missing_port_is_a_clear_error():
         PortIO("/dev/nonexistent-fedzo", 115200)
 
 
-def _fedzo(*args, timeout=60):
+def _fedzo(*args, timeout=PATIENCE):
     return subprocess.run([sys.executable, "-m", "fedzo.cli", *args], capture_output=True, text=True,
                           timeout=timeout)
 
