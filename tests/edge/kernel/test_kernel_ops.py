@@ -232,7 +232,7 @@ def _backend_in_subprocess(env_value):
     env.pop("FEDZO_KERNEL", None)
     if env_value is not None:
         env["FEDZO_KERNEL"] = env_value
-    code = "from edge import kernel; print(kernel.backend()); print(kernel.backend_reason())"
+    code = "from fedzo.edge import kernel; print(kernel.backend()); print(kernel.backend_reason())"
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
 
 
