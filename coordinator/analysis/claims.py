@@ -4,11 +4,15 @@ Each check finds the series it needs by (task, algo, K), compares them at the
 equal trajectory budget the experiment gave them, and returns Markdown with
 our numbers and a verdict: confirmed, partly, or not confirmed. The
 statistics are deliberately simple: a difference is "clear" when the 95 %
-t-interval of the per-seed differences (seeds paired) excludes zero.
+t-interval of the per-seed differences (seeds paired) excludes zero. A
+learning claim is confirmed only where the method also clearly beats its
+null control (the same runs with coin-flip votes, see null_control.py):
+without that, a "win" may be two random walks of different step sizes.
 
-1. Par-S2ZPO beats FedAvg-S2ZPO at equal samples.
+1. Par-S2ZPO beats FedAvg-S2ZPO at equal samples (and its null).
 2. Par-S2ZPO matches centralized S2ZPO (K = 1) at equal samples, with about
-   K times fewer rounds.
+   K times fewer rounds: it beats its null, and its difference from K = 1 lies
+   within MATCH_MARGIN of that gain.
 3. Communication per round is tiny: ours (measured), the paper's d + K bits,
    FedAvg's float32 model exchange (measured).
 4. Memory per agent is small: at the same task and K, Par-S2ZPO's learning
@@ -19,14 +23,22 @@ from collections import defaultdict
 
 import numpy as np
 
+from fedzo.coordinator.analysis.null_control import NULL_PREFERENCE
 from fedzo.coordinator.analysis.report import mean_ci
 
 
+def _is_null(summary: dict) -> bool:
+    return summary.get("preference", "panel") == NULL_PREFERENCE
+
+
 def index_runs(runs, series_of) -> dict:
-    """(task, algo, K) -> {seed: summary}; None if two series share a key (ablations)."""
+    """(task, algo, K) -> {seed: summary} of the runs with real preferences; None if two
+    series share a key (ablations). Null controls are indexed by `null_index`."""
     out, owner = defaultdict(dict), {}
     for run in runs:
         s = run["summary"]
+        if _is_null(s):
+            continue
         key = (s["task"], s["algo"], s["agents"])
         if owner.setdefault(key, series_of(run)) != series_of(run):
             return None
@@ -34,10 +46,30 @@ def index_runs(runs, series_of) -> dict:
     return out
 
 
+def null_index(runs) -> dict:
+    """(task, algo, K) -> {seed: summary} of the null-control runs (coin-flip votes)."""
+    out = defaultdict(dict)
+    for run in runs:
+        s = run["summary"]
+        if _is_null(s):
+            out[(s["task"], s["algo"], s["agents"])][s["seed"]] = s
+    return out
+
+
 def paired_gain(a: dict, b: dict) -> tuple:
     """Mean and 95 % half-width of return_final(a) - return_final(b), seeds paired."""
     seeds = sorted(set(a) & set(b))
     return mean_ci([a[s]["return_final"] - b[s]["return_final"] for s in seeds]) + (len(seeds),)
+
+
+def beats_null(runs: dict, nulls: dict, key) -> tuple:
+    """(paired gain over the null (mean, half, n), whether it is clearly above 0); (None, False)
+    when the series has no null control."""
+    null = nulls.get(key)
+    if not null or not set(null) & set(runs):
+        return None, False
+    mean, half, n = paired_gain(runs, null)   # same start and episodes: final difference = gain difference
+    return (mean, half, n), n > 1 and mean - half > 0
 
 
 def _verdict(wins: int, total: int) -> str:
@@ -53,43 +85,80 @@ def _final(runs: dict) -> str:
     return f"{mean:.1f} ± {half:.1f}"
 
 
-def claim_par_beats_fedavg(idx) -> str:
+def _stat(stat) -> str:
+    return "no null control" if stat is None else f"{stat[0]:+.1f} ± {stat[1]:.1f} (n={stat[2]})"
+
+
+def claim_par_beats_fedavg(idx, nulls) -> str:
+    """Confirmed where Par-S2ZPO clearly beats its null control and FedAvg-S2ZPO, seeds paired."""
     rows, wins, total = [], 0, 0
     for (task, algo, k), par in sorted(idx.items()):
         fed = idx.get((task, "fedavg-s2zpo", k))
         if algo != "par-s2zpo" or fed is None:
             continue
+        over_null, learned = beats_null(par, nulls, (task, algo, k))
+        fed_over_null, _ = beats_null(fed, nulls, (task, "fedavg-s2zpo", k))
         mean, half, n = paired_gain(par, fed)
-        clear = mean - half > 0
-        wins += clear
+        better = n > 1 and mean - half > 0
+        if not learned:
+            status = "no: no null control" if over_null is None else "no: does not clearly beat its null"
+        elif better:
+            status = "yes"
+        else:
+            status = "no: FedAvg-S2ZPO clearly better" if mean + half < 0 else "no: difference not clear"
+        wins += status == "yes"
         total += 1
-        rows.append(f"| {task} | {k} | {_final(par)} | {_final(fed)} | {mean:+.1f} ± {half:.1f} (n={n}) | "
-                    f"{'yes' if clear else 'no'} |")
+        rows.append(f"| {task} | {k} | {_final(par)} | {_final(fed)} | {_stat(over_null)} | {_stat(fed_over_null)} "
+                    f"| {mean:+.1f} ± {half:.1f} (n={n}) | {status} |")
     head = ["### Claim 1: Par-S2ZPO beats FedAvg-S2ZPO at equal samples", "",
-            "| task | K | Par-S2ZPO final return | FedAvg-S2ZPO final return | difference (95 % CI, paired) | clearly better |",
-            "| --- | --- | --- | --- | --- | --- |"]
+            "Confirmed only where Par-S2ZPO clearly beats its coin-flip null control and FedAvg-S2ZPO "
+            "(95 % t-intervals of seed-paired differences above 0).", "",
+            "| task | K | Par-S2ZPO final return | FedAvg-S2ZPO final return | Par - its null | FedAvg - its null "
+            "| Par - FedAvg (95 % CI, paired) | clearly better |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     return "\n".join(head + rows + ["", f"Verdict: **{_verdict(wins, total)}** ({wins} of {total} comparisons clearly better)."])
 
 
-def claim_matches_centralized(idx) -> str:
+# "Matches" needs an equivalence margin: the paired difference from centralized
+# S2ZPO must lie within this share of what Par-S2ZPO learned over its null.
+MATCH_MARGIN = 0.5
+
+
+def claim_matches_centralized(idx, nulls) -> str:
+    """Confirmed where Par-S2ZPO clearly beats its null and its difference from K = 1 lies
+    within MATCH_MARGIN of that gain, seeds paired."""
     rows, matches, total = [], 0, 0
     for (task, algo, k), par in sorted(idx.items()):
         central = idx.get((task, "par-s2zpo", 1))
         if algo != "par-s2zpo" or k == 1 or central is None:
             continue
+        over_null, learned = beats_null(par, nulls, (task, algo, k))
         mean, half, n = paired_gain(par, central)
-        not_worse = mean + half >= 0          # the interval reaches zero or above
-        matches += not_worse
+        if not learned:
+            status = "no: no null control" if over_null is None else "no: does not clearly beat its null"
+        else:
+            margin = MATCH_MARGIN * over_null[0]
+            if -margin <= mean - half and mean + half <= margin:
+                status = "yes"
+            elif mean + half < 0:
+                status = "no: clearly worse"
+            else:
+                status = f"undecided: interval wider than ±{margin:.0f}"
+        matches += status == "yes"
         total += 1
         rounds_k = np.mean([s["rounds"] for s in par.values()])
         rounds_1 = np.mean([s["rounds"] for s in central.values()])
-        rows.append(f"| {task} | {k} | {_final(par)} | {_final(central)} | {mean:+.1f} ± {half:.1f} (n={n}) | "
-                    f"{'yes' if not_worse else 'no'} | {rounds_1:.0f} / {rounds_k:.0f} = {rounds_1 / rounds_k:.1f} |")
+        rows.append(f"| {task} | {k} | {_final(par)} | {_final(central)} | {_stat(over_null)} | "
+                    f"{mean:+.1f} ± {half:.1f} (n={n}) | {status} | {rounds_1:.0f} / {rounds_k:.0f} = "
+                    f"{rounds_1 / rounds_k:.1f} |")
     head = ["### Claim 2: Par-S2ZPO matches centralized S2ZPO at equal samples, in about K times fewer rounds", "",
-            "| task | K | Par-S2ZPO final return | centralized (K = 1) | difference (95 % CI, paired) | not worse | rounds K=1 / K |",
-            "| --- | --- | --- | --- | --- | --- | --- |"]
+            f"Confirmed only where Par-S2ZPO clearly beats its coin-flip null control and the 95 % interval "
+            f"of its seed-paired difference from K = 1 lies within ±{MATCH_MARGIN:g} x that gain.", "",
+            "| task | K | Par-S2ZPO final return | centralized (K = 1) | Par - its null | Par - K=1 (95 % CI, paired) "
+            "| matches | rounds K=1 / K |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     return "\n".join(head + rows + ["", f"Verdict: **{_verdict(matches, total)}** "
-                                    f"({matches} of {total} not clearly worse; the round ratio is K by construction "
+                                    f"({matches} of {total} match; the round ratio is K by construction "
                                     f"of equal budgets, so the sample-efficiency part is what is tested)."])
 
 
@@ -176,7 +245,9 @@ def claims_markdown(runs, series_of) -> str:
         return ("## The paper's claims\n\nNot checked here: several series share a task, algorithm and K "
                 "(an ablation), so there is no single series to compare. `experiments/paper.json` is the "
                 "experiment the claims are checked on.\n")
-    parts = ["## The paper's claims, checked", ""]
-    for check in (claim_par_beats_fedavg, claim_matches_centralized, claim_communication, claim_memory):
+    nulls = null_index(runs)
+    parts = ["## The paper's claims, checked", "",
+             claim_par_beats_fedavg(idx, nulls), "", claim_matches_centralized(idx, nulls), ""]
+    for check in (claim_communication, claim_memory):
         parts += [check(idx), ""]
     return "\n".join(parts)

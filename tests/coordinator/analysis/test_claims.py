@@ -63,3 +63,51 @@ def test_claims_are_not_checked_on_an_ablation():
             dict(summary("hopper", "par-s2zpo", 5, 32788, seed=1), series="D = 4")]
     text = claims_markdown(runs, lambda run: run["series"])
     assert "Not checked here: several series share a task, algorithm and K" in text
+
+
+def learning_run(task, algo, k, seed, gain, preference="panel"):
+    """A run summary with what claims 1 and 2 read: returns from a common start."""
+    return {"summary": {"task": task, "algo": algo, "agents": k, "seed": seed, "rounds": 100 // k,
+                        "return_initial": 1000.0, "return_final": 1000.0 + gain, "preference": preference}}
+
+
+def learning_claims(gains: dict) -> str:
+    """claims_markdown's claims 1 and 2 for {(algo, K, preference): [gain per seed]}."""
+    from fedzo.coordinator.analysis.claims import claim_matches_centralized, claim_par_beats_fedavg, null_index
+    runs = [learning_run("hopper", algo, k, seed, g, pref)
+            for (algo, k, pref), seeds in gains.items() for seed, g in enumerate(seeds)]
+    idx = index_runs(runs, lambda run: (run["summary"]["algo"], run["summary"]["agents"],
+                                        run["summary"]["preference"]))
+    nulls = null_index(runs)
+    return claim_par_beats_fedavg(idx, nulls), claim_matches_centralized(idx, nulls)
+
+
+PAR, FED, CENTRAL = ("par-s2zpo", 5, "panel"), ("fedavg-s2zpo", 5, "panel"), ("par-s2zpo", 1, "panel")
+PAR_NULL, FED_NULL = ("par-s2zpo", 5, "coin"), ("fedavg-s2zpo", 5, "coin")
+NOISE = [3, -2, 4, -5, 1]
+
+
+def test_par_beats_fedavg_only_when_it_also_beats_its_null():
+    strong = {PAR: [400 + n for n in NOISE], FED: [100 + n for n in NOISE],
+              PAR_NULL: [20 + n for n in NOISE], FED_NULL: [5 + n for n in NOISE],
+              CENTRAL: [390 - n for n in NOISE]}
+    claim1, claim2 = learning_claims(strong)
+    assert verdict(claim1).startswith("Verdict: **confirmed**")
+    assert verdict(claim2).startswith("Verdict: **confirmed**")       # 400 vs 390: within half of ~380
+    # The same wins, but the null walks as far as the method: nothing was learned.
+    walked = {**strong, PAR_NULL: [400 - n for n in NOISE]}
+    claim1, claim2 = learning_claims(walked)
+    assert verdict(claim1).startswith("Verdict: **not confirmed**") and "does not clearly beat its null" in claim1
+    assert verdict(claim2).startswith("Verdict: **not confirmed**")
+    # Without a null control nothing is confirmed either.
+    no_null = {k: v for k, v in strong.items() if k[2] != "coin"}
+    claim1, _ = learning_claims(no_null)
+    assert "no: no null control" in claim1 and verdict(claim1).startswith("Verdict: **not confirmed**")
+
+
+def test_matching_centralized_needs_an_interval_inside_the_margin():
+    base = {PAR: [400 + n for n in NOISE], PAR_NULL: [n for n in NOISE], FED: [0] * 5}
+    far = {**base, CENTRAL: [700 + 3 * n for n in NOISE]}
+    assert "no: clearly worse" in learning_claims(far)[1]
+    wide = {**base, CENTRAL: [400 + 150 * (-1) ** s for s in range(5)]}
+    assert "undecided: interval wider than" in learning_claims(wide)[1]
