@@ -32,6 +32,7 @@ import numpy as np
 from fedzo.edge.learning.algorithm import (
     apply_par_update,
     average_models,
+    check_model,
     starts_from_packaged_actor,
 )
 from fedzo.edge.protocol import (
@@ -72,6 +73,7 @@ class AgentSlot:
     joins: int = 0
     discarded_votes: int = 0
     syncs: int = 0
+    synced: tuple = None            # (link, round) of the last Sync sent: at most one per round per link
 
 
 class CoordinatorRuntime:
@@ -214,6 +216,12 @@ class CoordinatorRuntime:
         return self.slots[agent_id] if agent_id < len(self.slots) else None
 
     def _sync(self, slot) -> list:
+        if slot.synced == (slot.link, self.round):
+            # Already sent this round on this link (an agent repeating Error
+            # DIVERGED would otherwise queue a whole theta each time).
+            self.rejected["repeated_sync"] = self.rejected.get("repeated_sync", 0) + 1
+            return []
+        slot.synced = (slot.link, self.round)
         slot.syncs += 1
         chunks = sync_chunks(self.round, self.store.values, self.store.fmt.frac_bits)
         return [(slot.link, chunk) for chunk in chunks]
@@ -257,7 +265,9 @@ class CoordinatorRuntime:
             return []
         model = slot.assembler.add(msg)
         if model is not None:
-            slot.model = model
+            # Checked before it counts; a bad model is refused at the boundary
+            # (coordinator/rounds/boundary.py): Error, count, link closed.
+            slot.model = check_model(model, self.store.fmt, self.store.d)
         return []
 
     def _maybe_close_round(self) -> list:

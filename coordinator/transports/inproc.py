@@ -13,7 +13,9 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from fedzo.coordinator.rounds.boundary import deliver
 from fedzo.coordinator.rounds.runtime import CLOSE
+from fedzo.edge.agent.boundary import MessageRefused, take
 from fedzo.edge.agent.runtime import AgentRefused, AgentRuntime
 from fedzo.edge.protocol import (
     AGENT,
@@ -44,7 +46,7 @@ def _agent_step(agent: AgentRuntime, link: InprocLink, data: bytes) -> list:
     """Feed bytes to an agent; the bytes of its replies."""
     replies = []
     for msg in link.agent_end.feed(data):
-        for reply in agent.handle(msg):
+        for reply in take(agent, msg, link.agent_counters):   # MessageRefused: the caller drops the link
             replies.append(link.agent_end.send(reply))
     return replies
 
@@ -76,7 +78,9 @@ def run_inproc(run, agents, run_key: bytes, workers=None, log=print) -> dict:
         while not runtime.done:
             for link, data in to_coordinator:
                 for msg in link.coordinator_end.feed(data):
-                    dispatch(runtime.received(link, msg))
+                    if link.closed:
+                        break              # refused at the boundary: the rest is not read
+                    dispatch(deliver(runtime, link, msg, log))
             to_coordinator = []
             dispatch(runtime.tick())
             ready = [(a, l) for a, l in zip(agents, links) if l.to_agent and not l.closed]
@@ -93,6 +97,8 @@ def run_inproc(run, agents, run_key: bytes, workers=None, log=print) -> dict:
                     to_coordinator += [(link, data) for data in job.result()]
                 except AgentRefused as exc:
                     drop(link, f"refused to take part: {exc}")
+                except MessageRefused as exc:
+                    drop(link, f"refused a message: {exc}")
                 except Exception as exc:   # an agent's failure must not stop the run
                     drop(link, f"failed: {exc!r}")
         # Deliver the final Byes so every agent ends cleanly.

@@ -19,15 +19,25 @@ fails (a USB adapter pulled out) is reopened every second.
 
 Bad input never stops the loop: a broken TCP stream closes that connection;
 bad frames inside a good stream, and anything a serial line mangles, are
-counted (LinkCounters.rejected) and skipped. A TCP connection that has not
-completed a Join within HANDSHAKE_SECONDS is closed, and at most MAX_PENDING
-such connections are kept.
+counted (LinkCounters.rejected) and skipped; a message the runtime cannot
+take is refused at coordinator/rounds/boundary.py (Error, count, link closed).
+
+State stays bounded whatever clients do (issue 11): a TCP connection that has
+not completed a Join within HANDSHAKE_SECONDS is closed; at most MAX_PENDING
+such connections are kept, and at most MAX_PENDING_PER_ADDRESS from one
+source address; a connection that closes without ever joining is forgotten
+(its counts go to `unjoined`, its object is dropped); a link whose outbox
+grows past `outbox_limit` bytes (it does not read what it is sent) is
+dropped. Refusals and rejected frames are logged as counts per interval
+(tally.py), not a line each.
 """
 import selectors
 import socket
 import time
 
+from fedzo.coordinator.rounds.boundary import deliver
 from fedzo.coordinator.rounds.runtime import CLOSE
+from fedzo.coordinator.transports.tally import Tally
 from fedzo.edge.links.serial_link import (
     DEFAULT_BAUD,
     DEFAULT_FRAGMENT_BYTES,
@@ -57,7 +67,10 @@ from fedzo.edge.protocol.arq import ARQ_STAT_KEYS
 
 RECV_BYTES = 65536
 HANDSHAKE_SECONDS = 30.0
-MAX_PENDING = 64
+MAX_PENDING = 64              # connections without a join, from all addresses
+MAX_PENDING_PER_ADDRESS = 8   # ... and from one source address
+OUTBOX_MIN_BYTES = 1 << 20    # a link's unsent bytes: at least this much is allowed,
+OUTBOX_VECTORS = 3            # plus this many whole theta-sized vectors of 4 bytes an element
 POLL_SECONDS = 0.05           # longest sleep of a pass (the ARQ timers' resolution)
 NO_FD_POLL_SECONDS = 0.005    # with a port that cannot be selected on
 DRAIN_SECONDS = 5.0           # after the run: how long to wait for the last bytes to be acknowledged
@@ -71,6 +84,8 @@ class TcpLink:
 
     def __init__(self, sock, address, run_key, nonces):
         self.sock = sock
+        self.host = address[0]
+        self.joined = False       # a Join was taken: kept for the accounting after it closes
         self.name = f"tcp-{address[0]}:{address[1]}"
         self.counters = LinkCounters(self.name)
         self.endpoint = Endpoint(Session(COORDINATOR, run_key, counters=self.counters, join_nonces=nonces))
@@ -251,9 +266,14 @@ class Server:
         self.nonces = NonceRegistry()
         self.selector = selectors.DefaultSelector()
         self.listener = None
-        self.links = []           # every TCP link ever accepted (for the accounting)
+        self.links = []           # TCP links open now or that ever joined (for the accounting)
+        self.unjoined = LinkCounters("unjoined")   # what closed links that never joined carried
+        self.forgotten = 0        # how many such links were dropped
         self.ports = []           # every serial port
         self.closed_streams = 0
+        self.tally = Tally(log)
+        # A Sync, a FedAvg download and a spare, at 4 bytes an element, beyond a floor.
+        self.outbox_limit = OUTBOX_MIN_BYTES + OUTBOX_VECTORS * 4 * run.store.d
         try:
             for path in serial:
                 port = SerialPort(path, baud, run_key, self.nonces, fragment=fragment,
@@ -295,10 +315,12 @@ class Server:
                 self._dispatch(self.runtime.tick())
                 self._service_ports()
                 self._expire_handshakes()
+                self.tally.tick()
                 if check is not None:
                     check()
         finally:
             self._shutdown()
+            self.tally.flush()
 
     def _drained(self) -> bool:
         return (not any(l.outbox for l in self._open_links())
@@ -337,14 +359,24 @@ class Server:
     def _open_links(self):
         return [l for l in self.links if l.open]
 
+    def _pending_links(self):
+        """Open connections that have not joined."""
+        return [l for l in self.links if l.open and not l.joined]
+
     def _accept(self):
         try:
             sock, address = self.listener.accept()
         except OSError:
             return
-        pending = [l for l in self._open_links() if self.runtime.slot_of(l) is None]
+        pending = self._pending_links()
         if len(pending) >= MAX_PENDING:
-            self.log(f"coordinator: too many connections without a join; refusing {address[0]}")
+            refusal = f"connections refused: {MAX_PENDING} without a join"
+        elif sum(1 for l in pending if l.host == address[0]) >= MAX_PENDING_PER_ADDRESS:
+            refusal = f"connections refused: {MAX_PENDING_PER_ADDRESS} without a join from {address[0]}"
+        else:
+            refusal = None
+        if refusal is not None:
+            self.tally.note(refusal)
             sock.close()
             return
         sock.setblocking(False)
@@ -373,7 +405,11 @@ class Server:
             return
         self._log_rejections(link.endpoint, link.name)
         for msg in messages:
-            self._dispatch(self.runtime.received(link, msg))
+            if not link.open or link.closing:
+                break                      # refused at the boundary: the rest is not read
+            self._dispatch(deliver(self.runtime, link, msg, self.log))
+            if not link.joined and self.runtime.slot_of(link) is not None:
+                link.joined = True
 
     def _write(self, link):
         try:
@@ -402,14 +438,22 @@ class Server:
             link.read_tcp_headers()
         link.sock.close()
         link.open = False
+        if not link.joined:
+            self._forget(link)
         if notify:
             self._dispatch(self.runtime.disconnected(link))
 
+    def _forget(self, link):
+        """A link that closed without joining: keep its counts, drop the object."""
+        self.unjoined.merge(link.counters)
+        self.forgotten += 1
+        self.links.remove(link)
+
     def _expire_handshakes(self):
         now = time.monotonic()
-        for link in self._open_links():
-            if self.runtime.slot_of(link) is None and not link.closing and now - link.opened > HANDSHAKE_SECONDS:
-                self.log(f"coordinator: {link.name} sent no valid join in {HANDSHAKE_SECONDS:.0f} s; closing")
+        for link in self._pending_links():
+            if not link.closing and now - link.opened > HANDSHAKE_SECONDS:
+                self.tally.note(f"connections closed: no valid join in {HANDSHAKE_SECONDS:.0f} s")
                 self._close(link)
 
     # ---- serial ports ----
@@ -451,7 +495,9 @@ class Server:
             if isinstance(msg, Join):
                 link.joined = True
                 port.pending_bye = None      # it is back: nothing more to tell the old session
-            self._dispatch(self.runtime.received(link, msg))
+            self._dispatch(deliver(self.runtime, link, msg, self.log))
+            if link is not port.link:
+                break                        # the session ended (Bye, refusal): the rest was its own
 
     def _service_ports(self):
         """Every pass: reopen failed ports, poll unselectable ones, drive the ARQ timers, write."""
@@ -526,7 +572,7 @@ class Server:
 
     def _log_rejections(self, endpoint, name):
         for error in list(endpoint.errors):
-            self.log(f"coordinator: rejected a frame from {name}: {error}")
+            self.tally.note(f"frames rejected ({error.reason})")
         endpoint.errors.clear()
 
     def _dispatch(self, outputs):
@@ -545,6 +591,13 @@ class Server:
                 link.outbox += link.endpoint.send(msg)
             except ProtocolError as exc:        # the session is closed (Bye sent)
                 self.log(f"coordinator: cannot send {msg.NAME} to {link.name}: {exc}")
+                continue
+            if len(link.outbox) > self.outbox_limit:
+                # It does not read what it is sent: drop it before it grows the coordinator.
+                self.log(f"coordinator: {link.name} left {len(link.outbox)} bytes unread "
+                         f"(limit {self.outbox_limit}); closing")
+                self.tally.note("links dropped: outbox full")
+                self._close(link)
                 continue
             self.selector.modify(link.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, link)
         self.runtime.after_dispatch()           # sent and counted: the round's metrics are complete

@@ -213,6 +213,8 @@ class AgentRuntime:
         return []
 
     def _on_download(self, msg: ModelDownload) -> list:
+        if self.logic is None:
+            return [Error(ErrorCode.BAD_MESSAGE, "model_download before welcome")]
         model = self._download.add(msg)
         if model is not None:
             self._average = model

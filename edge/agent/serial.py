@@ -19,6 +19,7 @@ coordinator retransmit what already arrived.
 import json
 import time
 
+from fedzo.edge.agent.boundary import MessageRefused, take
 from fedzo.edge.agent.reconnect import DEFAULT_RECONNECT_SECONDS, AgentGaveUp, Reconnect
 from fedzo.edge.agent.runtime import AgentRefused, AgentRuntime
 from fedzo.edge.links.serial_link import (
@@ -180,10 +181,16 @@ def _session(port_io, run_key, runtime, stats, reconnect, *, baud, fragment, lin
                     log(f"agent: the coordinator lost this link ({msg.text}); joining again")
                     return
                 try:
-                    replies = runtime.handle(msg)
+                    replies = take(runtime, msg, stats.counters)
                 except AgentRefused as exc:
                     _refuse(endpoint, port_io, exc)
                     raise
+                except MessageRefused as exc:
+                    # Say why and join again (a fresh Welcome, and a Sync if needed).
+                    log(f"agent: {exc}; joining again")
+                    endpoint.send(exc.reply, time.monotonic())
+                    flush()
+                    return
                 for reply in replies:
                     endpoint.send(reply, time.monotonic())
                 flush()

@@ -7,6 +7,7 @@ time limits; when the coordinator goes away mid-run the agent reconnects
 """
 import socket
 
+from fedzo.edge.agent.boundary import MessageRefused, take
 from fedzo.edge.agent.reconnect import DEFAULT_RECONNECT_SECONDS, AgentGaveUp, Reconnect
 from fedzo.edge.agent.runtime import AgentRefused, AgentRuntime
 from fedzo.edge.links.address import parse_address
@@ -55,5 +56,12 @@ def _serve(sock, endpoint, runtime, log):
                 log("agent: the coordinator closed the connection")
             return
         for msg in endpoint.feed(data):
-            for reply in runtime.handle(msg):
+            try:
+                replies = take(runtime, msg, endpoint.counters)
+            except MessageRefused as exc:
+                # Say why, close this connection and join again (a fresh Welcome).
+                log(f"agent: {exc}; reconnecting")
+                sock.sendall(endpoint.send(exc.reply))
+                return
+            for reply in replies:
                 sock.sendall(endpoint.send(reply))

@@ -3,6 +3,8 @@
 - `initial_store`: the starting actor, quantised into the fixed-point store.
 - `agent_vote`: N comparison outcomes -> one vote in {-1, +1}.
 - `apply_par_update`: step 5 of a Par-S2ZPO round, on any replica.
+- `check_model`: an uploaded FedAvg model may count only if it is finite and
+  inside the store's range (DECISIONS.md, "FedAvg's average and hostile models").
 - `average_models`: the FedAvg-S2ZPO server step.
 """
 from pathlib import Path
@@ -74,6 +76,30 @@ def apply_par_update(store: ParameterStore, seed: int, agents: int, round_: int,
             saturated += perturbation.update(store, kind, start, stop, seed, streams.block_stream(k),
                                              round_, vote * alpha_steps)
     return saturated
+
+
+class ModelRejected(ValueError):
+    """An uploaded model that may not count: wrong size, not finite, or outside the store's range."""
+
+
+def check_model(model: np.ndarray, fmt: FixedPoint, d: int) -> np.ndarray:
+    """The model if it may count in an average, else ModelRejected saying why.
+
+    Every honest agent uploads its store dequantised, so each coordinate lies
+    in [min, max] of the store's format; anything outside (or NaN/inf) is a
+    lying or broken agent, and one such model could otherwise saturate all
+    of theta.
+    """
+    if model.size != d:
+        raise ModelRejected(f"model of {model.size} parameters, expected {d}")
+    if not np.all(np.isfinite(model)):
+        raise ModelRejected(f"model has {int(np.count_nonzero(~np.isfinite(model)))} non-finite values")
+    low, high = np.iinfo(fmt.dtype).min * fmt.lsb, fmt.max_value
+    outside = np.count_nonzero((model < low) | (model > high))
+    if outside:
+        raise ModelRejected(f"model has {outside} values outside the store's range "
+                            f"[{low:g}, {high:g}]")
+    return model
 
 
 def average_models(models) -> np.ndarray:

@@ -38,7 +38,7 @@ class AgentThread(threading.Thread):
     def run(self):
         try:
             self.result = self.fn(self.runtime)
-        except Exception as exc:   # surfaced by the test
+        except BaseException as exc:   # surfaced by the test (PowerCut is not an Exception)
             self.error = exc
 
 
@@ -153,8 +153,9 @@ def test_cut_cables_end_the_sessions_and_the_boards_come_back_resynced(tmp_path)
     assert all(t.result.sessions >= 2 for t in threads)
 
 
-class PowerCut(RuntimeError):
-    pass
+class PowerCut(BaseException):
+    """The board loses power: not an Exception, so the agent's message boundary
+    (edge/agent/boundary.py) does not take it for a bad message; the loop dies."""
 
 
 class FailingRuntime(AgentRuntime):

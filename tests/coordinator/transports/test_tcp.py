@@ -6,9 +6,9 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 
+from serving import serve_in_thread
 from small_runs import KEY, run_small, small_config
 from waiting import PATIENCE, wait_until
 
@@ -26,21 +26,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def serve_in_thread(server, check=None):
-    """server.serve() in a thread (check() runs in it on every pass); (thread, errors)."""
-    errors = []
-
-    def target():
-        try:
-            server.serve(stop_after=2 * PATIENCE, check=check)
-        except Exception as exc:   # surfaced by the test
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread, errors
 
 
 def test_tcp_run_matches_the_inproc_run_and_counts_what_the_sockets_carried(tmp_path):
@@ -83,8 +68,8 @@ def test_bad_input_is_rejected_and_counted_while_the_run_goes_on(tmp_path):
 
     def count_rejections():              # in the server's thread, on every pass
         totals = {}
-        for link in server.links:
-            for reason, n in link.counters.rejected.items():
+        for counters in [l.counters for l in server.links] + [server.unjoined]:   # never-joined links are forgotten
+            for reason, n in counters.rejected.items():
                 totals[reason] = totals.get(reason, 0) + n
         seen["rejected"] = totals
 
@@ -122,8 +107,8 @@ def test_bad_input_is_rejected_and_counted_while_the_run_goes_on(tmp_path):
             sock.close()
     assert not thread.is_alive() and not errors and run.runtime.done and run.runtime.round == 2
     rejected = {}
-    for link in server.links:
-        for reason, n in link.counters.rejected.items():
+    for counters in [l.counters for l in server.links] + [server.unjoined]:
+        for reason, n in counters.rejected.items():
             rejected[reason] = rejected.get(reason, 0) + n
     assert sum(rejected.values()) >= 4
     assert rejected["bad_tag"] >= 1          # the wrong key
