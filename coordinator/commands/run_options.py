@@ -2,7 +2,26 @@
 import json
 from dataclasses import fields
 
-from fedzo.edge.learning.config import RunConfig
+from fedzo.edge.learning.config import ConfigError, RunConfig
+
+MAX_CONFIG_FILE_BYTES = 1 << 20     # a run config is a few hundred bytes; refuse anything huge unread
+
+
+def read_config_file(path) -> dict:
+    """The JSON object in a --config file; ConfigError naming the file (and the field) if it is bad."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read(MAX_CONFIG_FILE_BYTES + 1)
+        if len(text) > MAX_CONFIG_FILE_BYTES:
+            raise ConfigError(f"larger than {MAX_CONFIG_FILE_BYTES} bytes")
+        data = json.loads(text)
+    except RecursionError:          # a deeply nested document
+        raise ConfigError(f"{path}: JSON nested too deeply") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:   # JSONDecodeError and ConfigError are ValueErrors
+        raise ConfigError(f"{path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a run config must be a JSON object, got {type(data).__name__}")
+    return data
 
 
 def add_run_arguments(parser):
@@ -17,14 +36,14 @@ def add_run_arguments(parser):
 
 def config_from_args(args) -> RunConfig:
     """The RunConfig from --config (if any) and the per-field options."""
-    data = {}
-    if getattr(args, "config", None):
-        with open(args.config) as f:
-            data = json.load(f)
-        if not isinstance(data, dict):
-            data = {"_": data}   # from_dict reports it
+    data = read_config_file(args.config) if getattr(args, "config", None) else {}
     for f in fields(RunConfig):
         value = getattr(args, f.name, None)
         if value is not None:
             data[f.name] = value
-    return RunConfig.from_dict(data)
+    try:
+        return RunConfig.from_dict(data)
+    except ConfigError as exc:
+        if getattr(args, "config", None):
+            raise ConfigError(f"{args.config}: {exc}") from exc
+        raise

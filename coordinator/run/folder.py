@@ -10,11 +10,17 @@ from pathlib import Path
 
 import numpy as np
 
+from fedzo.edge.learning.saved_arrays import SavedArrays
+from fedzo.edge.protocol.constants import MAX_ROUND, MAX_VECTOR_ELEMENTS
+
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.npz"
 RUN_KEY = "run.key"
+MAX_THETA_BYTES = 4 * MAX_VECTOR_ELEMENTS   # the largest theta the protocol carries, int32
+MAX_TOTALS_BYTES = 64 << 20                 # the checkpoint's work and byte totals (JSON text, UCS-4)
+MAX_JSON_BYTES = 16 << 20                   # config.json and summary.json
 
 
 def agent_log_name(k: int) -> str:
@@ -43,8 +49,18 @@ class RunFolder:
         _atomic_write(self.path / name, lambda f: f.write(text))
 
     def read_json(self, name: str):
-        with open(self.path / name) as f:
-            return json.load(f)
+        """A JSON file of the run folder; ValueError naming the file if it is damaged or huge."""
+        path = self.path / name
+        with open(path, "rb") as f:
+            text = f.read(MAX_JSON_BYTES + 1)
+        if len(text) > MAX_JSON_BYTES:
+            raise ValueError(f"{path}: larger than {MAX_JSON_BYTES} bytes")
+        try:
+            return json.loads(text)
+        except RecursionError:
+            raise ValueError(f"{path}: JSON nested too deeply") from None
+        except ValueError as exc:
+            raise ValueError(f"{path}: not valid JSON: {exc}") from None
 
     def append_metrics(self, record: dict) -> None:
         with open(self.path / METRICS, "a") as f:
@@ -70,13 +86,21 @@ class RunFolder:
         _atomic_write(self.path / CHECKPOINT, write)
 
     def load_checkpoint(self) -> dict:
-        """The last checkpoint; a clear error if there is none or it is damaged."""
+        """The last checkpoint; a one-line ValueError naming the file and the field if there
+        is none or it is damaged (sizes are checked before anything large is read)."""
         path = self.path / CHECKPOINT
         if not path.is_file():
             raise FileNotFoundError(f"no checkpoint to resume from at {path}")
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                return {"values": f["values"], "frac_bits": int(f["frac_bits"]),
-                        "next_round": int(f["next_round"]), "totals": json.loads(str(f["totals"]))}
-        except (OSError, ValueError, KeyError) as exc:
-            raise ValueError(f"{path} is not a readable fedzo checkpoint: {exc}") from exc
+        with SavedArrays(path, "readable fedzo checkpoint") as f:
+            values = f.get("values", MAX_THETA_BYTES)
+            if values.ndim != 1 or values.dtype not in (np.int16, np.int32):
+                raise f.error("values", f"must be a vector of int16 or int32, got {values.dtype} {values.shape}")
+            frac_bits = f.integer("frac_bits", 0, 8 * values.itemsize - 1)
+            next_round = f.integer("next_round", 0, MAX_ROUND)
+            try:
+                totals = json.loads(f.text("totals", MAX_TOTALS_BYTES))
+            except (ValueError, RecursionError) as exc:
+                raise f.error("totals", f"is not valid JSON: {exc}") from None
+            if not isinstance(totals, dict):
+                raise f.error("totals", "must be a JSON object")
+        return {"values": values, "frac_bits": frac_bits, "next_round": next_round, "totals": totals}

@@ -3,16 +3,27 @@
 The coordinator resolves it and sends it to every agent in the welcome
 message (as JSON), so all replicas run with the same numbers. A wrong value
 raises ConfigError, which names the field and what it accepts.
+
+Every field is bounded by what the wire can carry (issue 11): K travels as a
+16-bit field in Welcome, round numbers as 32-bit ones, every other count fits
+32 bits, real numbers must be finite (JSON has no infinity), and the actor
+path is short enough for the Welcome's config to fit its frame.
 """
+import math
 from dataclasses import asdict, dataclass, fields
 
 from fedzo.edge.learning.perturbation import KINDS as PERTURBATION_KINDS
 from fedzo.edge.learning.preference import DEFAULT_REVIEWERS, DEFAULT_SCALE, LINKS, PREFERENCES
 from fedzo.edge.learning.store_format import STORE_DTYPE_NAMES
+from fedzo.edge.protocol.constants import MAX_AGENTS, MAX_ROUND
 from fedzo.edge.tasks import TASK_NAMES
 
 ALGOS = ("par-s2zpo", "fedavg-s2zpo")
 COMPARISONS = ("one-sided", "symmetric")
+MAX_COUNT = 2**32 - 1           # any other whole-number field: what a 32-bit wire field holds
+MAX_ACTOR_PATH_BYTES = 1024     # leaves the Welcome's config (at most 8 KiB) room for the rest
+# Upper bounds of the whole-number fields; those not named here are bounded by MAX_COUNT.
+INT_LIMITS = {"agents": MAX_AGENTS, "rounds": MAX_ROUND, "seed": 2**64 - 1}
 
 
 class ConfigError(ValueError):
@@ -56,6 +67,14 @@ class RunConfig:
             accepted = (int, float) if f.type is float else f.type   # an int is a fine float
             if isinstance(value, bool) or not isinstance(value, accepted):
                 raise ConfigError(f"{f.name} must be a {f.type.__name__}, got {value!r}")
+            if f.type is float and not math.isfinite(value):
+                raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
+            if f.type is int and value > INT_LIMITS.get(f.name, MAX_COUNT):
+                raise ConfigError(f"{f.name} must be at most {INT_LIMITS.get(f.name, MAX_COUNT)} "
+                                  f"(what the wire carries), got {value}")
+        if len(self.actor.encode("utf-8", errors="replace")) > MAX_ACTOR_PATH_BYTES:
+            raise ConfigError(f"actor must be a path of at most {MAX_ACTOR_PATH_BYTES} bytes, "
+                              f"got {len(self.actor.encode('utf-8', errors='replace'))}")
         _choice("task", self.task, TASK_NAMES)
         _choice("algo", self.algo, ALGOS)
         _choice("panel_link", self.panel_link, LINKS)

@@ -22,6 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from fedzo.edge.learning.layout import DEFAULT_HIDDEN, mlp_layers, mlp_param_count
+from fedzo.edge.learning.saved_arrays import SavedArrays
+from fedzo.edge.protocol.constants import MAX_VECTOR_ELEMENTS
+
+MAX_IO_DIM = 1 << 12          # observation and action sizes an actor file may declare
+MAX_LAYERS = 16               # hidden layers an actor file may declare
+MAX_INFO_BYTES = 1 << 20      # the actor's JSON notes (UCS-4 text)
 
 OBS_CLIP = 10.0
 
@@ -153,20 +159,31 @@ class Actor:
 
     @classmethod
     def load(cls, path) -> "Actor":
-        """Read an actor written by `save`; a clear error if the file is wrong."""
+        """Read an actor written by `save`; a one-line ValueError naming the file and the
+        field if it is wrong. The shapes are read first, so theta's size is checked
+        against them before theta itself is read."""
         import json
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no actor file at {path}")
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                actor = cls(task=str(f["task"]), obs_dim=int(f["obs_dim"]), act_dim=int(f["act_dim"]),
-                            theta=f["theta"].astype(np.float32), obs_mean=f["obs_mean"],
-                            obs_std=f["obs_std"], hidden=tuple(int(h) for h in f["hidden"]),
-                            info=json.loads(str(f["info"])))
-        except (KeyError, ValueError, OSError) as exc:
-            raise ValueError(f"{path} is not a fedzo actor file: {exc}") from exc
-        expected = mlp_param_count(actor.obs_dim, actor.act_dim, actor.hidden)
-        if actor.theta.size != expected:
-            raise ValueError(f"{path}: {actor.theta.size} parameters, expected {expected}")
-        return actor
+        with SavedArrays(path, "fedzo actor file") as f:
+            task = f.text("task")
+            obs_dim, act_dim = f.integer("obs_dim", 1, MAX_IO_DIM), f.integer("act_dim", 1, MAX_IO_DIM)
+            hidden = f.get("hidden", 8 * MAX_LAYERS)
+            if hidden.ndim != 1 or hidden.dtype.kind not in "iu" or not all(0 < h <= MAX_VECTOR_ELEMENTS for h in hidden):
+                raise f.error("hidden", f"must list positive layer widths, got {hidden!r}")
+            hidden = tuple(int(h) for h in hidden)
+            expected = mlp_param_count(obs_dim, act_dim, hidden)
+            if expected > MAX_VECTOR_ELEMENTS:
+                raise f.error("hidden", f"makes {expected} parameters, more than the {MAX_VECTOR_ELEMENTS} "
+                                        f"a run can carry")
+            theta = f.get("theta", 8 * expected)
+            if theta.shape != (expected,) or theta.dtype.kind != "f":
+                raise f.error("theta", f"holds {theta.size} parameters ({theta.dtype}), expected {expected} floats")
+            obs = [f.get(name, 8 * obs_dim) for name in ("obs_mean", "obs_std")]
+            try:
+                info = json.loads(f.text("info", MAX_INFO_BYTES))
+            except (ValueError, RecursionError) as exc:
+                raise f.error("info", f"is not valid JSON: {exc}") from None
+        return cls(task=task, obs_dim=obs_dim, act_dim=act_dim, theta=theta.astype(np.float32),
+                   obs_mean=obs[0], obs_std=obs[1], hidden=hidden, info=info)
