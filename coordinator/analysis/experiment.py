@@ -9,11 +9,14 @@ An experiment file (JSON) names the runs:
       "seeds":    [0, 1, 2],
       "budget_episodes": 800,         (trajectories per run; rounds follow)
       "null_control": true,           (optional: true, or a list of variant labels)
+      "task_overrides": {"hopper": {"alpha": 0.001}},   (optional: per-task settings, e.g. tuned)
       "full_scale": {overrides applied with --full-scale}              (optional)
     }
 
 Every variant is crossed with the grid (a grid key a variant sets itself is
-not varied for that variant) and with the seeds. Each cell gets
+not varied for that variant) and with the seeds. A cell's settings are the
+base, then its grid values, then `task_overrides` for its task, then its
+variant's own. Each cell gets
 rounds = budget_episodes // episodes per round, so all algorithms and K spend
 the same number of trajectories. With `null_control`, every variant (or
 the listed ones) also runs as "<label> null": the same cells with coin-flip
@@ -67,7 +70,7 @@ def load_experiment(path, full_scale=False) -> dict:
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
     known = {"base", "variants", "grid", "seeds", "budget_episodes", "full_scale", "name", "notes",
-             "null_control"}
+             "null_control", "task_overrides"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown experiment key(s) {', '.join(unknown)}")
@@ -77,6 +80,12 @@ def load_experiment(path, full_scale=False) -> dict:
         raise ConfigError(f"{path}: 'variants' must list at least one run")
     if not isinstance(spec.get("budget_episodes"), int) or spec["budget_episodes"] < 1:
         raise ConfigError(f"{path}: 'budget_episodes' must be a positive integer")
+    overrides = spec.get("task_overrides", {})
+    if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
+        raise ConfigError(f"{path}: 'task_overrides' must map task names to settings")
+    unknown_tasks = sorted(set(overrides) - set(TASK_NAMES))
+    if unknown_tasks:
+        raise ConfigError(f"{path}: task_overrides names unknown task(s) {', '.join(unknown_tasks)}")
     cells(spec)   # validates every cell's config
     return spec
 
@@ -122,7 +131,9 @@ def cells(spec: dict) -> list:
         keys = [k for k in grid if k not in variant]
         for values in itertools.product(*(grid[k] for k in keys)):
             for seed in spec.get("seeds", [0]):
-                fields = {**spec.get("base", {}), **dict(zip(keys, values)), **variant, "seed": seed}
+                fields = {**spec.get("base", {}), **dict(zip(keys, values))}
+                task = variant.get("task", fields.get("task", "hopper"))
+                fields.update({**spec.get("task_overrides", {}).get(task, {}), **variant, "seed": seed})
                 probe = RunConfig.from_dict({**fields, "rounds": 1})
                 rounds = spec["budget_episodes"] // probe.episodes_per_round
                 if rounds < 1:

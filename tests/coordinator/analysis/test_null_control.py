@@ -114,3 +114,16 @@ def test_cells_run_seed_by_seed_so_a_partial_grid_stays_paired(tmp_path):
     order = seed_major(cells(load_experiment(write_experiment(tmp_path, SPEC))))
     assert [c["config"].seed for c in order] == [0, 0, 0, 1, 1, 1]
     assert [c["label"] for c in order[:3]] == ["Par K=2", "Par K=2 null", "central"]
+
+
+def test_task_overrides_set_tuned_values_per_task_under_the_variants(tmp_path):
+    spec = dict(SPEC, grid={"task": ["hopper", "walker2d"]}, seeds=[0], null_control=True,
+                task_overrides={"hopper": {"alpha": 0.001}, "walker2d": {"alpha": 0.003}},
+                variants=[{"label": "tuned", "agents": 2}, {"label": "fixed", "agents": 2, "alpha": 0.005}])
+    by = {(c["label"], c["config"].task): c["config"].alpha
+          for c in cells(load_experiment(write_experiment(tmp_path, spec)))}
+    assert by[("tuned", "hopper")] == 0.001 and by[("tuned", "walker2d")] == 0.003
+    assert by[("tuned null", "walker2d")] == 0.003                  # the null twin gets the same
+    assert by[("fixed", "hopper")] == by[("fixed", "walker2d")] == 0.005   # a variant's own value wins
+    with pytest.raises(ConfigError, match="task_overrides"):
+        load_experiment(write_experiment(tmp_path, dict(spec, task_overrides={"hoper": {"alpha": 0.1}})))
