@@ -6,7 +6,9 @@ from fedzo.edge.protocol import (
     COORDINATOR,
     Bye,
     Capabilities,
+    Challenge,
     Error,
+    Hello,
     Join,
     ModelDownload,
     ModelUpload,
@@ -37,9 +39,12 @@ capabilities = st.builds(
     Capabilities, backend=st.sampled_from(["c", "numpy"]), store_bits=st.sampled_from([16, 32]),
     memory_budget=st.integers(0, 2**64 - 1), max_frame=st.integers(MIN_PEER_MAX_FRAME, MAX_FRAME_BYTES))
 
+shares = st.binary(min_size=32, max_size=32)
 joins = st.builds(
-    lambda agent_id, caps, state, nonce: Join(agent_id, caps, state[0], state[1], nonce),
-    u32, capabilities, st.one_of(st.tuples(st.none(), st.none()), st.tuples(rounds, hashes)), nonces)
+    lambda agent_id, caps, state, share, proof: Join(agent_id, caps, state[0], state[1], share, proof),
+    u32, capabilities, st.one_of(st.tuples(st.none(), st.none()), st.tuples(rounds, hashes)), shares, nonces)
+hellos = st.builds(Hello, nonces)
+challenges = st.builds(Challenge, nonces)
 
 json_values = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63),
                         st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20))
@@ -49,7 +54,7 @@ configs = st.dictionaries(st.text(max_size=12), st.one_of(json_values, st.lists(
 welcomes = st.integers(1, MAX_AGENTS).flatmap(lambda k: st.builds(
     Welcome, agent_id=st.integers(0, 2**32 - 2), block=st.integers(0, k - 1), n_agents=st.just(k),
     d=u32, seed=st.integers(0, 2**64 - 1), round=rounds, theta_hash=hashes, config_json=configs,
-    nonce=nonces))
+    key_share=shares))
 
 round_starts = st.builds(RoundStart, rounds)
 votes = st.builds(Vote, rounds, st.sampled_from([-1, 0, 1]), hashes)
@@ -91,16 +96,24 @@ reports = st.builds(Report, rounds, *([u64s] * len(Report.COUNTS)))
 AGENT_MESSAGES = st.one_of(votes, model_chunks(ModelUpload), errors, reports)
 COORDINATOR_MESSAGES = st.one_of(round_starts, round_results, syncs(), model_chunks(ModelDownload),
                                  errors)
-ALL_MESSAGES = st.one_of(joins, welcomes, round_starts, votes, round_results, syncs(),
+ALL_MESSAGES = st.one_of(hellos, challenges, joins, welcomes, round_starts, votes, round_results, syncs(),
                          model_chunks(ModelUpload), model_chunks(ModelDownload), errors, byes,
                          reports)
 
 
-def established_pair(key=RUN_KEY, agent_nonce=b"A" * 16, session_nonce=b"S" * 16, **coord_kwargs):
+def handshake(agent, coord, agent_id=1, agent_nonce=b"A" * 16, challenge=b"C" * 16, join=None):
+    """Run Hello, Challenge, Join, Welcome between two Sessions; returns the Join the coordinator opened."""
+    coord.open(agent.seal(Hello(agent_nonce)))
+    agent.open(coord.seal(Challenge(challenge)))
+    opened = coord.open(agent.seal(join or Join(agent_id)))
+    agent.open(coord.seal(Welcome(agent_id, 0, 2, 100, 7, 0, bytes(8), "{}")))
+    return opened
+
+
+def established_pair(key=RUN_KEY, agent_nonce=b"A" * 16, challenge=b"C" * 16, **coord_kwargs):
     """An agent and a coordinator Session after a completed handshake."""
     agent = Session(AGENT, key)
     coord = Session(COORDINATOR, key, **coord_kwargs)
-    coord.open(agent.seal(Join(nonce=agent_nonce)))
-    agent.open(coord.seal(Welcome(1, 0, 2, 100, 7, 0, bytes(8), "{}", session_nonce)))
+    handshake(agent, coord, agent_nonce=agent_nonce, challenge=challenge)
     assert agent.established and coord.established
     return agent, coord

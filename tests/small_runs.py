@@ -4,9 +4,9 @@ from fedzo.coordinator.run.lifecycle import Run
 from fedzo.coordinator.transports.inproc import InprocLink, run_inproc
 from fedzo.edge.agent.runtime import AgentRuntime
 from fedzo.edge.learning.config import RunConfig
-from fedzo.edge.protocol import NonceRegistry
+from fedzo.edge.protocol import RejoinSecrets
 
-KEY = b"k" * 32
+KEY = bytes.fromhex("5f0c9a2e71d4b8360a4e9c1f2b7d58e3a6c1049f7e2d5b8a3c6f9e0d1b4a7c25")
 
 SUMMARY_FIELDS = {"algo", "task", "agents", "rounds", "episodes", "env_steps", "comparisons",
                   "return_initial", "return_final", "bytes_up", "bytes_down", "payload_bits_up",
@@ -37,16 +37,18 @@ class Harness:
         self.config = small_config(**overrides)
         self.run = Run(self.config, tmp_path / "h", round_timeout=5.0, log=lambda *a: None)
         self.runtime = self.run.runtime
-        self.nonces = NonceRegistry()
+        self.secrets = RejoinSecrets()
         self.agents, self.links = [], []
         self.now = 0.0
         self.runtime.clock = lambda: self.now
 
     def connect(self, agent):
-        link = InprocLink(len(self.links), KEY, self.nonces)
+        """Link `agent` and let it say Hello and answer the Challenge with its Join."""
+        link = InprocLink(len(self.links), KEY, self.secrets)
         self.agents.append(agent)
         self.links.append(link)
-        self.deliver_up(link, link.agent_end.send(agent.join()))
+        self.deliver_up(link, link.agent_end.send(agent.hello()))
+        self.step_agent(len(self.links) - 1)      # Challenge -> Join
         return link
 
     def deliver_up(self, link, data):

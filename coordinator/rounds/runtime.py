@@ -23,6 +23,18 @@ RoundResult carries the votes and the hash of the coordinator's new theta.
 A vote whose theta hash differs from the coordinator's theta_t is discarded
 (counted as 0) and that agent is sent a Sync; so is an agent that reports
 divergence (Error DIVERGED) or rejoins holding another theta.
+
+Joins and slots (docs/SECURITY.md): a Hello is answered with a Challenge and
+nothing else; only a Join that verified against that Challenge (the Session
+checks it) reaches `_on_join`, so no Welcome or theta goes to anyone who has
+not proved the run key in this handshake. One slot per link and one link per
+slot: a Hello (a new session) on a link that holds a slot frees that slot
+first. A Join for an agent id whose slot is held by another live link takes
+it over (the old link gets Bye REPLACED and is closed) only if the Join
+proves the rejoin secret of the session that holds the slot
+(Join.rejoin_proven), or if that link has sent nothing for
+`takeover_silence` seconds (default: the round timeout); otherwise it is
+refused with Error ID_IN_USE, counted in rejected["id_in_use"].
 """
 import time
 from dataclasses import dataclass, field
@@ -37,10 +49,13 @@ from fedzo.edge.learning.algorithm import (
 )
 from fedzo.edge.protocol import (
     ASSIGN_AGENT_ID,
+    MAX_TEXT_BYTES,
     Bye,
     ByeReason,
+    Challenge,
     Error,
     ErrorCode,
+    Hello,
     Join,
     ModelDownload,
     ModelUpload,
@@ -71,6 +86,7 @@ class AgentSlot:
     report: dict = None
     links: list = field(default_factory=list)   # every link this slot has used
     joins: int = 0
+    last_heard: float = 0.0         # clock() of the last message from the current link
     discarded_votes: int = 0
     syncs: int = 0
     synced: tuple = None            # (link, round) of the last Sync sent: at most one per round per link
@@ -81,7 +97,7 @@ class CoordinatorRuntime:
 
     def __init__(self, config, store, welcome_config: dict, *, start_round=0, round_timeout=120.0,
                  join_timeout=None, quorum=None, report_timeout=10.0, on_round_closed=None,
-                 log=print, clock=time.monotonic):
+                 takeover_silence=None, log=print, clock=time.monotonic):
         self.config, self.store = config, store
         self.welcome_json = config_json(welcome_config)
         self.slots = [AgentSlot(k) for k in range(config.agents)]
@@ -89,6 +105,8 @@ class CoordinatorRuntime:
         self.round_timeout, self.join_timeout = round_timeout, join_timeout
         self.quorum = config.agents if quorum is None else quorum
         self.report_timeout = report_timeout
+        # A Join without the holder's rejoin secret takes a live slot only after this much silence.
+        self.takeover_silence = round_timeout if takeover_silence is None else takeover_silence
         self.on_round_closed = on_round_closed or (lambda info: None)
         self._closed = []               # rounds closed since the last after_dispatch()
         self.log, self.clock = log, clock
@@ -98,7 +116,8 @@ class CoordinatorRuntime:
         self.deadline = None
         self.alpha_steps = store.fmt.steps(config.alpha)
         self.round_digest = store.digest()
-        self.rejected = {"unknown_agent": 0, "run_full": 0, "stale_vote": 0, "unexpected": 0}
+        self.rejected = {"unknown_agent": 0, "run_full": 0, "stale_vote": 0, "unexpected": 0,
+                         "id_in_use": 0}
 
     # ---- queries ----
 
@@ -117,12 +136,16 @@ class CoordinatorRuntime:
 
     def received(self, link, msg) -> list:
         """Handle one message from a link."""
+        if isinstance(msg, Hello):
+            # A new session on this link: whatever slot its old session held is free.
+            return self._release(link) + [(link, Challenge())]
         if isinstance(msg, Join):
             return self._on_join(link, msg)
         slot = self.slot_of(link)
         if slot is None:
             self.rejected["unexpected"] += 1
             return [(link, Error(ErrorCode.BAD_MESSAGE, f"{msg.NAME} before join")), (link, CLOSE)]
+        slot.last_heard = self.clock()
         if isinstance(msg, Vote):
             return self._on_vote(slot, msg)
         if isinstance(msg, ModelUpload):
@@ -144,11 +167,15 @@ class CoordinatorRuntime:
 
     def disconnected(self, link) -> list:
         """A link closed: its slot is free for a rejoin; the round may now be complete."""
+        return self._release(link, "disconnected")
+
+    def _release(self, link, why="started a new session") -> list:
+        """Free the slot `link` holds, if any; the round may now be complete."""
         slot = self.slot_of(link)
         if slot is None:
             return []
         slot.link, slot.in_round = None, False
-        self.log(f"coordinator: agent {slot.block} disconnected")
+        self.log(f"coordinator: agent {slot.block} {why}")
         if self.phase == "round":
             return self._maybe_close_round()
         if self.phase == "finishing":
@@ -173,6 +200,7 @@ class CoordinatorRuntime:
     # ---- joining ----
 
     def _on_join(self, link, msg: Join) -> list:
+        out = self._release(link)          # one slot per link (the Hello freed it already)
         slot = self._choose_slot(msg.agent_id)
         if slot is None:
             reason = "unknown_agent" if msg.agent_id != ASSIGN_AGENT_ID else "run_full"
@@ -181,12 +209,22 @@ class CoordinatorRuntime:
             text = (f"agent id {msg.agent_id} is not in this run (0..{len(self.slots) - 1})"
                     if reason == "unknown_agent" else "every block already has an agent")
             self.log(f"coordinator: refused a join: {text}")
-            return [(link, Error(code, text)), (link, CLOSE)]
-        out = []
-        if slot.link is not None and slot.link is not link:
-            out += [(slot.link, Bye(ByeReason.REPLACED, "a newer session took this block")),
+            return out + [(link, Error(code, text)), (link, CLOSE)]
+        now = self.clock()
+        if slot.link is not None:
+            silent = now - slot.last_heard
+            if not msg.rejoin_proven and silent < self.takeover_silence:
+                self.rejected["id_in_use"] += 1
+                text = (f"agent id {slot.block} is held by a live session (heard {silent:.0f} s ago); "
+                        f"a join without that session's secret may take it after "
+                        f"{self.takeover_silence:.0f} s of silence")
+                self.log(f"coordinator: refused a join: {text}")
+                return out + [(link, Error(ErrorCode.ID_IN_USE, text[:MAX_TEXT_BYTES])), (link, CLOSE)]
+            why = "its own newer session" if msg.rejoin_proven else f"a join after {silent:.0f} s of silence"
+            self.log(f"coordinator: agent {slot.block} replaced by {why}")
+            out += [(slot.link, Bye(ByeReason.REPLACED, "a newer session took this agent id")),
                     (slot.link, CLOSE)]
-        slot.link, slot.joins = link, slot.joins + 1
+        slot.link, slot.joins, slot.last_heard = link, slot.joins + 1, now
         if link not in slot.links:
             slot.links.append(link)
         slot.assembler = VectorAssembler(expected_total=self.store.d)

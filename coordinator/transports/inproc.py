@@ -22,7 +22,7 @@ from fedzo.edge.protocol import (
     COORDINATOR,
     Endpoint,
     LinkCounters,
-    NonceRegistry,
+    RejoinSecrets,
     Session,
 )
 
@@ -30,13 +30,13 @@ from fedzo.edge.protocol import (
 class InprocLink:
     """Both ends of one agent's link, in memory."""
 
-    def __init__(self, index: int, run_key: bytes, nonces: NonceRegistry):
+    def __init__(self, index: int, run_key: bytes, secrets: RejoinSecrets):
         self.index = index
         self.name = f"inproc-{index}"
         self.counters = LinkCounters(self.name)                 # the coordinator's side
         self.agent_counters = LinkCounters(f"{self.name}-agent")
         self.coordinator_end = Endpoint(Session(COORDINATOR, run_key, counters=self.counters,
-                                                join_nonces=nonces))
+                                                rejoin_secrets=secrets))
         self.agent_end = Endpoint(Session(AGENT, run_key, counters=self.agent_counters))
         self.to_agent = []       # byte strings waiting for the agent
         self.closed = False
@@ -53,9 +53,9 @@ def _agent_step(agent: AgentRuntime, link: InprocLink, data: bytes) -> list:
 
 def run_inproc(run, agents, run_key: bytes, workers=None, log=print) -> dict:
     """Drive `run` (a fedzo.coordinator.run.lifecycle.Run) with in-process agents until it is done."""
-    nonces = NonceRegistry()
-    links = [InprocLink(i, run_key, nonces) for i in range(len(agents))]
-    to_coordinator = [(link, link.agent_end.send(agent.join())) for agent, link in zip(agents, links)]
+    secrets = RejoinSecrets()
+    links = [InprocLink(i, run_key, secrets) for i in range(len(agents))]
+    to_coordinator = [(link, link.agent_end.send(agent.hello())) for agent, link in zip(agents, links)]
     runtime = run.runtime
 
     def dispatch(outputs):

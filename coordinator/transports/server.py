@@ -56,11 +56,12 @@ from fedzo.edge.protocol import (
     Bye,
     ByeReason,
     Endpoint,
+    Hello,
     Join,
     LinkCounters,
     LinkFailed,
-    NonceRegistry,
     ProtocolError,
+    RejoinSecrets,
     Session,
 )
 from fedzo.edge.protocol.arq import ARQ_STAT_KEYS
@@ -82,13 +83,13 @@ class TcpLink:
 
     transport = "tcp"
 
-    def __init__(self, sock, address, run_key, nonces):
+    def __init__(self, sock, address, run_key, secrets):
         self.sock = sock
         self.host = address[0]
         self.joined = False       # a Join was taken: kept for the accounting after it closes
         self.name = f"tcp-{address[0]}:{address[1]}"
         self.counters = LinkCounters(self.name)
-        self.endpoint = Endpoint(Session(COORDINATOR, run_key, counters=self.counters, join_nonces=nonces))
+        self.endpoint = Endpoint(Session(COORDINATOR, run_key, counters=self.counters, rejoin_secrets=secrets))
         self.outbox = bytearray()
         self.closing = False      # close once the outbox is written
         self.open = True
@@ -163,13 +164,13 @@ class SerialSession:
 class SerialPort:
     """A serial port served by the coordinator, across any number of agent sessions."""
 
-    def __init__(self, path: str, baud: int, run_key: bytes, nonces: NonceRegistry, *,
+    def __init__(self, path: str, baud: int, run_key: bytes, secrets: RejoinSecrets, *,
                  fragment: int = DEFAULT_FRAGMENT_BYTES, link_timeout: float = DEFAULT_LINK_TIMEOUT):
         self.name = path
         self.baud = check_baud(baud)
         self.fragment = check_fragment(fragment)
         self.link_timeout = link_timeout
-        self.key, self.nonces = run_key, nonces
+        self.key, self.secrets = run_key, secrets
         self.io = None
         self.sessions = []        # every session (for the accounting)
         self.outbox = bytearray()
@@ -211,8 +212,8 @@ class SerialPort:
         return link
 
     def _fresh_session(self) -> Session:
-        """A protocol session waiting for a Join, counted under the current link."""
-        return Session(COORDINATOR, self.key, counters=self.link.counters, join_nonces=self.nonces)
+        """A protocol session waiting for a Hello, counted under the current link."""
+        return Session(COORDINATOR, self.key, counters=self.link.counters, rejoin_secrets=self.secrets)
 
     def new_line(self) -> None:
         """Fresh ARQ state and a fresh session (the old session, if any, is over)."""
@@ -263,7 +264,7 @@ class Server:
         if listen is None and not serial:
             raise ValueError("a server needs a TCP address to listen on or a serial port")
         self.run, self.runtime, self.key, self.log = run, run.runtime, run_key, log
-        self.nonces = NonceRegistry()
+        self.secrets = RejoinSecrets()      # agent id -> rejoin secret, shared by every link
         self.selector = selectors.DefaultSelector()
         self.listener = None
         self.links = []           # TCP links open now or that ever joined (for the accounting)
@@ -276,7 +277,7 @@ class Server:
         self.outbox_limit = OUTBOX_MIN_BYTES + OUTBOX_VECTORS * 4 * run.store.d
         try:
             for path in serial:
-                port = SerialPort(path, baud, run_key, self.nonces, fragment=fragment,
+                port = SerialPort(path, baud, run_key, self.secrets, fragment=fragment,
                                   link_timeout=link_timeout)
                 self.ports.append(port)
                 self._register_port(port)
@@ -381,7 +382,7 @@ class Server:
             return
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        link = TcpLink(sock, address, self.key, self.nonces)
+        link = TcpLink(sock, address, self.key, self.secrets)
         self.links.append(link)
         self.selector.register(sock, selectors.EVENT_READ, link)
 
@@ -486,7 +487,7 @@ class Server:
         self._flush_port(port)          # acknowledge first: the runtime may take a while
         for msg in messages:
             link = port.link
-            if isinstance(msg, Join) and link.joined:
+            if isinstance(msg, Hello) and link.joined:
                 # The agent restarted (or lost the link before we noticed): its old
                 # session is over; the Session object itself already restarted.
                 old = link

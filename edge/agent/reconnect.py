@@ -13,6 +13,12 @@ MAX_DELAY = 5.0       # the back-off stops growing here
 DEFAULT_RECONNECT_SECONDS = 60.0   # the default give-up limit
 
 
+def in_use_delay(refusals: int) -> float:
+    """Seconds to wait before joining again after `refusals` Error ID_IN_USE in a row:
+    FIRST_DELAY, doubling up to MAX_DELAY (the id frees up only after a silence)."""
+    return min(FIRST_DELAY * 2 ** max(refusals - 1, 0), MAX_DELAY)
+
+
 class AgentGaveUp(RuntimeError):
     """The coordinator could not be reached again within the time allowed."""
 

@@ -4,15 +4,22 @@ It wraps the round logic of `fedzo.edge.learning.agent_logic` and knows nothing 
 transports: the TCP client, the serial client and the in-process simulator
 all feed it the messages their link delivers and send what it returns.
 
-    join()                      -> Join (first contact, or rejoin with round + hash)
+    hello()                     -> Hello (the first frame of every session)
+    Challenge                   -> [Join] (first contact, or rejoin with round + hash)
     Welcome                     -> set up task, store, policy; [] or [Error DIVERGED]
     RoundStart t                -> [Vote] (FedAvg: [ModelUpload..., Vote])
     RoundResult t               -> apply votes (FedAvg: the downloaded average);
                                    [] or [Error DIVERGED] if the hashes differ;
                                    after the last round, [Report]
     Sync / ModelDownload chunks -> assemble; a complete Sync replaces theta
-    Bye                         -> done (a session is closed after Bye, which is
-                                   why the Report goes first)
+    Error                       -> logged; REFUSALS end the run; ID_IN_USE (another
+                                   live session holds this id) ends the session:
+                                   the transport joins again after a back-off
+    Bye                         -> DONE, SHUTDOWN, EXCLUDED, PROTOCOL: done (a
+                                   session is closed after Bye, which is why the
+                                   Report goes first); REPLACED, TIMEOUT: this
+                                   session is over but the run is not, so the
+                                   transport joins again (REJOIN_BYES)
 
 Who syncs after a Welcome (both sides apply the same rule): a first join at
 round 0 of a run that starts from the packaged actor builds theta_0 locally
@@ -35,6 +42,7 @@ from fedzo.edge.protocol import (
     Bye,
     ByeReason,
     Capabilities,
+    Challenge,
     Error,
     ErrorCode,
     Join,
@@ -46,6 +54,7 @@ from fedzo.edge.protocol import (
     Sync,
     VectorAssembler,
     Vote,
+    Hello,
     Welcome,
     model_chunks,
 )
@@ -53,6 +62,10 @@ from fedzo.edge.tasks import make
 
 # Errors from the coordinator that mean this agent cannot take part in the run.
 REFUSALS = (ErrorCode.UNKNOWN_AGENT, ErrorCode.RUN_FULL, ErrorCode.BAD_VERSION, ErrorCode.INCOMPATIBLE)
+# Byes that end a session but not the run: another session took this agent's id
+# (which may have been a stranger's doing, so the agent claims it back), or the
+# coordinator lost the link. The agent joins again.
+REJOIN_BYES = (ByeReason.REPLACED, ByeReason.TIMEOUT)
 
 
 class AgentRefused(RuntimeError):
@@ -76,6 +89,8 @@ class AgentRuntime:
         self.round = None            # the round whose theta_t this replica holds
         self.synced = False          # theta is known to match the coordinator's
         self.done = False
+        self.rejoin = False          # the session is over but the run is not: join again
+        self.in_use_refusals = 0     # Error ID_IN_USE in a row (reset by a Welcome)
         self.refusal = None          # why the coordinator will not have this agent, if it said so
         self.floor_rss = 0
         self._sync = None
@@ -83,6 +98,11 @@ class AgentRuntime:
         self._average = None
 
     # ---- outgoing ----
+
+    def hello(self) -> Hello:
+        """The first frame of a new session (the Join follows the coordinator's Challenge)."""
+        self.rejoin = False
+        return Hello()
 
     def join(self) -> Join:
         """The Join for a new session (a rejoin carries the round and hash we hold)."""
@@ -109,7 +129,8 @@ class AgentRuntime:
 
     def handle(self, msg) -> list:
         """React to one message from the coordinator; returns the replies."""
-        handler = {Welcome: self._on_welcome, RoundStart: self._on_round_start,
+        handler = {Challenge: self._on_challenge, Welcome: self._on_welcome,
+                   RoundStart: self._on_round_start,
                    RoundResult: self._on_round_result, Sync: self._on_sync,
                    ModelDownload: self._on_download, Error: self._on_error,
                    Bye: self._on_bye}.get(type(msg))
@@ -117,7 +138,11 @@ class AgentRuntime:
             return [Error(ErrorCode.BAD_MESSAGE, f"agent does not expect {msg.NAME}")]
         return handler(msg)
 
+    def _on_challenge(self, msg: Challenge) -> list:
+        return [self.join()]
+
     def _on_welcome(self, msg: Welcome) -> list:
+        self.in_use_refusals = 0
         config, obs_mean, obs_std, dtype, frac_bits = parse_welcome_config(msg.config)
         rejoining = self.logic is not None and self.synced
         if self.logic is None or self.logic.index != msg.block or self.logic.store.d != msg.d:
@@ -222,6 +247,11 @@ class AgentRuntime:
 
     def _on_error(self, msg: Error) -> list:
         self.log(f"agent {self.agent_id}: coordinator says error {msg.code}: {msg.text}")
+        if msg.code == ErrorCode.ID_IN_USE:
+            # Another live session holds our id: try again later (transports back off).
+            self.in_use_refusals += 1
+            self.rejoin = True
+            return []
         if msg.code in REFUSALS:
             # Not a passing fault: retrying would be refused the same way.
             self.refusal = f"{ErrorCode(msg.code).name.lower()}: {msg.text}"
@@ -229,6 +259,10 @@ class AgentRuntime:
         return []
 
     def _on_bye(self, msg: Bye) -> list:
+        if msg.code in REJOIN_BYES:
+            self.rejoin = True
+            self.log(f"agent {self.agent_id}: session ended ({msg.text or msg.code}); joining again")
+            return []
         self.done = True
         self.log(f"agent {self.agent_id}: run over ({msg.text or msg.code})")
         return []

@@ -4,7 +4,8 @@ The serial twin of tcp.py. A serial line has no connection to
 lose, so the agent learns that the link is gone in one of three ways: its
 ARQ gets no acknowledgement for `link_timeout` seconds; the coordinator,
 whose own ARQ gave up while this agent had nothing to send, says
-Bye(TIMEOUT) once the line works again (any other Bye ends the run); or
+Bye(TIMEOUT) once the line works again (Bye REPLACED, too, means join
+again; any other Bye ends the run); or
 nothing at all arrives for `idle_timeout` seconds (a coordinator that was
 restarted). Then the agent joins again on the same port, with its id, round
 and theta hash, so the coordinator resyncs it if needed. If the port itself
@@ -20,7 +21,7 @@ import json
 import time
 
 from fedzo.edge.agent.boundary import MessageRefused, take
-from fedzo.edge.agent.reconnect import DEFAULT_RECONNECT_SECONDS, AgentGaveUp, Reconnect
+from fedzo.edge.agent.reconnect import DEFAULT_RECONNECT_SECONDS, AgentGaveUp, Reconnect, in_use_delay
 from fedzo.edge.agent.runtime import AgentRefused, AgentRuntime
 from fedzo.edge.links.serial_link import (
     DEFAULT_BAUD,
@@ -98,6 +99,9 @@ def run_agent_serial(port: str, run_key: bytes, runtime: AgentRuntime, *, baud: 
     if not link_timeout > 0 or not reconnect_seconds > 0 or not idle_timeout > 0:
         raise ValueError("link_timeout, idle_timeout and reconnect_seconds must be positive")
     stats = SerialAgentStats(port, baud)
+    # One Session for every session on the line: it keeps the last session's
+    # rejoin secret, which lets this agent's next Join take back its id at once.
+    session = Session(AGENT, run_key, counters=stats.counters)
     reconnect = Reconnect(reconnect_seconds)
     while not runtime.done:
         try:
@@ -110,10 +114,12 @@ def run_agent_serial(port: str, run_key: bytes, runtime: AgentRuntime, *, baud: 
         reconnect.connected()
         try:
             while not runtime.done:
-                _session(port_io, run_key, runtime, stats, reconnect, baud=baud, fragment=fragment,
+                _session(port_io, session, runtime, stats, reconnect, baud=baud, fragment=fragment,
                          link_timeout=link_timeout, idle_timeout=idle_timeout, log=log)
                 if not runtime.done:
                     _check_give_up(reconnect, port, "no valid answer")
+                if runtime.in_use_refusals and not runtime.done:
+                    time.sleep(in_use_delay(runtime.in_use_refusals))
         except SerialLinkError as exc:
             stats.port_errors += 1
             log(f"agent: {exc}; reopening the port")
@@ -129,10 +135,10 @@ def _check_give_up(reconnect, port, why):
         raise AgentGaveUp(f"no answer from the coordinator on {port} for {reconnect.limit:.0f} s ({why})")
 
 
-def _session(port_io, run_key, runtime, stats, reconnect, *, baud, fragment, link_timeout, idle_timeout, log):
+def _session(port_io, session, runtime, stats, reconnect, *, baud, fragment, link_timeout, idle_timeout, log):
     """One session: join, then answer messages until the link is lost or the run ends."""
     arq = make_arq(baud, fragment=fragment, link_timeout=link_timeout)
-    endpoint = SerialEndpoint(Session(AGENT, run_key, counters=stats.counters), arq, fragment=fragment)
+    endpoint = SerialEndpoint(session, arq, fragment=fragment)
     stats.sessions += 1
     outbox = bytearray()
     last_message = time.monotonic()
@@ -145,7 +151,7 @@ def _session(port_io, run_key, runtime, stats, reconnect, *, baud, fragment, lin
             del outbox[:port_io.write(outbox)]
 
     try:
-        endpoint.send(runtime.join(), time.monotonic())
+        endpoint.send(runtime.hello(), time.monotonic())
         while True:
             now = time.monotonic()
             endpoint.tick(now)
@@ -194,6 +200,8 @@ def _session(port_io, run_key, runtime, stats, reconnect, *, baud, fragment, lin
                 for reply in replies:
                     endpoint.send(reply, time.monotonic())
                 flush()
+                if runtime.rejoin:       # Bye(REPLACED): this session is over, the run is not
+                    return
     except LinkFailed as exc:
         stats.link_failures += 1
         log(f"agent: serial link lost ({exc}); joining again")

@@ -1,4 +1,4 @@
-"""fedzo's wire protocol (version 1): messages, authentication, framing, accounting.
+"""fedzo's wire protocol (version 2): messages, authentication, framing, accounting.
 
 Layers, bottom up (each module has one job):
 
@@ -8,8 +8,9 @@ Layers, bottom up (each module has one job):
     arq.py          serial: go-back-N / stop-and-wait retransmission (ArqLink)
     header.py       the 7-byte header and frame layout
     messages.py     the message dataclasses and their body codecs (MESSAGE_TYPES)
-    auth.py         key derivation and HMAC-SHA256 tags
+    auth.py         key derivation, HMAC-SHA256 tags, X25519 key agreement
     session.py      Session: handshake, seal/open, sequence numbers, anti-replay
+    keyfile.py      the run key file: what it must hold, mode 0600
     accounting.py   LinkCounters: messages, frame bytes, payload bits, rejections
     endpoint.py     Endpoint / ArqEndpoint: Session + framing + counters
     chunks.py       theta hash; vectors split into / rebuilt from chunk messages
@@ -17,13 +18,24 @@ Layers, bottom up (each module has one job):
 
 Frame (the unit the session seals and opens; at most MAX_FRAME_BYTES = 16384):
 
-    header 7 B: version u8 (=1) | type u8 | flags u8 | seq u32 (big-endian)
+    header 7 B: version u8 (=2) | type u8 | flags u8 | seq u32 (big-endian)
     body   0..16361 B (layouts below)
-    tag    16 B: HMAC-SHA256(key, [agent nonce ||] header || body), first 16 bytes
+    tag    16 B: HMAC-SHA256(key, [binding ||] header || body), first 16 bytes
 
-    flags: bit 0 = handshake frame (tagged under the handshake key, see
-    auth.py); other bits must be 0. seq: per direction, from 0 at each Join,
-    strictly increasing.
+    flags: bit 0 = handshake frame (tagged under the handshake key and bound
+    to the handshake's nonces, see auth.py); other bits must be 0. seq: per
+    direction, from 0 at each Hello, strictly increasing.
+
+Handshake (session.py, auth.py; docs/SECURITY.md says what it guards):
+
+    agent  Hello{nonce_a}            tag bound to nonce_a
+    coord  Challenge{nonce_c}        tag bound to nonce_a; nonce_c fresh per Hello
+    agent  Join{..., A, proof}       tag bound to nonce_a || nonce_c
+    coord  Welcome{..., C}           tag bound to nonce_a || nonce_c
+    then session frames under keys from HMAC(run_key, nonces, A, C, X25519 secret)
+
+    Nothing but a Challenge answers a Hello, so no Welcome (and no theta)
+    goes out before a Join has proved the run key for this very handshake.
 
 On the line: TCP adds a 4-byte length prefix (frame + 4 bytes). Serial adds a
 4-byte CRC-32, COBS overhead (1 byte per started 254 bytes) and a 0x00
@@ -31,16 +43,19 @@ delimiter; with ARQ also a 5-byte ARQ header inside the COBS packet.
 
 Messages (type code, sender, body; scalars big-endian, arrays little-endian):
 
+    0x0C hello         agent  nonce_a 16 B = 16 B
+    0x0D challenge     coord  nonce_c 16 B = 16 B
     0x01 join          agent  agent_id u32 (0xFFFFFFFF = assign me one)
-                              | nonce 16 B | backend u8 (0 numpy, 1 c)
+                              | backend u8 (0 numpy, 1 c)
                               | store_bits u8 (16/32) | max_frame u32
                               | memory_budget u64 (bytes, 0 = not stated)
                               | round u32 (0xFFFFFFFF = none) | theta_hash 8 B
-                              = 46 B
+                              | key_share A 32 B (X25519)
+                              | rejoin_proof 16 B (zero: none) = 78 B
     0x02 welcome       coord  agent_id u32 | block u16 | n_agents u16 | d u32
                               | seed u64 | round u32 | theta_hash 8 B
-                              | session nonce 16 B | config: UTF-8 JSON object
-                              to the end (<= 8192 B) = 48 B + config
+                              | key_share C 32 B (X25519) | config: UTF-8
+                              JSON object to the end (<= 8192 B) = 64 B + config
     0x03 round_start   coord  round u32 = 4 B
     0x04 vote          agent  round u32 | vote i8 (-1/0/+1) | theta_hash 8 B = 13 B
     0x05 round_result  coord  round u32 | K u16 | theta_hash 8 B
@@ -53,7 +68,7 @@ Messages (type code, sender, body; scalars big-endian, arrays little-endian):
     0x07 model_upload  agent  round u32 | total u32 | offset u32 | float32 LE
                               = 12 B + data
     0x08 model_download coord same as model_upload
-    0x09 error         either code u16 (ErrorCode) | UTF-8 text (<= 255 B)
+    0x09 error         either code u16 (ErrorCode; 10 = ID_IN_USE) | UTF-8 text (<= 255 B)
     0x0A bye           either code u16 (ByeReason) | UTF-8 text (<= 255 B)
     0x0B report        agent  round u32 | peak_rss u64 | floor_rss u64
                               | learning_state u64 | episodes u64 | env_steps u64
@@ -61,7 +76,8 @@ Messages (type code, sender, body; scalars big-endian, arrays little-endian):
                               | saturations u64 = 68 B (after the last round)
 
 Frame sizes (header + body + tag; TCP adds 4): round_start 27, vote 36,
-round_result 37 + ceil(K/4), join 69, welcome 71 + config, error/bye 25 + text.
+round_result 37 + ceil(K/4), hello 39, challenge 39, join 101,
+welcome 87 + config, error/bye 25 + text.
 
 Payload bits (accounting.py) are 8 x the body length.
 
@@ -69,8 +85,10 @@ Typical use (one link side):
 
     counters = LinkCounters("agent-3")
     ep = Endpoint(Session(AGENT, run_key, counters=counters), LengthPrefixFraming())
-    sock.sendall(ep.send(Join(capabilities=Capabilities(backend="c"))))
-    for msg in ep.feed(sock.recv(65536)): ...
+    sock.sendall(ep.send(Hello()))
+    for msg in ep.feed(sock.recv(65536)):      # a Challenge: answer it with the Join
+        sock.sendall(ep.send(Join(capabilities=Capabilities(backend="c"))))
+    ...
 """
 from .accounting import DirectionStats, LinkCounters
 from .arq import ArqLink
@@ -90,7 +108,9 @@ from .constants import (
     MAX_CONFIG_BYTES,
     MAX_FRAME_BYTES,
     MAX_TEXT_BYTES,
+    KEY_SHARE_BYTES,
     NONCE_BYTES,
+    PROOF_BYTES,
     PROTOCOL_VERSION,
     TAG_BYTES,
 )
@@ -121,8 +141,10 @@ from .messages import (
     Bye,
     ByeReason,
     Capabilities,
+    Challenge,
     Error,
     ErrorCode,
+    Hello,
     Join,
     Message,
     ModelDownload,
@@ -138,15 +160,15 @@ from .messages import (
     unpack_votes,
 )
 from .serialframe import SerialFraming, SerialReader, serial_decode, serial_encode
-from .session import AGENT, COORDINATOR, NonceRegistry, Session, State, check_round
+from .session import AGENT, COORDINATOR, RejoinSecrets, Session, State, check_round
 
 __all__ = [
     # messages
-    "Message", "Join", "Capabilities", "Welcome", "RoundStart", "Vote", "RoundResult", "Sync",
+    "Message", "Hello", "Challenge", "Join", "Capabilities", "Welcome", "RoundStart", "Vote", "RoundResult", "Sync",
     "ModelUpload", "ModelDownload", "Error", "Bye", "Report", "ErrorCode", "ByeReason", "MESSAGE_TYPES",
     "config_json", "pack_votes", "unpack_votes",
     # session and link sides
-    "Session", "State", "AGENT", "COORDINATOR", "NonceRegistry", "check_round",
+    "Session", "State", "AGENT", "COORDINATOR", "RejoinSecrets", "check_round",
     "Endpoint", "ArqEndpoint", "ArqLink", "Header", "peek_header",
     # framing
     "FrameReader", "LengthPrefixFraming", "NoFraming", "length_prefixed",
@@ -157,7 +179,7 @@ __all__ = [
     "theta_hash", "sync_chunks", "model_chunks", "elements_per_chunk", "VectorAssembler",
     # constants
     "PROTOCOL_VERSION", "HEADER_BYTES", "TAG_BYTES", "MAX_FRAME_BYTES", "MAX_CONFIG_BYTES",
-    "MAX_TEXT_BYTES", "ASSIGN_AGENT_ID", "NONCE_BYTES", "HASH_BYTES",
+    "MAX_TEXT_BYTES", "ASSIGN_AGENT_ID", "NONCE_BYTES", "HASH_BYTES", "KEY_SHARE_BYTES", "PROOF_BYTES",
     # errors
     "ProtocolError", "TruncatedFrame", "OversizedFrame", "WrongVersion", "UnknownType", "BadTag",
     "ReplayedFrame", "MalformedFrame", "InvalidField", "UnexpectedMessage", "StaleRound",

@@ -9,7 +9,7 @@ from fedzo.edge.learning.store_format import HASH_BYTES  # noqa: F401
 
 # Bumped on any incompatible change of the header, a body layout, the MAC
 # construction or the key derivation.
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2   # 2: Hello/Challenge before Join, X25519 session keys, rejoin proofs
 
 # Header: version u8, type u8, flags u8, sequence number u32 (big-endian).
 HEADER_FORMAT = ">BBBI"
@@ -44,6 +44,9 @@ MAX_SEQ = 0xFFFFFFFF
 # Nonces and hashes.
 NONCE_BYTES = 16
 MIN_KEY_BYTES = 16
+# X25519 key shares (Join, Welcome) and the rejoin proof in Join.
+KEY_SHARE_BYTES = 32
+PROOF_BYTES = 16
 
 # Bounded variable-length fields.
 MAX_CONFIG_BYTES = 8192        # Welcome run config, UTF-8 JSON object

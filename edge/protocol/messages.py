@@ -30,6 +30,7 @@ from fedzo.edge.learning.store_format import FORMAT_BY_CODE, STORE_FORMATS
 from .constants import (
     ASSIGN_AGENT_ID,
     HASH_BYTES,
+    KEY_SHARE_BYTES,
     MAX_AGENTS,
     MAX_CONFIG_BYTES,
     MAX_FRAME_BYTES,
@@ -38,10 +39,13 @@ from .constants import (
     MIN_PEER_MAX_FRAME,
     NO_ROUND,
     NONCE_BYTES,
+    PROOF_BYTES,
 )
 from .errors import InvalidField, MalformedFrame, TruncatedFrame
 
 ZERO_HASH = bytes(HASH_BYTES)
+ZERO_SHARE = bytes(KEY_SHARE_BYTES)   # "filled in by the session when it seals"
+NO_PROOF = bytes(PROOF_BYTES)         # a Join without a rejoin proof
 
 
 def new_nonce() -> bytes:
@@ -62,6 +66,7 @@ class ErrorCode(IntEnum):
     DIVERGED = 7         # the theta hashes differ: a Sync follows
     INCOMPATIBLE = 8     # capabilities do not fit the run (dtype, memory)
     INTERNAL = 9         # the sender failed; the text says how
+    ID_IN_USE = 10       # the agent id is held by a live session: try again later
 
 
 class ByeReason(IntEnum):
@@ -243,24 +248,71 @@ class Capabilities:
 
 
 @dataclass(frozen=True, slots=True)
+class _Nonce(Message):
+    """Shared codec of Hello/Challenge: one fresh 16-byte nonce."""
+
+    nonce: bytes = field(default_factory=new_nonce)
+
+    def __post_init__(self):
+        _check_bytes(self, "nonce", NONCE_BYTES)
+
+    def encode_body(self) -> bytes:
+        return self.nonce
+
+    @classmethod
+    def decode_body(cls, body: bytes):
+        _exact(body, NONCE_BYTES, cls.NAME)
+        return cls(body)
+
+
+@dataclass(frozen=True, slots=True)
+class Hello(_Nonce):
+    """Agent -> coordinator: the first frame of a session; asks for a Challenge.
+
+    nonce (nonce_a): fresh per session; binds every handshake frame (auth.py).
+    """
+
+    TYPE: ClassVar[int] = 0x0C
+    NAME: ClassVar[str] = "hello"
+    SENDER: ClassVar[str] = "agent"
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge(_Nonce):
+    """Coordinator -> agent: the answer to Hello. nonce (nonce_c) is fresh for
+    every Hello; the Join must be tagged over it, so no Join recorded before
+    (by this coordinator or before a restart) is accepted."""
+
+    TYPE: ClassVar[int] = 0x0D
+    NAME: ClassVar[str] = "challenge"
+    SENDER: ClassVar[str] = "coordinator"
+
+
+@dataclass(frozen=True, slots=True)
 class Join(Message):
-    """Agent -> coordinator: the first frame of a session.
+    """Agent -> coordinator: the answer to the Challenge, which asks for a slot.
 
     agent_id: ASSIGN_AGENT_ID asks the coordinator to assign one; a rejoining
     agent gives its id and the round and theta hash it holds (both None on a
-    first join). nonce: fresh per Join; it keys the session (see auth.py).
+    first join). key_share (A) and rejoin_proof are filled in by the agent's
+    Session when it seals the Join (see auth.py); rejoin_proof is zero when
+    the agent holds no earlier session. rejoin_proven is not on the wire: the
+    coordinator's Session sets it when the proof verified under the rejoin
+    secret of the last session welcomed under agent_id.
     """
 
     TYPE: ClassVar[int] = 0x01
     NAME: ClassVar[str] = "join"
     SENDER: ClassVar[str] = "agent"
-    _S: ClassVar[struct.Struct] = struct.Struct(">I16sBBIQI8s")
+    _S: ClassVar[struct.Struct] = struct.Struct(">IBBIQI8s32s16s")
 
     agent_id: int = ASSIGN_AGENT_ID
     capabilities: Capabilities = field(default_factory=Capabilities)
     round: int | None = None
     theta_hash: bytes | None = None
-    nonce: bytes = field(default_factory=new_nonce)
+    key_share: bytes = ZERO_SHARE
+    rejoin_proof: bytes = NO_PROOF
+    rejoin_proven: bool = field(default=False, compare=False)
 
     def __post_init__(self):
         _check_int(self, "agent_id", 0, ASSIGN_AGENT_ID)
@@ -271,20 +323,23 @@ class Join(Message):
         if self.round is not None:
             _check_int(self, "round", 0, MAX_ROUND)
             _check_bytes(self, "theta_hash", HASH_BYTES)
-        _check_bytes(self, "nonce", NONCE_BYTES)
+        _check_bytes(self, "key_share", KEY_SHARE_BYTES)
+        _check_bytes(self, "rejoin_proof", PROOF_BYTES)
+        _set(self, "rejoin_proven", bool(self.rejoin_proven))
 
     def encode_body(self) -> bytes:
         c = self.capabilities
         rejoin = self.round is not None
-        return self._S.pack(self.agent_id, self.nonce, _BACKENDS.index(c.backend),
+        return self._S.pack(self.agent_id, _BACKENDS.index(c.backend),
                             c.store_bits, c.max_frame, c.memory_budget,
                             self.round if rejoin else NO_ROUND,
-                            self.theta_hash if rejoin else ZERO_HASH)
+                            self.theta_hash if rejoin else ZERO_HASH,
+                            self.key_share, self.rejoin_proof)
 
     @classmethod
     def decode_body(cls, body: bytes) -> Join:
         _exact(body, cls._S.size, "join")
-        agent_id, nonce, backend, bits, max_frame, budget, rnd, h = cls._S.unpack(body)
+        agent_id, backend, bits, max_frame, budget, rnd, h, share, proof = cls._S.unpack(body)
         if backend >= len(_BACKENDS):
             raise MalformedFrame(f"join: unknown kernel backend code {backend}")
         if rnd == NO_ROUND:
@@ -292,7 +347,7 @@ class Join(Message):
                 raise MalformedFrame("join: theta hash given without a round")
             rnd, h = None, None
         caps = Capabilities(_BACKENDS[backend], bits, budget, max_frame)
-        return cls(agent_id, caps, rnd, h, nonce)
+        return cls(agent_id, caps, rnd, h, share, proof)
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,13 +357,14 @@ class Welcome(Message):
     block is k in [0, n_agents); d the parameter count; seed the run's 64-bit
     seed; round the current round; theta_hash the hash of the coordinator's
     current theta; config_json the resolved run config (a JSON object, at most
-    MAX_CONFIG_BYTES of UTF-8); nonce the session nonce (see auth.py).
+    MAX_CONFIG_BYTES of UTF-8); key_share (C) the coordinator's X25519 share,
+    filled in by its Session when it seals the Welcome (see auth.py).
     """
 
     TYPE: ClassVar[int] = 0x02
     NAME: ClassVar[str] = "welcome"
     SENDER: ClassVar[str] = "coordinator"
-    _S: ClassVar[struct.Struct] = struct.Struct(">IHHIQI8s16s")
+    _S: ClassVar[struct.Struct] = struct.Struct(">IHHIQI8s32s")
 
     agent_id: int
     block: int
@@ -318,7 +374,7 @@ class Welcome(Message):
     round: int
     theta_hash: bytes
     config_json: str = "{}"
-    nonce: bytes = field(default_factory=new_nonce)
+    key_share: bytes = ZERO_SHARE
 
     def __post_init__(self):
         _check_int(self, "agent_id", 0, ASSIGN_AGENT_ID - 1)
@@ -328,7 +384,7 @@ class Welcome(Message):
         _check_int(self, "seed", 0, 2**64 - 1)
         _check_int(self, "round", 0, MAX_ROUND)
         _check_bytes(self, "theta_hash", HASH_BYTES)
-        _check_bytes(self, "nonce", NONCE_BYTES)
+        _check_bytes(self, "key_share", KEY_SHARE_BYTES)
         _check_text(self, "config_json", MAX_CONFIG_BYTES)
         parse_config(self.config_json)
 
@@ -339,7 +395,7 @@ class Welcome(Message):
 
     def encode_body(self) -> bytes:
         return self._S.pack(self.agent_id, self.block, self.n_agents, self.d, self.seed,
-                            self.round, self.theta_hash, self.nonce) + self.config_json.encode("utf-8")
+                            self.round, self.theta_hash, self.key_share) + self.config_json.encode("utf-8")
 
     @classmethod
     def decode_body(cls, body: bytes) -> Welcome:
@@ -349,8 +405,8 @@ class Welcome(Message):
                                  f"limit {MAX_CONFIG_BYTES}")
         fields = cls._S.unpack_from(body)
         text = _utf8(body[cls._S.size:], "welcome config")
-        agent_id, block, n_agents, d, seed, rnd, h, nonce = fields
-        return cls(agent_id, block, n_agents, d, seed, rnd, h, text, nonce)
+        agent_id, block, n_agents, d, seed, rnd, h, share = fields
+        return cls(agent_id, block, n_agents, d, seed, rnd, h, text, share)
 
 
 @dataclass(frozen=True, slots=True)
@@ -641,5 +697,5 @@ class Report(Message):
 # The single table of message types: wire code -> class.
 MESSAGE_TYPES: dict[int, type[Message]] = {
     cls.TYPE: cls for cls in (Join, Welcome, RoundStart, Vote, RoundResult, Sync,
-                              ModelUpload, ModelDownload, Error, Bye, Report)
+                              ModelUpload, ModelDownload, Error, Bye, Report, Hello, Challenge)
 }

@@ -3,28 +3,44 @@
 A Session knows its role (agent or coordinator), the pre-shared run key, the
 handshake state and the sequence numbers; it knows nothing of transports.
 
-Handshake and states:
+Handshake (protocol version 2) and states:
 
-    agent                                   coordinator
-    IDLE --seal(Join{nonce_a})-->           IDLE --open(Join)--> HANDSHAKE
-    HANDSHAKE <--open(Welcome{nonce_s})--   HANDSHAKE --seal(Welcome)--> ESTABLISHED
-    ESTABLISHED                             ESTABLISHED
+    agent                                       coordinator
+    IDLE --seal(Hello{nonce_a})-->              any --open(Hello)--> GREETED
+    GREETED <--open(Challenge{nonce_c})--       GREETED --seal(Challenge)--> CHALLENGED
+    CHALLENGED --seal(Join{A, proof})-->        CHALLENGED --open(Join)--> JOINED
+    JOINED <--open(Welcome{C})--                JOINED --seal(Welcome)--> ESTABLISHED
+    ESTABLISHED                                 ESTABLISHED
     (Bye either way, sent or received: CLOSED; nothing more is sealed or opened)
 
-Join, Welcome, and Error/Bye sent before Welcome are handshake frames
-(FLAG_HANDSHAKE set) tagged under the handshake key bound to the agent's
-nonce; all later frames use the session keys (see auth.py).
+Hello, Challenge, Join, Welcome, and Error/Bye sent before Welcome are
+handshake frames (FLAG_HANDSHAKE set), tagged under the handshake keys and
+bound to nonce_a (and to nonce_c once the Challenge has passed); all later
+frames use the session keys, which come from an X25519 agreement between the
+key shares in Join and Welcome (see auth.py). The session fills in the key
+shares and the rejoin proof when it seals a Join or a Welcome.
+
+Freshness: nonce_c is drawn anew for every Hello, and the Join is tagged
+over it. A recorded Join therefore fails against any later handshake, on
+this coordinator or on one restarted with the same run key, and nothing but
+a Challenge is sent before a Join has verified (no Welcome, no theta).
+
+Rejoin secrets: an established session has a rejoin secret R (auth.py). The
+agent's Session keeps the R of its last established session across Hellos
+and proves it in its next Join; the coordinator's sessions share one
+RejoinSecrets table (agent id -> R of the session last welcomed under that
+id) and mark a Join whose proof verifies (Join.rejoin_proven). Whether a
+Join may take over an agent id held by a live link is the coordinator
+runtime's rule (coordinator/rounds/runtime.py).
 
 Anti-replay:
-- Each direction numbers its frames 0, 1, 2, ... from the Join on; a frame is
-  accepted only if its seq is above the last accepted one (gaps are allowed,
-  so a lossy transport below does not wedge the session).
+- Each direction numbers its frames 0, 1, 2, ... from the Hello on; a frame
+  is accepted only if its seq is above the last accepted one (gaps are
+  allowed, so a lossy transport below does not wedge the session).
 - Frames of an earlier session fail the tag (other nonces, other keys).
-- A replayed Join is refused if its nonce was seen before, by this session or
-  by any session sharing the same NonceRegistry (the coordinator should share
-  one registry across all its links of a run).
-- A coordinator session accepts a fresh authenticated Join at any time: that
-  is an agent restarting on the same link (serial); the session restarts.
+- A coordinator session accepts an authenticated Hello at any time: that is
+  an agent restarting on the same link (serial); the session restarts. (A
+  replayed Hello only earns a Challenge that nobody can answer.)
 
 Check order in open(): size (truncated/oversized), version, tag, sequence,
 type, state/direction, body. The sequence number is consumed once the tag
@@ -33,11 +49,24 @@ ProtocolError subclass and counts its reason in `counters.rejected`.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
+import dataclasses
+import hmac
 from enum import Enum
 
 from .accounting import LinkCounters
-from .auth import DOWN, UP, Tagger, check_run_key, handshake_tagger, session_tagger
+from .auth import (
+    DOWN,
+    UP,
+    Tagger,
+    check_run_key,
+    handshake_tagger,
+    new_key_pair,
+    rejoin_proof,
+    rejoin_secret,
+    session_master,
+    session_tagger,
+    shared_secret,
+)
 from .constants import (
     FLAG_HANDSHAKE,
     KNOWN_FLAGS,
@@ -58,48 +87,43 @@ from .errors import (
     UnknownType,
 )
 from .header import frame_size, pack_header, split_frame
-from .messages import MESSAGE_TYPES, Bye, Error, Join, Message, Welcome
+from .messages import MESSAGE_TYPES, NO_PROOF, Bye, Challenge, Error, Hello, Join, Message, Welcome
 
 AGENT = "agent"
 COORDINATOR = "coordinator"
-_JOIN_NONCE = slice(4, 4 + NONCE_BYTES)   # where Join's body carries the nonce
+_HANDSHAKE_TYPES = (Hello, Challenge, Join, Welcome)
 
 
 class State(Enum):
     """Handshake state of a Session."""
 
     IDLE = "idle"
-    HANDSHAKE = "handshake"
+    GREETED = "greeted"          # Hello sent / received
+    CHALLENGED = "challenged"    # Challenge sent / received
+    JOINED = "joined"            # Join sent / received, Welcome not yet
     ESTABLISHED = "established"
     CLOSED = "closed"
 
 
-class NonceRegistry:
-    """The agent nonces a coordinator has accepted, to refuse replayed Joins.
+_HANDSHAKING = (State.GREETED, State.CHALLENGED, State.JOINED)
 
-    Bounded: beyond max_entries the oldest are forgotten (an attacker cannot
-    make new valid Joins, so only max_entries legitimate joins can push a
-    nonce out).
-    """
 
-    def __init__(self, max_entries: int = 1 << 16):
-        self.max_entries = max_entries
-        self._seen: OrderedDict[bytes, None] = OrderedDict()
+class RejoinSecrets:
+    """The coordinator's table: agent id -> rejoin secret of the session last
+    welcomed under that id. Shared by all of a run's coordinator sessions;
+    one entry per agent id the runtime welcomed, so it is bounded by K."""
 
-    def add(self, nonce: bytes) -> bool:
-        """Remember nonce; False if it was already there."""
-        if nonce in self._seen:
-            return False
-        self._seen[nonce] = None
-        if len(self._seen) > self.max_entries:
-            self._seen.popitem(last=False)
-        return True
+    def __init__(self):
+        self._by_id: dict[int, bytes] = {}
 
-    def __contains__(self, nonce: bytes) -> bool:
-        return nonce in self._seen
+    def set(self, agent_id: int, secret: bytes) -> None:
+        self._by_id[agent_id] = secret
+
+    def get(self, agent_id: int) -> bytes | None:
+        return self._by_id.get(agent_id)
 
     def __len__(self) -> int:
-        return len(self._seen)
+        return len(self._by_id)
 
 
 def check_round(msg: Message, current_round: int) -> None:
@@ -113,41 +137,57 @@ class Session:
     """Seal and open frames for one side of one link."""
 
     def __init__(self, role: str, run_key: bytes, *, counters: LinkCounters | None = None,
-                 join_nonces: NonceRegistry | None = None, max_frame: int = MAX_FRAME_BYTES):
+                 rejoin_secrets: RejoinSecrets | None = None, max_frame: int = MAX_FRAME_BYTES):
         if role not in (AGENT, COORDINATOR):
             raise ValueError(f"role must be {AGENT!r} or {COORDINATOR!r}, got {role!r}")
         self.role = role
         self._key = check_run_key(run_key)
         self.counters = counters if counters is not None else LinkCounters()
-        self.join_nonces = join_nonces if join_nonces is not None else NonceRegistry()
+        self.rejoin_secrets = rejoin_secrets if rejoin_secrets is not None else RejoinSecrets()
         self.max_frame = max_frame            # largest frame this side accepts
         self.peer_max_frame = MAX_FRAME_BYTES  # largest frame the peer accepts
         self.send_direction = UP if role == AGENT else DOWN
         self.recv_direction = DOWN if role == AGENT else UP
         self._peer_role = COORDINATOR if role == AGENT else AGENT
+        # Agent: the rejoin secret of the last established session (kept across Hellos).
+        self.rejoin_secret: bytes | None = None
         self._reset(None)
 
     # -- state ----------------------------------------------------------------
 
     def _reset(self, agent_nonce: bytes | None) -> None:
-        self.state = State.IDLE if agent_nonce is None else State.HANDSHAKE
+        self.state = State.IDLE if agent_nonce is None else State.GREETED
         self.agent_nonce = agent_nonce
-        self.session_nonce: bytes | None = None
+        self.challenge: bytes | None = None      # nonce_c
         self.send_seq = 0          # seq of the next frame we seal
         self.recv_seq = -1         # seq of the last frame we accepted
         self._tx: Tagger | None = None    # handshake taggers
         self._rx: Tagger | None = None
         self._stx: Tagger | None = None   # session taggers
         self._srx: Tagger | None = None
+        self._private: bytes | None = None       # our ephemeral X25519 key
+        self._shares: tuple | None = None        # (A, C): the key shares, ours once sent
+        self._shared: bytes | None = None        # Z (coordinator: computed at the Join)
         if agent_nonce is not None:
-            self._tx = handshake_tagger(self._key, self.send_direction, agent_nonce)
-            self._rx = handshake_tagger(self._key, self.recv_direction, agent_nonce)
+            self._bind(agent_nonce)
 
-    def _establish(self, session_nonce: bytes) -> None:
+    def _bind(self, binding: bytes) -> None:
+        self._tx = handshake_tagger(self._key, self.send_direction, binding)
+        self._rx = handshake_tagger(self._key, self.recv_direction, binding)
+
+    def _challenged(self, challenge: bytes) -> None:
+        self.state = State.CHALLENGED
+        self.challenge = challenge
+        self._bind(self.agent_nonce + challenge)
+
+    def _establish(self, agent_share: bytes, coordinator_share: bytes, shared: bytes) -> bytes:
+        master = session_master(self._key, self.agent_nonce, self.challenge, agent_share,
+                                coordinator_share, shared)
         self.state = State.ESTABLISHED
-        self.session_nonce = session_nonce
-        self._stx = session_tagger(self._key, self.send_direction, self.agent_nonce, session_nonce)
-        self._srx = session_tagger(self._key, self.recv_direction, self.agent_nonce, session_nonce)
+        self._stx = session_tagger(master, self.send_direction)
+        self._srx = session_tagger(master, self.recv_direction)
+        self._private = self._shared = None
+        return rejoin_secret(master)
 
     @property
     def established(self) -> bool:
@@ -171,25 +211,27 @@ class Session:
         cls = type(msg)
         if MESSAGE_TYPES.get(getattr(cls, "TYPE", None)) is not cls:
             raise TypeError(f"not a protocol message: {msg!r}")
-        if self.state is State.CLOSED:
-            raise SessionClosed(f"cannot send {cls.NAME}: the session is closed")
         if cls.SENDER not in (self.role, "either"):
             raise UnexpectedMessage(f"the {self.role} does not send {cls.NAME}")
-        if cls is Join:
-            self._reset(msg.nonce)          # every Join starts a new session
-            handshake = True
-        elif self.state is State.HANDSHAKE:
-            allowed = (Welcome, Error, Bye) if self.role == COORDINATOR else (Error, Bye)
-            if cls not in allowed:
+        if cls is Hello:
+            self._reset(msg.nonce)          # every Hello starts a new session
+        elif self.state is State.CLOSED:
+            raise SessionClosed(f"cannot send {cls.NAME}: the session is closed")
+        elif cls is Challenge:
+            self._expect(State.GREETED, cls)
+        elif cls is Join:
+            self._expect(State.CHALLENGED, cls)
+            msg = self._fill_join(msg)
+        elif cls is Welcome:
+            self._expect(State.JOINED, cls)
+            msg = dataclasses.replace(msg, key_share=self._shares[1])
+        elif self.state in _HANDSHAKING:
+            if cls not in (Error, Bye):
                 raise UnexpectedMessage(f"cannot send {cls.NAME} before the handshake completes")
-            handshake = True
-        elif self.state is State.ESTABLISHED:
-            if cls is Welcome:
-                raise UnexpectedMessage("welcome was already sent in this session")
-            handshake = False
-        else:
+        elif self.state is not State.ESTABLISHED:
             raise UnexpectedMessage(f"cannot send {cls.NAME}: "
-                                    + ("send a join first" if self.role == AGENT else "no join received"))
+                                    + ("send a hello first" if self.role == AGENT else "no hello received"))
+        handshake = self.state is not State.ESTABLISHED
         if self.send_seq > MAX_SEQ:
             raise SessionClosed("sequence numbers exhausted: the agent must rejoin")
         body = msg.encode_body()
@@ -201,14 +243,32 @@ class Session:
         tagger = self._tx if handshake else self._stx
         frame = header + body + tagger.tag(header, body)
         self.send_seq += 1
-        self._advance_state(msg)
+        self._after_seal(msg)
         return frame
 
-    def _advance_state(self, msg: Message) -> None:
-        """A Welcome, sent or received, establishes the session; a Bye closes it."""
-        if type(msg) is Welcome:
-            self._establish(msg.nonce)
-        elif type(msg) is Bye:
+    def _expect(self, state: State, cls) -> None:
+        if self.state is not state:
+            raise UnexpectedMessage(f"cannot send {cls.NAME} while {self.state.value}")
+
+    def _fill_join(self, msg: Join) -> Join:
+        """Agent: our key share, and the proof of the last session's rejoin secret if we hold one."""
+        self._private, share = new_key_pair()
+        self._shares = (share, None)
+        proof = NO_PROOF
+        if self.rejoin_secret is not None:
+            proof = rejoin_proof(self.rejoin_secret, self.agent_nonce, self.challenge, share)
+        return dataclasses.replace(msg, key_share=share, rejoin_proof=proof)
+
+    def _after_seal(self, msg: Message) -> None:
+        cls = type(msg)
+        if cls is Challenge:
+            self._challenged(msg.nonce)
+        elif cls is Join:
+            self.state = State.JOINED
+        elif cls is Welcome:
+            secret = self._establish(*self._shares, self._shared)
+            self.rejoin_secrets.set(msg.agent_id, secret)
+        elif cls is Bye:
             self.state = State.CLOSED
 
     # -- receiving ------------------------------------------------------------
@@ -223,14 +283,14 @@ class Session:
 
     def _open(self, frame) -> Message:
         header, hbytes, body, tag = split_frame(frame, self.max_frame)
+        handshake = bool(header.flags & FLAG_HANDSHAKE)
+        if handshake and self.role == COORDINATOR and header.type == Hello.TYPE:
+            return self._open_hello(header, hbytes, body, tag)
         if self.state is State.CLOSED:
             raise SessionClosed("frame received after the session closed")
-        handshake = bool(header.flags & FLAG_HANDSHAKE)
-        if handshake and self.role == COORDINATOR and header.type == Join.TYPE:
-            return self._open_join(header, hbytes, body, tag)
         if handshake:
-            if self.agent_nonce is None:
-                raise UnexpectedMessage("handshake frame before any join")
+            if self.state not in _HANDSHAKING:
+                raise UnexpectedMessage(f"handshake frame while {self.state.value}")
             tagger = self._rx
         elif self.state is State.ESTABLISHED:
             tagger = self._srx
@@ -244,14 +304,24 @@ class Session:
         self.recv_seq = header.seq
         cls = self._message_class(header)
         if handshake:
-            allowed = (Welcome, Error, Bye) if self.role == AGENT else (Error, Bye)
-            if self.state is not State.HANDSHAKE or cls not in allowed:
-                raise UnexpectedMessage(f"{cls.NAME} as a handshake frame while {self.state.value}")
-        elif cls in (Join, Welcome):
+            self._check_handshake_order(cls)
+        elif cls in _HANDSHAKE_TYPES:
             raise UnexpectedMessage(f"{cls.NAME} must be a handshake frame")
         msg = cls.decode_body(body)
-        self._advance_state(msg)
+        if cls is Join:
+            return self._take_join(msg)
+        if cls is Welcome:
+            self._take_welcome(msg)
+        elif cls is Challenge:
+            self._challenged(msg.nonce)
+        elif cls is Bye:
+            self.state = State.CLOSED
         return msg
+
+    def _check_handshake_order(self, cls) -> None:
+        expected = {State.GREETED: Challenge, State.CHALLENGED: Join, State.JOINED: Welcome}[self.state]
+        if cls is not expected and cls not in (Error, Bye):
+            raise UnexpectedMessage(f"{cls.NAME} as a handshake frame while {self.state.value}")
 
     def _message_class(self, header) -> type[Message]:
         if header.flags & ~KNOWN_FLAGS:
@@ -263,21 +333,42 @@ class Session:
             raise UnexpectedMessage(f"the {self._peer_role} does not send {cls.NAME}")
         return cls
 
-    def _open_join(self, header, hbytes, body, tag) -> Join:
-        if len(body) < _JOIN_NONCE.stop:
-            raise TruncatedFrame(f"join body of {len(body)} bytes cannot hold its nonce")
-        nonce = body[_JOIN_NONCE]
+    def _open_hello(self, header, hbytes, body, tag) -> Hello:
+        if len(body) < NONCE_BYTES:
+            raise TruncatedFrame(f"hello body of {len(body)} bytes cannot hold its nonce")
+        nonce = bytes(body[:NONCE_BYTES])
         if not handshake_tagger(self._key, UP, nonce).verify(hbytes, body, tag):
-            raise BadTag("bad tag on a join: wrong run key or corrupted")
-        if nonce == self.agent_nonce or nonce in self.join_nonces:
-            raise ReplayedFrame("join with a nonce seen before (replayed join)")
+            raise BadTag("bad tag on a hello: wrong run key or corrupted")
+        if nonce == self.agent_nonce:
+            raise ReplayedFrame("hello repeats this session's nonce")
         self._message_class(header)
-        msg = Join.decode_body(body)
-        self.join_nonces.add(nonce)
+        msg = Hello.decode_body(body)
         self._reset(nonce)
         self.recv_seq = header.seq
-        self.peer_max_frame = msg.capabilities.max_frame
         return msg
+
+    def _take_join(self, msg: Join) -> Join:
+        """Coordinator: the Join verified; agree on Z and check the rejoin proof."""
+        self._private, share = new_key_pair()
+        try:
+            self._shared = shared_secret(self._private, msg.key_share)
+        except ValueError as exc:
+            raise MalformedFrame(f"join: {exc}") from None
+        self._shares = (msg.key_share, share)
+        self.peer_max_frame = msg.capabilities.max_frame
+        self.state = State.JOINED
+        secret = self.rejoin_secrets.get(msg.agent_id)
+        proven = secret is not None and hmac.compare_digest(
+            rejoin_proof(secret, self.agent_nonce, self.challenge, msg.key_share), msg.rejoin_proof)
+        return dataclasses.replace(msg, rejoin_proven=proven)
+
+    def _take_welcome(self, msg: Welcome) -> None:
+        """Agent: the Welcome verified; agree on Z and derive the session keys."""
+        try:
+            shared = shared_secret(self._private, msg.key_share)
+        except ValueError as exc:
+            raise MalformedFrame(f"welcome: {exc}") from None
+        self.rejoin_secret = self._establish(self._shares[0], msg.key_share, shared)
 
     # -- helpers --------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import pytest
 from small_runs import KEY, run_small, small_config
 from waiting import PATIENCE, wait_until
 
+from fedzo.edge.protocol.keyfile import write_key_file
 from fedzo.coordinator.run.lifecycle import Run
 from fedzo.edge.links.serial_link import BITS_PER_BYTE, PortIO
 from fedzo.firmware_sim.faults import FaultInjector, FaultSpec
@@ -142,7 +143,7 @@ def test_the_cpu_throttle_gives_a_busy_process_about_one_share_in_factor():
 
 def test_a_board_under_its_ram_cap_fails_with_a_clear_message(tmp_path):
     key = tmp_path / "run.key"
-    key.write_text(KEY.hex())
+    write_key_file(key, KEY)
     # The wrapper itself: too little RAM to import NumPy and MuJoCo.
     boot = subprocess.run([sys.executable, "-m", "fedzo.firmware_sim.boot", "--ram-mb", "48", "--board", "tiny",
                            "--", "agent", "--connect", "127.0.0.1:9", "--key-file", str(key),

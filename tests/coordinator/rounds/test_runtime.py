@@ -245,3 +245,101 @@ for round_ in (10, 11):                       # vote and apply, as the runtime d
     # A few KB of constant overhead (generators, small arrays); one int16 copy
     # of theta alone would be 2d bytes on top of it.
     assert result["peak"] < 2 * d, f"a round allocated {result['peak']} bytes at its peak (d = {d})"
+
+
+# ---- joins and slots (issue 11, finding 3) ----
+
+def _hello_join(h, link, agent):
+    """The agent on `link` starts a new session on the same link: Hello, then its Join."""
+    h.deliver_up(link, link.agent_end.send(agent.hello()))
+    h.step_agent(h.links.index(link))
+
+
+def test_a_second_join_on_one_link_leaves_it_in_one_slot(tmp_path):
+    """A second Join on one connection put the link in two slots, and every
+    later round waited the full round timeout for the slot that never voted."""
+    from fedzo.edge.protocol import ASSIGN_AGENT_ID
+    h = Harness(tmp_path, agents=3)
+    for _ in range(2):
+        h.connect(AgentRuntime(log=lambda *a: None))
+    h.step_all()                                   # welcomes; the run waits for a third agent
+    link0, agent0 = h.links[0], h.agents[0]
+    agent0.agent_id = ASSIGN_AGENT_ID              # ask for any free slot this time
+    _hello_join(h, link0, agent0)
+    assert [s.block for s in h.runtime.slots if s.link is link0] == [2]
+    assert h.runtime.slots[0].link is None         # its first slot is free again
+    h.connect(AgentRuntime(log=lambda *a: None))   # a third agent takes it
+    assert sorted(s.block for s in h.runtime.connected()) == [0, 1, 2]
+    h.finish()                                     # the clock never moves: no round may wait for a deadline
+    assert all(m["voters"] == 3 for m in h.run.folder.metrics())
+    for agent in h.agents:
+        np.testing.assert_array_equal(agent.logic.store.values, h.run.store.values)
+
+
+def test_a_key_holder_cannot_take_a_live_agents_id(tmp_path):
+    """Any key holder could Join with another agent's id: the victim was told Bye and
+    exited, and the insider voted in its slot. Now a live slot needs its session's
+    secret, or the holder's silence for the takeover time."""
+    from fedzo.edge.protocol import Bye, ByeReason, Error, ErrorCode
+    h = Harness(tmp_path, agents=3)
+    for _ in range(2):
+        h.connect(AgentRuntime(log=lambda *a: None))
+    h.step_all()
+    victim = h.links[1]
+    insider = h.connect(AgentRuntime(agent_id=1, log=lambda *a: None))
+    refusal = [m for m in insider.agent_end.feed(b"".join(insider.to_agent))]
+    assert insider.closed and h.runtime.rejected["id_in_use"] == 1
+    assert [type(m) for m in refusal] == [Error] and refusal[0].code == ErrorCode.ID_IN_USE
+    assert h.runtime.slots[1].link is victim and not victim.closed and not victim.to_agent
+    # Silent for less than the takeover time: still refused.
+    h.now += 0.9 * h.runtime.takeover_silence
+    assert h.connect(AgentRuntime(agent_id=1, log=lambda *a: None)).closed
+    # Silent for the takeover time (the victim is gone without a word): the id is taken over.
+    h.now += 0.2 * h.runtime.takeover_silence
+    late = h.connect(AgentRuntime(agent_id=1, log=lambda *a: None))
+    assert h.runtime.slots[1].link is late and victim.closed
+    assert victim.agent_end.feed(b"".join(victim.to_agent))[-1] == Bye(ByeReason.REPLACED,
+                                                                        "a newer session took this agent id")
+    assert h.runtime.rejected["id_in_use"] == 2
+
+
+def test_an_agent_with_its_session_secret_takes_its_id_back_at_once(tmp_path):
+    from fedzo.coordinator.transports.inproc import InprocLink
+    from fedzo.edge.protocol import Endpoint
+    h = Harness(tmp_path, agents=2)
+    for _ in range(2):
+        h.connect(AgentRuntime(log=lambda *a: None))
+    h.step_all()
+    old = h.links[1]
+    agent = h.agents[1]
+    # The same agent on a new connection (the old one is half-open): its Session keeps
+    # the last session's rejoin secret.
+    new = InprocLink(len(h.links), KEY, h.secrets)
+    new.agent_end = Endpoint(old.agent_end.session)
+    h.agents.append(agent)
+    h.links.append(new)
+    _hello_join(h, new, agent)
+    assert h.runtime.slots[1].link is new and old.closed
+    assert h.runtime.rejected["id_in_use"] == 0
+    h.finish()
+    np.testing.assert_array_equal(agent.logic.store.values, h.run.store.values)
+
+
+def test_bye_replaced_ends_the_session_not_the_run():
+    from fedzo.edge.protocol import Bye, ByeReason
+    agent = AgentRuntime(log=lambda *a: None)
+    assert agent.handle(Bye(ByeReason.REPLACED)) == [] and agent.rejoin and not agent.done
+    agent.hello()
+    assert not agent.rejoin
+    agent.handle(Bye(ByeReason.DONE))
+    assert agent.done
+
+
+def test_id_in_use_ends_the_session_and_backs_off():
+    from fedzo.edge.agent.reconnect import MAX_DELAY, in_use_delay
+    from fedzo.edge.protocol import Error, ErrorCode
+    agent = AgentRuntime(agent_id=1, log=lambda *a: None)
+    agent.handle(Error(ErrorCode.ID_IN_USE, "held"))
+    agent.handle(Error(ErrorCode.ID_IN_USE, "held"))
+    assert agent.rejoin and not agent.done and agent.in_use_refusals == 2
+    assert in_use_delay(1) < in_use_delay(2) < in_use_delay(20) == MAX_DELAY

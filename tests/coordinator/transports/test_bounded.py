@@ -12,7 +12,7 @@ from fedzo.coordinator.transports.server import MAX_PENDING_PER_ADDRESS, Server,
 from fedzo.coordinator.transports.tally import Tally
 from fedzo.edge.agent.runtime import AgentRuntime
 from fedzo.edge.agent.tcp import run_agent_tcp
-from fedzo.edge.protocol import Error, ErrorCode, NonceRegistry, Sync
+from fedzo.edge.protocol import Error, ErrorCode, RejoinSecrets, Sync
 
 QUIET = dict(log=lambda *a: None)
 
@@ -70,7 +70,7 @@ def test_a_link_that_does_not_read_is_dropped_when_its_outbox_is_full(tmp_path):
     server = Server(run, KEY, **QUIET)
     ours, theirs = socket.socketpair()
     try:
-        link = TcpLink(ours, ("127.0.0.9", 1), KEY, NonceRegistry())
+        link = TcpLink(ours, ("127.0.0.9", 1), KEY, RejoinSecrets())
 
         class Endpoint:                 # what a sealed message would be, without a session
             def send(self, msg):

@@ -12,12 +12,26 @@ from serving import serve_in_thread
 from small_runs import KEY, run_small, small_config
 from waiting import PATIENCE, wait_until
 
+from fedzo.edge.protocol.keyfile import write_key_file
 from fedzo.coordinator.run.lifecycle import Run
 from fedzo.coordinator.transports.server import Server
 from fedzo.coordinator.transports.tcp import simulate_tcp
 from fedzo.edge.agent.runtime import AgentRuntime
 from fedzo.edge.agent.tcp import run_agent_tcp
-from fedzo.edge.protocol import AGENT, Endpoint, Join, Session
+from fedzo.edge.protocol import (
+    AGENT,
+    COORDINATOR,
+    PROTOCOL_VERSION,
+    Bye,
+    ByeReason,
+    Challenge,
+    Endpoint,
+    Hello,
+    Join,
+    Session,
+    Welcome,
+    peek_header,
+)
 
 QUIET = dict(log=lambda *a: None)
 
@@ -26,6 +40,139 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def recv_until(sock, endpoint, kind):
+    """Messages from sock (opened by endpoint) up to and including the first of type kind."""
+    got = []
+    while not any(isinstance(m, kind) for m in got):
+        data = sock.recv(65536)
+        assert data, f"the connection closed before a {kind.NAME}"
+        got += endpoint.feed(data)
+    return got
+
+
+def scripted_join(sock, endpoint, join):
+    """Hello, Challenge, Join, Welcome over sock; returns the bytes the agent sent."""
+    sent = endpoint.send(Hello())
+    sock.sendall(sent)
+    recv_until(sock, endpoint, Challenge)
+    join_bytes = endpoint.send(join)
+    sock.sendall(join_bytes)
+    recv_until(sock, endpoint, Welcome)
+    return sent + join_bytes
+
+
+def frame_types(sock, *until):
+    """Types of the length-prefixed frames read from sock (unopened) until one of `until` arrives."""
+    buffer, types = b"", []
+    while not types or types[-1] not in until:
+        data = sock.recv(65536)
+        if not data:
+            break
+        buffer += data
+        while len(buffer) >= 4 and len(buffer) >= 4 + struct.unpack(">I", buffer[:4])[0]:
+            n = struct.unpack(">I", buffer[:4])[0]
+            types.append(peek_header(buffer[4:4 + n]).type)
+            buffer = buffer[4 + n:]
+    return types
+
+
+def link_of(server, sock):
+    """The server's TcpLink for our end `sock`."""
+    port = sock.getsockname()[1]
+    return next(l for l in list(server.links) if l.name.endswith(f":{port}"))
+
+
+def test_a_recorded_join_is_refused_by_a_restarted_coordinator(tmp_path):
+    """Issue 11, finding 1: after a restart with the same run key, a recorded Join
+    was accepted: theta went out in a Sync and the real agent was told Bye(REPLACED)."""
+    config = small_config(agents=1, rounds=2)
+    run = Run(config, tmp_path / "first", **QUIET)
+    server = Server(run, KEY, **QUIET)
+    thread, errors = serve_in_thread(server)
+    with socket.create_connection(server.address, timeout=PATIENCE) as sock:   # recorded on the wire
+        recorded = scripted_join(sock, Endpoint(Session(AGENT, KEY)), Join(agent_id=0))
+    run_agent_tcp(server.address, KEY, AgentRuntime(agent_id=0, **QUIET), **QUIET)
+    thread.join(PATIENCE)
+    assert not thread.is_alive() and not errors
+
+    again = Run(config, tmp_path / "second", **QUIET)        # a new coordinator, the same run key
+    server = Server(again, KEY, **QUIET)
+    rejected = {}
+    thread, errors = serve_in_thread(server, check=lambda: rejected.update(
+        bad_tag=sum(l.counters.rejected["bad_tag"] for l in list(server.links))))
+    with socket.create_connection(server.address, timeout=PATIENCE) as replay:
+        replay.sendall(recorded)
+        assert frame_types(replay, Challenge.TYPE) == [Challenge.TYPE]
+        wait_until(lambda: rejected.get("bad_tag") == 1, "the coordinator to refuse the replayed join")
+        link = link_of(server, replay)
+        assert link.counters.by_type["down"] == {"challenge": 1}      # no Welcome, no Sync
+        assert again.runtime.slot_of(link) is None
+        # The real agent joins and finishes, never told it was replaced.
+        seen = []
+        run_agent_tcp(server.address, KEY, AgentRuntime(agent_id=0, log=seen.append), **QUIET)
+    thread.join(PATIENCE)
+    assert not thread.is_alive() and not errors and again.runtime.done
+    assert not any("joining again" in line for line in seen)
+
+
+def test_a_key_holder_cannot_take_a_live_agents_id_over_tcp(tmp_path):
+    """Issue 11, finding 3: any key holder could Join with another agent's id; the
+    victim was told Bye and exited, and the insider voted in its slot."""
+    from fedzo.edge.protocol import Error, ErrorCode
+    run = Run(small_config(agents=2, rounds=1), tmp_path / "insider", **QUIET)
+    server = Server(run, KEY, **QUIET)
+    thread, errors = serve_in_thread(server)
+    with socket.create_connection(server.address, timeout=PATIENCE) as victim, \
+            socket.create_connection(server.address, timeout=PATIENCE) as insider:
+        scripted_join(victim, Endpoint(Session(AGENT, KEY)), Join(agent_id=0))
+        endpoint = Endpoint(Session(AGENT, KEY))          # the run key, but not the victim's session
+        insider.sendall(endpoint.send(Hello()))
+        recv_until(insider, endpoint, Challenge)
+        insider.sendall(endpoint.send(Join(agent_id=0)))
+        refusal = recv_until(insider, endpoint, Error)[-1]
+        assert refusal.code == ErrorCode.ID_IN_USE and insider.recv(100) == b""   # refused and closed
+        assert run.runtime.slots[0].link is link_of(server, victim)
+        assert run.runtime.rejected["id_in_use"] == 1
+    # The victim's connection closes: its id is free; real agents finish the run.
+    import threading
+    helper = threading.Thread(target=run_agent_tcp, args=(server.address, KEY, AgentRuntime(agent_id=1, **QUIET)),
+                              kwargs=QUIET, daemon=True)
+    helper.start()
+    run_agent_tcp(server.address, KEY, AgentRuntime(agent_id=0, **QUIET), **QUIET)
+    helper.join(PATIENCE)
+    thread.join(PATIENCE)
+    assert not thread.is_alive() and not errors and run.runtime.done
+
+
+def test_bye_replaced_makes_the_agent_join_again():
+    """Issue 11, finding 1: an agent treated any Bye as the end of the run and exited 0."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    hellos = []
+
+    def coordinator():                   # replaces the agent once, then ends the run
+        for reason in (ByeReason.REPLACED, ByeReason.DONE):
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(PATIENCE)
+                endpoint = Endpoint(Session(COORDINATOR, KEY))
+                hellos.append(recv_until(conn, endpoint, Hello)[-1])
+                conn.sendall(endpoint.send(Challenge()))
+                recv_until(conn, endpoint, Join)
+                conn.sendall(endpoint.send(Bye(reason, "test")))
+                conn.recv(100)           # until the agent closes its end
+
+    import threading
+    thread = threading.Thread(target=coordinator, daemon=True)
+    thread.start()
+    try:
+        runtime = AgentRuntime(**QUIET)
+        run_agent_tcp(listener.getsockname(), KEY, runtime, reconnect_seconds=PATIENCE, **QUIET)
+        thread.join(PATIENCE)
+    finally:
+        listener.close()
+    assert not thread.is_alive() and len(hellos) == 2 and runtime.done
 
 
 def test_tcp_run_matches_the_inproc_run_and_counts_what_the_sockets_carried(tmp_path):
@@ -83,23 +230,27 @@ def test_bad_input_is_rejected_and_counted_while_the_run_goes_on(tmp_path):
         return sock
 
     try:
-        # 1. A well-framed frame of garbage (version 1, type vote): rejected, the connection stays.
-        connect().sendall(struct.pack(">I", 40) + bytes([1, 4, 0]) + os.urandom(37))
+        # 1. A well-framed frame of garbage (type vote): rejected, the connection stays.
+        connect().sendall(struct.pack(">I", 40) + bytes([PROTOCOL_VERSION, 4, 0]) + os.urandom(37))
         # 2. An oversized length: that stream is closed, nothing large is allocated.
         oversized = connect()
         oversized.sendall(struct.pack(">I", 2**31))
-        # 3. A join sealed under the wrong key: bad tag.
-        connect().sendall(Endpoint(Session(AGENT, b"w" * 32)).send(Join()))
-        # 4. A replayed join: the same bytes on a second connection, once the first was answered.
-        join_bytes = Endpoint(Session(AGENT, KEY)).send(Join(agent_id=0))
-        replay_a = connect()
-        replay_a.sendall(join_bytes)
-        assert replay_a.recv(4096)                              # welcomed: its join was taken
-        connect().sendall(join_bytes)
+        # 3. A hello sealed under the wrong key: bad tag.
+        connect().sendall(Endpoint(Session(AGENT, b"w" * 32)).send(Hello()))
+        # 4. A replayed handshake: the same bytes on a second connection, once the first was welcomed.
+        first = connect()
+        recorded = scripted_join(first, Endpoint(Session(AGENT, KEY)), Join(agent_id=0))
+        replay = connect()
+        replay.sendall(recorded)
+        assert frame_types(replay, Challenge.TYPE) == [Challenge.TYPE]
         assert oversized.recv(100) == b""                       # closed by the coordinator
-        wait_until(lambda: seen["rejected"].get("replay") == 1 and seen["rejected"].get("bad_tag", 0) >= 1
+        wait_until(lambda: seen["rejected"].get("bad_tag", 0) >= 2
                    and sum(seen["rejected"].values()) >= 4, "the coordinator to count the bad input")
-        # A real agent now joins (it takes over block 0 from the replayed session) and finishes.
+        # The replay earned a Challenge and nothing more; block 0 stays with the first connection.
+        assert link_of(server, replay).counters.by_type["down"] == {"challenge": 1}
+        assert run.runtime.slots[0].link is link_of(server, first)
+        first.close()
+        # A real agent now joins block 0 (free once the scripted agent left) and finishes.
         run_agent_tcp(address, KEY, AgentRuntime(agent_id=0, **QUIET), **QUIET)
         thread.join(PATIENCE)
     finally:
@@ -111,9 +262,8 @@ def test_bad_input_is_rejected_and_counted_while_the_run_goes_on(tmp_path):
         for reason, n in counters.rejected.items():
             rejected[reason] = rejected.get(reason, 0) + n
     assert sum(rejected.values()) >= 4
-    assert rejected["bad_tag"] >= 1          # the wrong key
+    assert rejected["bad_tag"] >= 2          # the wrong key, the replayed join
     assert rejected["oversized"] == 1
-    assert rejected["replay"] == 1
     assert server.closed_streams == 1
 
 
@@ -139,7 +289,7 @@ def test_a_hung_then_killed_agent_counts_zero_and_is_resynced_when_it_returns(tm
     run.runtime.clock = lambda: time.monotonic() + sum(skipped)
     server = Server(run, KEY, **QUIET)
     key_file = tmp_path / "run.key"
-    key_file.write_text(KEY.hex())
+    write_key_file(key_file, KEY)
     port = server.address[1]
     log = open(tmp_path / "agents.log", "w")
     agents = [_agent_process(port, key_file, k, log) for k in range(2)]
@@ -200,7 +350,7 @@ def test_coordinator_killed_and_resumed_ends_bit_identical(tmp_path):
     port = free_port()
     out = tmp_path / "resumed"
     key_file = tmp_path / "run.key"
-    key_file.write_text(KEY.hex())
+    write_key_file(key_file, KEY)
     run_args = [f"--{k.replace('_', '-')}={v}" for k, v in config.to_dict().items() if k != "actor"]
     coordinator = [sys.executable, "-m", "fedzo.cli", "coordinator", "--listen", f"127.0.0.1:{port}",
                    "--key-file", str(key_file)]
@@ -237,7 +387,7 @@ def test_an_agent_the_coordinator_refuses_exits_with_the_reason(tmp_path):
     server = Server(run, KEY, **QUIET)
     thread, errors = serve_in_thread(server)
     key_file = tmp_path / "run.key"
-    key_file.write_text(KEY.hex())
+    write_key_file(key_file, KEY)
     stranger = subprocess.run(
         [sys.executable, "-m", "fedzo.cli", "agent", "--connect", f"127.0.0.1:{server.address[1]}",
          "--key-file", str(key_file), "--id", "7"], capture_output=True, text=True, timeout=PATIENCE)

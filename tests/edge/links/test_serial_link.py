@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from waiting import PATIENCE
 
+from fedzo.edge.protocol.keyfile import write_key_file
 from fedzo.edge.links.serial_link import (
     FIRST,
     FRAGMENT_OVERHEAD_BYTES,
@@ -21,6 +22,8 @@ from fedzo.edge.links.serial_link import (
 from fedzo.edge.protocol import (
     AGENT,
     COORDINATOR,
+    Challenge,
+    Hello,
     Join,
     LinkCounters,
     RoundStart,
@@ -32,7 +35,7 @@ from fedzo.edge.protocol import (
 from fedzo.edge.protocol.arq import ArqLink
 from fedzo.firmware_sim.faults import FaultInjector, FaultSpec, FaultSpecError
 
-KEY = b"s" * 32
+KEY = bytes.fromhex("c3a17e5b902d4f68e1b0a9d7c6f5e4d3b2a1908f7e6d5c4b3a2918f7e6d5c4b3")
 H = bytes(8)
 
 
@@ -81,10 +84,15 @@ def pump(a, c, up, down, rng, until, limit=3000.0, dt=0.01):
 
 
 def handshake(a, c, up, down, rng):
+    a.send(Hello(), 0.0)
+    _, got = pump(a, c, up, down, rng, lambda ga, gc: gc)
+    assert isinstance(got[0], Hello)
+    c.send(Challenge(), 0.0)
+    pump(a, c, up, down, rng, lambda ga, gc: ga)
     a.send(Join(agent_id=0), 0.0)
     _, got = pump(a, c, up, down, rng, lambda ga, gc: gc)
     assert isinstance(got[0], Join)
-    c.send(Welcome(0, 0, 1, 10, 1, 0, H, "{}", b"\x01" * 16), 0.0)
+    c.send(Welcome(0, 0, 1, 10, 1, 0, H, "{}"), 0.0)
     got, _ = pump(a, c, up, down, rng, lambda ga, gc: ga)
     assert a.session.established and c.session.established
 
@@ -117,13 +125,13 @@ def test_big_and_small_frames_arrive_exactly_once_and_the_bytes_add_up(spec):
 
 
 def test_a_frame_is_cut_into_fragments_with_first_and_last_flags():
-    a, _ = pair(fragment=32)
-    a.send(Join(agent_id=0), 0.0)     # 69-byte frame: 32 + 32 + 5
+    a, _ = pair(fragment=16)
+    a.send(Hello(), 0.0)              # 39-byte frame: 16 + 16 + 7
     payloads = [item[0] for item in a._backlog] + [item.payload for item in a.arq._queue]
     flags = sorted(p[0] for p in payloads)
     assert flags == sorted([FIRST, 0, LAST])
-    # The recorded frame bytes are the three packets on the line: 69 + 3 x overhead.
-    assert a.counters.total["up"].frame_bytes == 69 + 3 * FRAGMENT_OVERHEAD_BYTES
+    # The recorded frame bytes are the three packets on the line: 39 + 3 x overhead.
+    assert a.counters.total["up"].frame_bytes == 39 + 3 * FRAGMENT_OVERHEAD_BYTES
 
 
 def test_bad_fragments_are_counted_and_do_not_break_the_next_frame():
@@ -140,13 +148,13 @@ def test_bad_fragments_are_counted_and_do_not_break_the_next_frame():
         a.feed(c.output(), now)
     rejected = c.counters.rejected
     assert rejected["truncated"] >= 1 and rejected["malformed"] >= 2 and rejected["oversized"] == 1
-    a.send(Join(agent_id=0), now)
+    a.send(Hello(), now)
     now += 0.01
     got = []
     for _ in range(10):
         got += c.feed(a.output(), now)
         a.feed(c.output(), now)
-    assert [type(m) for m in got] == [Join]
+    assert [type(m) for m in got] == [Hello]
 
 
 def test_rebind_keeps_queued_fragments_for_the_old_session_unless_dropped():
@@ -236,7 +244,7 @@ def _fedzo(*args, timeout=PATIENCE):
 
 def test_agent_command_line_checks(tmp_path):
     key = tmp_path / "k"
-    key.write_text(KEY.hex())
+    write_key_file(key, KEY)
     both = _fedzo("agent", "--connect", "127.0.0.1:1", "--serial", "/dev/null", "--key-file", str(key))
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
     baud = _fedzo("agent", "--connect", "127.0.0.1:1", "--baud", "9600", "--key-file", str(key))

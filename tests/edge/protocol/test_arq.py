@@ -9,6 +9,8 @@ from fedzo.edge.protocol import (
     COORDINATOR,
     ArqEndpoint,
     ArqLink,
+    Challenge,
+    Hello,
     Join,
     LinkCounters,
     LinkFailed,
@@ -160,13 +162,15 @@ def test_sessions_over_arq_with_exact_accounting(faults):
                         ArqLink(rto=0.05, rng=rng))
     up, down = LossyLine(rng, **faults), LossyLine(rng, **faults)
     received = {"agent": [], "coord": []}
-    agent.send(Join(), 0.0)
+    agent.send(Hello(), 0.0)
     theta = __import__("numpy").arange(3000, dtype="int16")
 
     def coord_step(msgs, now):
         for m in msgs:
             received["coord"].append(m)
-            if isinstance(m, Join):
+            if isinstance(m, Hello):
+                coord.send(Challenge(), now)
+            elif isinstance(m, Join):
                 coord.send(Welcome(0, 0, 1, 3000, 1, 0, H, "{}"), now)
                 for chunk in sync_chunks(0, theta, 8, max_frame=2048):
                     coord.send(chunk, now)
@@ -179,7 +183,9 @@ def test_sessions_over_arq_with_exact_accounting(faults):
     def agent_step(msgs, now):
         for m in msgs:
             received["agent"].append(m)
-            if isinstance(m, RoundStart):
+            if isinstance(m, Challenge):
+                agent.send(Join(), now)
+            elif isinstance(m, RoundStart):
                 agent.send(Vote(m.round, 1, H), now)
 
     run(agent, coord, up, down,

@@ -8,7 +8,9 @@ from fedzo.edge.protocol import (
     MESSAGE_TYPES,
     Bye,
     Capabilities,
+    Challenge,
     Error,
+    Hello,
     InvalidField,
     Join,
     MalformedFrame,
@@ -28,8 +30,8 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 
 
 def test_type_table_is_consistent():
-    assert len(MESSAGE_TYPES) == 11
-    assert len({cls.NAME for cls in MESSAGE_TYPES.values()}) == 11
+    assert len(MESSAGE_TYPES) == 13
+    assert len({cls.NAME for cls in MESSAGE_TYPES.values()}) == 13
     for code, cls in MESSAGE_TYPES.items():
         assert cls.TYPE == code and 0 < code < 0x80
         assert cls.SENDER in ("agent", "coordinator", "either")
@@ -48,8 +50,10 @@ def test_every_message_round_trips(msg):
     (RoundStart(5), 4),
     (Vote(5, -1, bytes(8)), 13),
     (RoundResult(5, (1, 0, -1, 1, 1), bytes(8)), 16),
-    (Join(), 46),
-    (Welcome(0, 0, 1, 10, 1, 0, bytes(8), "{}"), 50),
+    (Hello(), 16),
+    (Challenge(), 16),
+    (Join(), 78),
+    (Welcome(0, 0, 1, 10, 1, 0, bytes(8), "{}"), 66),
     (Error(3, "abc"), 5),
     (Bye(), 2),
 ])
@@ -93,7 +97,9 @@ def test_vote_packing_round_trips(votes):
     lambda: Welcome(0, 0, 1, 10, 1, 0, bytes(8), "{" + '"a":' * 900),
     lambda: Welcome(0, 0, 1, 10, 1, 0, bytes(8), '{"x": "' + "a" * 8200 + '"}'),
     lambda: Join(round=3),
-    lambda: Join(nonce=b"short"),
+    lambda: Join(key_share=b"short"),
+    lambda: Join(rejoin_proof=bytes(15)),
+    lambda: Hello(b"short"),
     lambda: Capabilities(backend="cuda"),
     lambda: Capabilities(store_bits=8),
     lambda: Capabilities(max_frame=100),
@@ -124,11 +130,11 @@ def test_decoder_rejects_bad_bodies_with_specific_errors():
     with pytest.raises(MalformedFrame, match="limit"):
         Bye.decode_body(bytes(2 + 256))
     join = bytearray(Join().encode_body())
-    join[-1] = 1                                     # hash without a round
+    join[29] = 1                                     # hash without a round
     with pytest.raises(MalformedFrame, match="without a round"):
         Join.decode_body(bytes(join))
     join = bytearray(Join().encode_body())
-    join[20] = 9                                     # backend code
+    join[4] = 9                                      # backend code
     with pytest.raises(MalformedFrame, match="backend"):
         Join.decode_body(bytes(join))
     rr = RoundResult(1, (1, 1, 1, 1, 1), bytes(8)).encode_body()

@@ -7,6 +7,7 @@ from protocol_strategies import (
     COORDINATOR_MESSAGES,
     RUN_KEY,
     established_pair,
+    handshake,
 )
 
 from fedzo.edge.protocol import (
@@ -14,12 +15,14 @@ from fedzo.edge.protocol import (
     COORDINATOR,
     BadTag,
     Bye,
+    Challenge,
     Error,
+    Hello,
     Join,
     MalformedFrame,
-    NonceRegistry,
     OversizedFrame,
     ProtocolError,
+    RejoinSecrets,
     ReplayedFrame,
     RoundResult,
     RoundStart,
@@ -49,9 +52,9 @@ SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[Heal
 H = bytes(range(8))
 
 
-def welcome(nonce=b"S" * 16, **kw):
+def welcome(**kw):
     fields = dict(agent_id=1, block=0, n_agents=2, d=100, seed=7, round=0, theta_hash=H,
-                  config_json="{}", nonce=nonce)
+                  config_json="{}")
     fields.update(kw)
     return Welcome(**fields)
 
@@ -62,22 +65,36 @@ def rejected(session):
 
 # -- handshake and normal traffic ---------------------------------------------
 
+def _hello_challenge(agent, coord):
+    coord.open(agent.seal(Hello()))
+    agent.open(coord.seal(Challenge()))
+
+
 def test_handshake_states_and_sequence_numbers():
     agent, coord = Session(AGENT, RUN_KEY), Session(COORDINATOR, RUN_KEY)
     assert agent.state is State.IDLE and coord.state is State.IDLE
-    join = Join(capabilities=Join().capabilities)
-    frame = agent.seal(join)
+    hello = Hello()
+    frame = agent.seal(hello)
     assert peek_header(frame).flags == FLAG_HANDSHAKE and peek_header(frame).seq == 0
-    assert agent.state is State.HANDSHAKE
-    assert coord.open(frame) == join and coord.state is State.HANDSHAKE
-    w = welcome()
-    assert agent.open(coord.seal(w)) == w
+    assert agent.state is State.GREETED
+    assert coord.open(frame) == hello and coord.state is State.GREETED
+    challenge = Challenge()
+    assert agent.open(coord.seal(challenge)) == challenge
+    assert agent.state is State.CHALLENGED and coord.state is State.CHALLENGED
+    frame = agent.seal(Join())
+    assert peek_header(frame).flags == FLAG_HANDSHAKE and peek_header(frame).seq == 1
+    assert agent.state is State.JOINED
+    join = coord.open(frame)
+    assert join.key_share != bytes(32) and join.rejoin_proof == bytes(16) and not join.rejoin_proven
+    assert coord.state is State.JOINED
+    w = agent.open(coord.seal(welcome()))
+    assert w.key_share != bytes(32) and w.key_share != join.key_share
     assert agent.established and coord.established
     f1 = coord.seal(RoundStart(1))
-    assert peek_header(f1).flags == 0 and peek_header(f1).seq == 1
+    assert peek_header(f1).flags == 0 and peek_header(f1).seq == 2
     assert agent.open(f1) == RoundStart(1)
     assert coord.open(agent.seal(Vote(1, 1, H))) == Vote(1, 1, H)
-    assert (agent.send_seq, agent.recv_seq, coord.send_seq, coord.recv_seq) == (2, 1, 2, 1)
+    assert (agent.send_seq, agent.recv_seq, coord.send_seq, coord.recv_seq) == (3, 2, 3, 2)
     assert rejected(agent) == rejected(coord) == 0
 
 
@@ -101,12 +118,13 @@ def test_bye_closes_both_sides():
     with pytest.raises(SessionClosed):
         coord.seal(RoundStart(2))
     with pytest.raises(SessionClosed):
-        coord.open(b"\x01" * 40)
+        coord.open(bytes([PROTOCOL_VERSION]) * 40)
     assert coord.rejections["closed"] == 1
 
 
 def test_error_and_bye_are_allowed_during_the_handshake():
     agent, coord = Session(AGENT, RUN_KEY), Session(COORDINATOR, RUN_KEY)
+    _hello_challenge(agent, coord)
     coord.open(agent.seal(Join()))
     e = Error(4, "run full")
     assert agent.open(coord.seal(e)) == e
@@ -121,7 +139,7 @@ def test_wrong_key_is_a_bad_tag():
     agent = Session(AGENT, RUN_KEY)
     coord = Session(COORDINATOR, b"another-run-key-0123456789abcdef")
     with pytest.raises(BadTag):
-        coord.open(agent.seal(Join()))
+        coord.open(agent.seal(Hello()))
     assert coord.rejections["bad_tag"] == 1 and coord.state is State.IDLE
 
 
@@ -145,9 +163,9 @@ def test_older_sequence_number_is_rejected_and_gaps_are_allowed():
 
 
 def test_frame_from_an_earlier_session_does_not_verify():
-    agent1, coord1 = established_pair(agent_nonce=b"1" * 16, session_nonce=b"x" * 16)
+    agent1, coord1 = established_pair(agent_nonce=b"1" * 16, challenge=b"x" * 16)
     old = [agent1.seal(Vote(r, 1, H)) for r in range(3)]
-    agent2, coord2 = established_pair(agent_nonce=b"2" * 16, session_nonce=b"y" * 16)
+    agent2, coord2 = established_pair(agent_nonce=b"2" * 16, challenge=b"y" * 16)
     for frame in old:                    # same key, same seqs, other session
         with pytest.raises(BadTag):
             coord2.open(frame)
@@ -155,25 +173,129 @@ def test_frame_from_an_earlier_session_does_not_verify():
     assert coord2.open(agent2.seal(Vote(0, 1, H))) == Vote(0, 1, H)
 
 
-def test_replayed_join_is_refused_by_a_shared_registry():
-    registry = NonceRegistry()
+def test_a_recorded_join_fails_against_a_restarted_coordinator():
+    """Issue 11, finding 1: a recorded Join was accepted by a coordinator restarted with the same key."""
     agent = Session(AGENT, RUN_KEY)
+    first = Session(COORDINATOR, RUN_KEY)
+    hello_frame = agent.seal(Hello())
+    first.open(hello_frame)
+    agent.open(first.seal(Challenge()))
     join_frame = agent.seal(Join(agent_id=4))
-    Session(COORDINATOR, RUN_KEY, join_nonces=registry).open(join_frame)
-    other_link = Session(COORDINATOR, RUN_KEY, join_nonces=registry)
-    with pytest.raises(ReplayedFrame, match="nonce"):
+    first.open(join_frame)
+    restarted = Session(COORDINATOR, RUN_KEY)     # a new process, the same run key
+    with pytest.raises(UnexpectedMessage):        # a Join before any Hello
+        restarted.open(join_frame)
+    restarted.open(hello_frame)                   # the replayed Hello only earns a Challenge ...
+    restarted.seal(Challenge())
+    with pytest.raises(BadTag):                   # ... that the recorded Join does not answer
+        restarted.open(join_frame)
+    assert restarted.state is State.CHALLENGED
+    with pytest.raises(UnexpectedMessage):        # so no Welcome can be sent
+        restarted.seal(welcome(agent_id=4))
+    assert {k: v for k, v in restarted.rejections.items() if v} == {"unexpected": 1, "bad_tag": 1}
+
+
+def test_a_recorded_join_fails_against_a_second_hello_on_the_same_coordinator():
+    agent, coord = Session(AGENT, RUN_KEY), Session(COORDINATOR, RUN_KEY)
+    hello_frame = agent.seal(Hello())
+    coord.open(hello_frame)
+    agent.open(coord.seal(Challenge()))
+    join_frame = agent.seal(Join())
+    other_link = Session(COORDINATOR, RUN_KEY)
+    other_link.open(hello_frame)
+    other_link.seal(Challenge())
+    with pytest.raises(BadTag):
         other_link.open(join_frame)
-    assert other_link.rejections["replay"] == 1 and other_link.state is State.IDLE
 
 
 def test_old_welcome_does_not_answer_a_new_join():
     agent, coord = Session(AGENT, RUN_KEY), Session(COORDINATOR, RUN_KEY)
+    _hello_challenge(agent, coord)
     coord.open(agent.seal(Join()))
     old_welcome = coord.seal(welcome())
-    agent.seal(Join())                   # the agent restarts its handshake
+    agent.seal(Hello())                  # the agent restarts its handshake
     with pytest.raises(BadTag):
         agent.open(old_welcome)
     assert not agent.established
+
+
+def test_a_key_holder_who_listens_cannot_derive_the_session_keys():
+    """Issue 11, finding 3: both session nonces travelled in clear, so any key
+    holder could derive another agent's session keys. Now the keys also need
+    the X25519 secret Z, which never travels."""
+    from fedzo.edge.protocol.auth import new_key_pair, session_master, session_tagger, x25519
+    from fedzo.edge.protocol.header import split_frame
+
+    agent, coord = Session(AGENT, RUN_KEY), Session(COORDINATOR, RUN_KEY)
+    hello, challenge = Hello(), Challenge()
+    coord.open(agent.seal(hello))
+    agent.open(coord.seal(challenge))
+    join = coord.open(agent.seal(Join(agent_id=1)))
+    agent_private = agent._private
+    w = agent.open(coord.seal(welcome()))
+    vote_frame = agent.seal(Vote(0, 1, H))
+    _, hbytes, body, tag = split_frame(vote_frame, MAX_FRAME_BYTES)
+    public = (hello.nonce, challenge.nonce, join.key_share, w.key_share)
+
+    def verifies(shared):
+        return session_tagger(session_master(RUN_KEY, *public, shared), "up").verify(hbytes, body, tag)
+
+    assert verifies(x25519(agent_private, w.key_share))      # the construction is right ...
+    insider_private, _ = new_key_pair()                      # ... but nothing an insider can compute works
+    for guess in (bytes(32), join.key_share, w.key_share, x25519(insider_private, join.key_share),
+                  x25519(insider_private, w.key_share)):
+        assert not verifies(guess)
+
+
+def test_a_rejoin_proves_the_last_sessions_secret():
+    secrets = RejoinSecrets()
+    agent = Session(AGENT, RUN_KEY)
+    handshake(agent, Session(COORDINATOR, RUN_KEY, rejoin_secrets=secrets), agent_id=3)
+    assert len(secrets) == 1 and agent.rejoin_secret == secrets.get(3)
+    again = handshake(agent, Session(COORDINATOR, RUN_KEY, rejoin_secrets=secrets), agent_id=3,
+                      agent_nonce=b"B" * 16, challenge=b"D" * 16)
+    assert again.rejoin_proven
+    # Another key holder claiming id 3 has no such secret.
+    insider = handshake(Session(AGENT, RUN_KEY), Session(COORDINATOR, RUN_KEY, rejoin_secrets=secrets),
+                        agent_id=3, agent_nonce=b"E" * 16, challenge=b"F" * 16)
+    assert not insider.rejoin_proven
+
+
+def test_a_recorded_rejoin_proof_does_not_work_in_another_handshake():
+    """An insider who re-tags a victim's rejoin Join under its own Challenge gains nothing."""
+    from fedzo.edge.protocol.auth import handshake_tagger
+    from fedzo.edge.protocol.header import pack_header
+
+    secrets = RejoinSecrets()
+    victim = Session(AGENT, RUN_KEY)
+    handshake(victim, Session(COORDINATOR, RUN_KEY, rejoin_secrets=secrets), agent_id=2)
+    coord = Session(COORDINATOR, RUN_KEY, rejoin_secrets=secrets)
+    _hello_challenge(victim, coord)
+    victims_join = coord.open(victim.seal(Join(agent_id=2)))
+    assert victims_join.rejoin_proven
+    insider_coord = Session(COORDINATOR, RUN_KEY, rejoin_secrets=secrets)
+    nonce_a = b"I" * 16
+    insider_coord.open(Session(AGENT, RUN_KEY).seal(Hello(nonce_a)))
+    nonce_c = Challenge()
+    insider_coord.seal(nonce_c)
+    body = Join(2, key_share=victims_join.key_share, rejoin_proof=victims_join.rejoin_proof).encode_body()
+    header = pack_header(Join.TYPE, FLAG_HANDSHAKE, 1)
+    tag = handshake_tagger(RUN_KEY, "up", nonce_a + nonce_c.nonce).tag(header, body)
+    forged = insider_coord.open(header + body + tag)     # the run key makes the tag good ...
+    assert not forged.rejoin_proven                      # ... but the proof is bound to the victim's handshake
+
+
+def test_a_low_order_key_share_is_refused():
+    agent, coord = Session(AGENT, RUN_KEY), Session(COORDINATOR, RUN_KEY)
+    _hello_challenge(agent, coord)
+    from fedzo.edge.protocol.auth import handshake_tagger
+    from fedzo.edge.protocol.header import pack_header
+    body = Join(key_share=bytes(32)).encode_body()
+    header = pack_header(Join.TYPE, FLAG_HANDSHAKE, 1)
+    tag = handshake_tagger(RUN_KEY, "up", agent.agent_nonce + agent.challenge).tag(header, body)
+    with pytest.raises(MalformedFrame, match="low-order"):
+        coord.open(header + body + tag)
+    assert not coord.established
 
 
 def test_a_frame_reflected_to_its_sender_is_rejected():
@@ -184,24 +306,28 @@ def test_a_frame_reflected_to_its_sender_is_rejected():
     assert agent.rejections["bad_tag"] == 1
 
 
-def test_welcome_replayed_inside_the_session_is_a_replay():
+def test_welcome_replayed_inside_the_session_is_refused():
     agent, coord = Session(AGENT, RUN_KEY), Session(COORDINATOR, RUN_KEY)
+    _hello_challenge(agent, coord)
     coord.open(agent.seal(Join()))
     w = coord.seal(welcome())
     agent.open(w)
     agent.open(coord.seal(RoundStart(1)))
-    with pytest.raises(ReplayedFrame):
+    with pytest.raises(UnexpectedMessage, match="while established"):
         agent.open(w)
 
 
-def test_coordinator_accepts_a_fresh_join_on_a_live_link():
+def test_coordinator_accepts_a_fresh_hello_on_a_live_link():
     agent, coord = established_pair()
     agent.open(coord.seal(RoundStart(5)))
     agent2 = Session(AGENT, RUN_KEY)               # the board rebooted
-    join = Join(agent_id=1, round=5, theta_hash=H)
-    assert coord.open(agent2.seal(join)) == join
-    assert coord.state is State.HANDSHAKE and coord.send_seq == 0
-    agent2.open(coord.seal(welcome(nonce=b"T" * 16, round=5)))
+    hello = Hello()
+    assert coord.open(agent2.seal(hello)) == hello
+    assert coord.state is State.GREETED and coord.send_seq == 0
+    agent2.open(coord.seal(Challenge()))
+    join = coord.open(agent2.seal(Join(agent_id=1, round=5, theta_hash=H)))
+    assert (join.agent_id, join.round, join.theta_hash) == (1, 5, H)
+    agent2.open(coord.seal(welcome(round=5)))
     assert coord.open(agent2.seal(Vote(5, 0, H))) == Vote(5, 0, H)
 
 
@@ -211,7 +337,7 @@ def test_wrong_version_is_rejected_before_anything_else():
     agent, coord = established_pair()
     frame = bytearray(agent.seal(Vote(1, 1, H)))
     frame[0] = PROTOCOL_VERSION + 1
-    with pytest.raises(WrongVersion, match="version 2"):
+    with pytest.raises(WrongVersion, match=f"version {PROTOCOL_VERSION + 1}"):
         coord.open(bytes(frame))
     assert coord.rejections["wrong_version"] == 1
 
@@ -259,15 +385,17 @@ def test_messages_in_the_wrong_direction_or_state():
     with pytest.raises(UnexpectedMessage):
         coord.open(_forge(agent, Join.TYPE, Join().encode_body()))  # join as a session frame
     fresh = Session(AGENT, RUN_KEY)
-    with pytest.raises(UnexpectedMessage, match="join first"):
+    with pytest.raises(UnexpectedMessage, match="hello first"):
         fresh.seal(Vote(0, 1, H))
     with pytest.raises(UnexpectedMessage):
-        fresh.open(b"\x01\x03\x00" + bytes(4) + bytes(4) + bytes(16))
+        fresh.open(bytes([PROTOCOL_VERSION, 3, 0]) + bytes(4) + bytes(4) + bytes(16))
     idle = Session(COORDINATOR, RUN_KEY)
-    with pytest.raises(UnexpectedMessage, match="no join"):
+    with pytest.raises(UnexpectedMessage, match="no hello"):
         idle.seal(RoundStart(0))
+    with pytest.raises(UnexpectedMessage, match="idle"):
+        idle.seal(Challenge())
     half = Session(COORDINATOR, RUN_KEY)
-    half.open(Session(AGENT, RUN_KEY).seal(Join()))
+    half.open(Session(AGENT, RUN_KEY).seal(Hello()))
     with pytest.raises(UnexpectedMessage, match="before the handshake"):
         half.seal(RoundStart(0))
 
@@ -276,10 +404,9 @@ def test_frames_larger_than_the_peer_accepts_are_refused_on_sealing():
     agent = Session(AGENT, RUN_KEY)
     coord = Session(COORDINATOR, RUN_KEY)
     join = Join()
-    join = Join(capabilities=type(join.capabilities)(max_frame=1024))
-    coord.open(agent.seal(join))
+    join = Join(1, capabilities=type(join.capabilities)(max_frame=1024))
+    handshake(agent, coord, join=join)
     assert coord.peer_max_frame == 1024
-    agent.open(coord.seal(welcome()))
     with pytest.raises(OversizedFrame, match="1024"):
         coord.seal(RoundResult(1, (1,) * 4000, H))
 
