@@ -1,7 +1,11 @@
 """A coordinator Server serving in a thread, for the transport tests."""
 import threading
 
+from small_runs import KEY
 from waiting import PATIENCE
+
+from fedzo.coordinator.transports.server import Server
+from fedzo.edge.agent.tcp import run_agent_tcp
 
 
 class Stop(Exception):
@@ -24,3 +28,28 @@ def serve_in_thread(server, check=None):
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
     return thread, errors
+
+
+def serve_with_agents(run, agents, log=lambda *a: None):
+    """Serve `run` over TCP to the given AgentRuntimes, one thread each, until it ends.
+
+    Returns (server, errors): errors holds what serve() raised. An agent that
+    outlives the server gives up after 2 s without a coordinator.
+    """
+    server = Server(run, KEY, log=log)
+    thread, errors = serve_in_thread(server)
+
+    def agent(runtime):
+        try:
+            run_agent_tcp(server.address, KEY, runtime, reconnect_seconds=2.0, log=log)
+        except Exception:              # gave up once the server was gone: fine
+            pass
+
+    threads = [threading.Thread(target=agent, args=(a,), daemon=True) for a in agents]
+    for t in threads:
+        t.start()
+    thread.join(2 * PATIENCE)
+    for t in threads:
+        t.join(PATIENCE)
+    assert not thread.is_alive()
+    return server, errors

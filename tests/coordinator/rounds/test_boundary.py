@@ -5,22 +5,19 @@ an Error, counted and its link closed; the run goes on. Uploaded models count
 only if finite and inside the store's range.
 """
 import socket
-import threading
 
 import numpy as np
 import pytest
 from hostile_agents import LyingAgent, model_of, wrong_size_upload
+from serving import serve_with_agents
 from small_runs import KEY, small_config
-from waiting import PATIENCE
 
 from fedzo.coordinator.rounds.boundary import BAD_INPUT, deliver
 from fedzo.coordinator.run.lifecycle import Run
 from fedzo.coordinator.transports.inproc import run_inproc
-from fedzo.coordinator.transports.server import Server
 from fedzo.edge.agent import tcp as agent_tcp
 from fedzo.edge.agent.boundary import MessageRefused, take
 from fedzo.edge.agent.runtime import AgentRuntime
-from fedzo.edge.agent.tcp import run_agent_tcp
 from fedzo.edge.learning.algorithm import ModelRejected, check_model
 from fedzo.edge.learning.fixedpoint import FixedPoint
 from fedzo.edge.protocol import Error, ErrorCode, LinkCounters, ModelDownload
@@ -29,41 +26,13 @@ from fedzo.edge.protocol.refusal import REFUSED_REASON
 QUIET = dict(log=lambda *a: None)
 
 
-def _serve_with_agents(run, agents):
-    """A TCP server and one thread per agent; returns serve()'s exception, if any."""
-    server = Server(run, KEY, **QUIET)
-    errors = []
-
-    def serve():
-        try:
-            server.serve(stop_after=2 * PATIENCE)
-        except Exception as exc:           # the finding: one frame used to end serve()
-            errors.append(exc)
-
-    def agent(runtime):
-        try:
-            run_agent_tcp(server.address, KEY, runtime, reconnect_seconds=2.0, **QUIET)
-        except Exception:                  # an agent that outlives the server gives up: fine
-            pass
-
-    threads = [threading.Thread(target=serve, daemon=True)]
-    threads += [threading.Thread(target=agent, args=(a,), daemon=True) for a in agents]
-    for t in threads:
-        t.start()
-    threads[0].join(2 * PATIENCE)
-    for t in threads[1:]:
-        t.join(PATIENCE)
-    assert not threads[0].is_alive()
-    return server, errors
-
-
 @pytest.mark.parametrize("algo, lie", [("par-s2zpo", wrong_size_upload),
                                        ("fedavg-s2zpo", model_of(np.nan))])
 def test_a_message_the_runtime_cannot_take_closes_that_link_and_the_tcp_run_goes_on(tmp_path, algo, lie):
     run = Run(small_config(agents=2, rounds=2, algo=algo), tmp_path / "run", **QUIET)
     honest = AgentRuntime(agent_id=0, **QUIET)
     liar = LyingAgent(lie, times=1, agent_id=1, **QUIET)
-    server, errors = _serve_with_agents(run, [honest, liar])
+    server, errors = serve_with_agents(run, [honest, liar])
     assert not errors
     assert run.runtime.done and run.runtime.round == 2
     assert run.runtime.rejected[BAD_INPUT] == 1 and liar.lies == 1
