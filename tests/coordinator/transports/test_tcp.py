@@ -146,6 +146,33 @@ def test_a_key_holder_cannot_take_a_live_agents_id_over_tcp(tmp_path):
     assert not thread.is_alive() and not errors and run.runtime.done
 
 
+def test_a_second_join_on_one_connection_holds_one_slot(tmp_path):
+    """Issue 11, finding 3: a second Join on one connection put that link in two
+    slots, and every later round waited the full round timeout."""
+    import threading
+    run = Run(small_config(agents=2, rounds=2), tmp_path / "twice", **QUIET)
+    server = Server(run, KEY, **QUIET)
+    thread, errors = serve_in_thread(server)
+    with socket.create_connection(server.address, timeout=PATIENCE) as sock:
+        endpoint = Endpoint(Session(AGENT, KEY))
+        scripted_join(sock, endpoint, Join())
+        scripted_join(sock, endpoint, Join())          # again, on the same connection
+        link = link_of(server, sock)
+        wait_until(lambda: run.runtime.slot_of(link) is not None, "the second join to be taken")
+        assert [s.block for s in run.runtime.slots if s.link is link] == [1]
+        assert run.runtime.slots[0].link is None and run.runtime.phase == "joining"
+    # Two real agents run the rounds; none waits for a deadline (the round timeout is far away).
+    run.runtime.round_timeout = 10 * PATIENCE
+    helper = threading.Thread(target=run_agent_tcp, args=(server.address, KEY, AgentRuntime(agent_id=0, **QUIET)),
+                              kwargs=QUIET, daemon=True)
+    helper.start()
+    run_agent_tcp(server.address, KEY, AgentRuntime(agent_id=1, **QUIET), **QUIET)
+    helper.join(PATIENCE)
+    thread.join(PATIENCE)
+    assert not thread.is_alive() and not errors and run.runtime.done
+    assert all(m["voters"] == 2 for m in run.folder.metrics())
+
+
 def test_bye_replaced_makes_the_agent_join_again():
     """Issue 11, finding 1: an agent treated any Bye as the end of the run and exited 0."""
     listener = socket.create_server(("127.0.0.1", 0))
