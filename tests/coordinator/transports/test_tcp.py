@@ -84,6 +84,19 @@ def link_of(server, sock):
     return next(l for l in list(server.links) if l.name.endswith(f":{port}"))
 
 
+def finish_with_agents(server, thread, errors, k):
+    """Real agents with ids 0..k-1 (one per thread) run the server's run to its end."""
+    import threading
+    helpers = [threading.Thread(target=run_agent_tcp, args=(server.address, KEY, AgentRuntime(agent_id=i, **QUIET)),
+                                kwargs=QUIET, daemon=True) for i in range(k)]
+    for helper in helpers:
+        helper.start()
+    for helper in helpers:
+        helper.join(PATIENCE)
+    thread.join(PATIENCE)
+    assert not thread.is_alive() and not errors and server.runtime.done
+
+
 def test_a_recorded_join_is_refused_by_a_restarted_coordinator(tmp_path):
     """Issue 11, finding 1: after a restart with the same run key, a recorded Join
     was accepted: theta went out in a Sync and the real agent was told Bye(REPLACED)."""
@@ -136,20 +149,12 @@ def test_a_key_holder_cannot_take_a_live_agents_id_over_tcp(tmp_path):
         assert run.runtime.slots[0].link is link_of(server, victim)
         assert run.runtime.rejected["id_in_use"] == 1
     # The victim's connection closes: its id is free; real agents finish the run.
-    import threading
-    helper = threading.Thread(target=run_agent_tcp, args=(server.address, KEY, AgentRuntime(agent_id=1, **QUIET)),
-                              kwargs=QUIET, daemon=True)
-    helper.start()
-    run_agent_tcp(server.address, KEY, AgentRuntime(agent_id=0, **QUIET), **QUIET)
-    helper.join(PATIENCE)
-    thread.join(PATIENCE)
-    assert not thread.is_alive() and not errors and run.runtime.done
+    finish_with_agents(server, thread, errors, 2)
 
 
 def test_a_second_join_on_one_connection_holds_one_slot(tmp_path):
     """Issue 11, finding 3: a second Join on one connection put that link in two
     slots, and every later round waited the full round timeout."""
-    import threading
     run = Run(small_config(agents=2, rounds=2), tmp_path / "twice", **QUIET)
     server = Server(run, KEY, **QUIET)
     thread, errors = serve_in_thread(server)
@@ -163,13 +168,7 @@ def test_a_second_join_on_one_connection_holds_one_slot(tmp_path):
         assert run.runtime.slots[0].link is None and run.runtime.phase == "joining"
     # Two real agents run the rounds; none waits for a deadline (the round timeout is far away).
     run.runtime.round_timeout = 10 * PATIENCE
-    helper = threading.Thread(target=run_agent_tcp, args=(server.address, KEY, AgentRuntime(agent_id=0, **QUIET)),
-                              kwargs=QUIET, daemon=True)
-    helper.start()
-    run_agent_tcp(server.address, KEY, AgentRuntime(agent_id=1, **QUIET), **QUIET)
-    helper.join(PATIENCE)
-    thread.join(PATIENCE)
-    assert not thread.is_alive() and not errors and run.runtime.done
+    finish_with_agents(server, thread, errors, 2)
     assert all(m["voters"] == 2 for m in run.folder.metrics())
 
 
