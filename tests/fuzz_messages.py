@@ -83,5 +83,5 @@ def malformed(rng, kind, d: int, round_: int, digest: bytes):
         return RoundResult(r, tuple(int(v) for v in rng.integers(-1, 2, int(rng.integers(1, 9)))),
                            _hash(rng, digest))
     if kind is Welcome:
-        return Welcome(0, 0, 2, d, 7, r, _hash(rng, digest), "{}", bytes(16))
+        return Welcome(0, 0, 2, d, 7, r, _hash(rng, digest), "{}", bytes(32))   # key share (protocol 2)
     raise TypeError(f"no fuzzing rule for {kind}")
