@@ -34,6 +34,24 @@ class BoardsFailed(RuntimeError):
     """Every board stopped before the run could finish; the text says why for each."""
 
 
+def rounds_voted(metrics: list, agents: int) -> list:
+    """How many rounds each agent voted in, from the run's metrics lines.
+
+    An agent's vote is always -1 or +1; a 0 is a missing (or discarded) vote.
+    """
+    counts = [0] * agents
+    for record in metrics:
+        for k, vote in enumerate(record["votes"][:agents]):
+            counts[k] += vote != 0
+    return counts
+
+
+def silent_board_errors(boards: list) -> list:
+    """One line per board that voted in no round: the run did not have it, whatever its status."""
+    return [f"board {b['id']} voted in no round ({b['status']}: {b['message'] or 'see ' + b['log']})"
+            for b in boards if b.get("rounds_voted") == 0]
+
+
 def simulate_boards(run, run_key: bytes, profile: BoardProfile, *, faults: FaultSpec | None = None,
                     fragment: int = DEFAULT_FRAGMENT_BYTES, link_timeout: float = DEFAULT_LINK_TIMEOUT,
                     reconnect_seconds: float = DEFAULT_RECONNECT_SECONDS, timeout=None, log=print,
@@ -105,6 +123,9 @@ def simulate_boards(run, run_key: bytes, profile: BoardProfile, *, faults: Fault
     summary["board_profile"] = profile.to_dict()
     summary["faults"] = faults.to_dict() if faults.active else None
     summary["boards"] = [_board_record(b, lines[b.index] if lines else None, folder) for b in boards]
+    for record, voted in zip(summary["boards"], rounds_voted(run.folder.metrics(), K)):
+        record["rounds_voted"] = voted
+    summary["errors"] = silent_board_errors(summary["boards"])
     run.folder.write_json(SUMMARY, summary)
     failed = [b for b in summary["boards"] if b["status"] != "ok"]
     for b in failed:

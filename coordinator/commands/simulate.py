@@ -112,7 +112,9 @@ def run(args) -> int:
     print_summary(summary, out)
     if args.with_null:
         run_null_control(config, out / "null-control", the_run.runtime.round)
-    return 0
+    for error in summary.get("errors") or []:
+        print(f"fedzo simulate: {error}", file=sys.stderr)
+    return 1 if summary.get("errors") else 0
 
 
 def run_null_control(config, out, rounds) -> dict:

@@ -96,6 +96,8 @@ def print_boards(summary: dict) -> None:
               f"{faults:>32}")
         if b.get("message"):
             print(f"      {b['message']}")
+    for error in summary.get("errors") or []:
+        print(f"error: {error}")
 
 
 def _fault_text(faults: dict) -> str:

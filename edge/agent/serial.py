@@ -33,9 +33,11 @@ from fedzo.edge.links.serial_link import (
     check_baud,
     check_fragment,
     make_arq,
+    wire_seconds,
 )
 from fedzo.edge.protocol import (
     AGENT,
+    MAX_FRAME_BYTES,
     Bye,
     ByeReason,
     Error,
@@ -51,6 +53,11 @@ POLL_SECONDS = 0.05
 # Silence after which a session counts as lost. A needless rejoin costs a
 # Join and a Welcome (under 1 KB), so this can be far shorter than TCP's.
 IDLE_SECONDS = 300.0
+# How long a joining agent waits for its Welcome before it joins again, on top of
+# twice the line time of a largest frame. A Welcome lost for good (the
+# coordinator gave up on the line meanwhile) would otherwise cost IDLE_SECONDS:
+# what the coordinator sends next is sealed with keys this agent never got.
+WELCOME_SECONDS = 10.0
 # Answers to a Join that joining again cannot change.
 REFUSALS = (ErrorCode.RUN_FULL, ErrorCode.UNKNOWN_AGENT, ErrorCode.AUTH_FAILED, ErrorCode.BAD_VERSION)
 
@@ -88,6 +95,7 @@ def run_agent_serial(port: str, run_key: bytes, runtime: AgentRuntime, *, baud: 
                      fragment: int = DEFAULT_FRAGMENT_BYTES, link_timeout: float = DEFAULT_LINK_TIMEOUT,
                      idle_timeout: float = IDLE_SECONDS,
                      reconnect_seconds: float = DEFAULT_RECONNECT_SECONDS,
+                     welcome_timeout: float | None = None,
                      log=print) -> SerialAgentStats:
     """Take part in a run over the serial port until it ends; returns the link's figures.
 
@@ -98,6 +106,8 @@ def run_agent_serial(port: str, run_key: bytes, runtime: AgentRuntime, *, baud: 
     check_fragment(fragment)
     if not link_timeout > 0 or not reconnect_seconds > 0 or not idle_timeout > 0:
         raise ValueError("link_timeout, idle_timeout and reconnect_seconds must be positive")
+    if welcome_timeout is None:
+        welcome_timeout = welcome_wait(baud)
     stats = SerialAgentStats(port, baud)
     # One Session for every session on the line: it keeps the last session's
     # rejoin secret, which lets this agent's next Join take back its id at once.
@@ -115,7 +125,8 @@ def run_agent_serial(port: str, run_key: bytes, runtime: AgentRuntime, *, baud: 
         try:
             while not runtime.done:
                 _session(port_io, session, runtime, stats, reconnect, baud=baud, fragment=fragment,
-                         link_timeout=link_timeout, idle_timeout=idle_timeout, log=log)
+                         link_timeout=link_timeout, idle_timeout=idle_timeout,
+                         welcome_timeout=welcome_timeout, log=log)
                 if not runtime.done:
                     _check_give_up(reconnect, port, "no valid answer")
                 if runtime.in_use_refusals and not runtime.done:
@@ -135,7 +146,13 @@ def _check_give_up(reconnect, port, why):
         raise AgentGaveUp(f"no answer from the coordinator on {port} for {reconnect.limit:.0f} s ({why})")
 
 
-def _session(port_io, session, runtime, stats, reconnect, *, baud, fragment, link_timeout, idle_timeout, log):
+def welcome_wait(baud: int) -> float:
+    """Seconds a joining agent waits for its Welcome (see WELCOME_SECONDS)."""
+    return WELCOME_SECONDS + 2 * wire_seconds(MAX_FRAME_BYTES, baud)
+
+
+def _session(port_io, session, runtime, stats, reconnect, *, baud, fragment, link_timeout, idle_timeout,
+             welcome_timeout, log):
     """One session: join, then answer messages until the link is lost or the run ends."""
     arq = make_arq(baud, fragment=fragment, link_timeout=link_timeout)
     endpoint = SerialEndpoint(session, arq, fragment=fragment)
@@ -152,10 +169,14 @@ def _session(port_io, session, runtime, stats, reconnect, *, baud, fragment, lin
 
     try:
         endpoint.send(runtime.hello(), time.monotonic())
+        welcome_by = time.monotonic() + welcome_timeout
         while True:
             now = time.monotonic()
             endpoint.tick(now)
             flush()
+            if not endpoint.session.established and now > welcome_by:
+                log(f"agent: no welcome within {welcome_timeout:.0f} s; joining again")
+                return
             if runtime.done:
                 # Stay a moment to acknowledge a retransmitted Bye (our ack may be lost).
                 linger_until = linger_until or now + min(2.0, 3 * arq.rto)

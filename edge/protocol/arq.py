@@ -25,11 +25,23 @@ never be taken for a new one. The line is assumed not to reorder packets (a
 serial cable does not). Duplicates and out-of-order packets are dropped
 and answered with the current ACK.
 
+A packet counts as a duplicate only if its payload matches one already
+delivered under that seq (a digest of the last RECENT_MEMORY seqs is kept).
+A packet with a recent seq but other content is a conflicting copy: one of
+the two was injected (a forged DATA packet with a valid CRC and the next
+seq), and the receiver cannot tell which, so it delivers this one too
+(counted in stats["conflicts"]) and lets the session's tag decide. Before,
+the genuine packet was dropped as a "duplicate" and never sent again, so
+one forged packet could make a vote vanish. At most CONFLICT_COPIES are
+delivered per seq.
+
 ACK and RESET are not authenticated: on a cable a forged one can only delay
-or drop traffic, and the session layer rejects anything that is not genuine.
+or drop traffic, and the session layer rejects anything that is not genuine
+(docs/SECURITY.md says what an attacker on the line can still do).
 """
 from __future__ import annotations
 
+import hashlib
 import random
 import struct
 from collections import OrderedDict, deque
@@ -44,10 +56,16 @@ assert ARQ_HEADER_BYTES <= PACKET_HEADROOM
 SEQ_MOD = 1 << 16
 MAX_WINDOW = 1024
 _REFUSED_MEMORY = 64     # refused epochs remembered (of 65536)
+RECENT_MEMORY = 64       # delivered seqs whose payload digests are kept (to tell duplicates from conflicts)
+CONFLICT_COPIES = 8      # payloads delivered under one seq at most (the first and the conflicting ones)
 MAX_PAYLOAD_BYTES = MAX_PACKET_BYTES - ARQ_HEADER_BYTES
 # What ArqLink.stats counts (the agent's and the coordinator's link figures sum these).
 ARQ_STAT_KEYS = ("data_sent", "retransmitted", "acks_sent", "resets_sent", "resets_received",
-                 "delivered", "duplicates", "bytes_first", "bytes_other")
+                 "delivered", "duplicates", "conflicts", "bytes_first", "bytes_other")
+
+
+def _digest(payload: bytes) -> bytes:
+    return hashlib.blake2b(payload, digest_size=8).digest()
 
 
 class _Outgoing:
@@ -87,6 +105,7 @@ class ArqLink:
         self._ack_due = False
         self._resets_due: set[int] = set()
         self._refused: OrderedDict[int, None] = OrderedDict()   # epochs we sent RESET for
+        self._recent: OrderedDict[int, set] = OrderedDict()     # seq -> digests delivered under it
         self._out = bytearray()
         self.failed = False
         self.rejections: dict[str, int] = {}
@@ -203,7 +222,7 @@ class ArqLink:
                 continue
             kind, epoch, seq = _HDR.unpack_from(packet)
             if kind == DATA:
-                if self._on_data(epoch, seq):
+                if self._on_data(epoch, seq, packet[ARQ_HEADER_BYTES:]):
                     out.append((packet[ARQ_HEADER_BYTES:], wire))
             elif kind == ACK and len(packet) == ARQ_HEADER_BYTES:
                 self._on_ack(epoch, seq, now)
@@ -214,7 +233,7 @@ class ArqLink:
         self.stats["delivered"] += len(out)
         return out
 
-    def _on_data(self, epoch: int, seq: int) -> bool:
+    def _on_data(self, epoch: int, seq: int, payload: bytes) -> bool:
         if epoch != self._peer_epoch:
             # A refused epoch is never adopted later: the sender may still act on
             # our RESET and resend the same payloads under a new epoch.
@@ -225,11 +244,26 @@ class ArqLink:
                 self._resets_due.add(epoch)
                 return False
             self._peer_epoch, self._expected = epoch, 0
+            self._recent.clear()
         self._ack_due = True
         if seq != self._expected:
+            return self._on_repeat(seq, _digest(payload))
+        self._expected = (self._expected + 1) % SEQ_MOD
+        self._recent[seq] = {_digest(payload)}
+        self._recent.move_to_end(seq)
+        if len(self._recent) > RECENT_MEMORY:
+            self._recent.popitem(last=False)
+        return True
+
+    def _on_repeat(self, seq: int, digest: bytes) -> bool:
+        """A packet with a seq already passed: a duplicate (dropped), or a conflicting
+        copy of a recent one (delivered; see the module docstring)."""
+        seen = self._recent.get(seq)
+        if seen is None or digest in seen or len(seen) >= CONFLICT_COPIES:
             self.stats["duplicates"] += 1
             return False
-        self._expected = (self._expected + 1) % SEQ_MOD
+        seen.add(digest)
+        self.stats["conflicts"] += 1
         return True
 
     def _on_ack(self, epoch: int, next_seq: int, now: float) -> None:
