@@ -18,6 +18,13 @@ def gain(summary: dict) -> float:
     return summary["return_final"] - summary["return_initial"]
 
 
+def gain_at_training_horizon(summary: dict):
+    """The gain at the training horizon when the run trained at a shorter one, else None."""
+    if "return_final_train_horizon" not in summary:
+        return None
+    return summary["return_final_train_horizon"] - summary["return_initial_train_horizon"]
+
+
 def eval_horizon(run: dict) -> int:
     """The horizon a run's returns were evaluated at (runs before full-horizon evaluation
     were evaluated at their training horizon)."""
@@ -63,9 +70,13 @@ def rows(runs: list, series_of) -> list:
         gains = [gain(run["summary"]) for run, _ in pairs]
         null_gains = [gain(twin["summary"]) for _, twin in pairs]
         difference = mean_ci([g - n for g, n in zip(gains, null_gains)])
+        short = [(gain_at_training_horizon(r["summary"]), gain_at_training_horizon(t["summary"])) for r, t in pairs]
+        short = [g - n for g, n in short if g is not None and n is not None]
         out.append({"series": series, "seeds": len(pairs), "horizon": eval_horizon(pairs[0][0]),
+                    "train_horizon": pairs[0][0]["config"].get("horizon"),
                     "gain": mean_ci(gains), "null_gain": mean_ci(null_gains),
-                    "difference": difference, "verdict": verdict(difference)})
+                    "difference": difference, "verdict": verdict(difference),
+                    "difference_train_horizon": mean_ci(short) if short else None})
     return out
 
 
@@ -74,14 +85,20 @@ def markdown(runs: list, series_of) -> str:
     table = rows(runs, series_of)
     if not table:
         return ""
+    truncated = any(r["difference_train_horizon"] for r in table)
+    columns = ["series", "seeds", "eval horizon", "gain", "null gain", "gain - null (paired)", "verdict"]
+    if truncated:
+        columns.append("gain - null at the training horizon")
     lines = ["### Gain beside the null control", "",
              "Each series' gain in true return (final - initial, at the evaluation horizon) beside the "
              "same runs with coin-flip votes, paired by seed; intervals are 95 % t-intervals over seeds.",
-             "", "| series | seeds | eval horizon | gain | null gain | gain - null (paired) | verdict |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "", "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
     for r in table:
         cells = [r["series"], r["seeds"], r["horizon"], _fmt(r["gain"]), _fmt(r["null_gain"]),
                  _fmt(r["difference"]), r["verdict"]]
+        if truncated:
+            short = r["difference_train_horizon"]
+            cells.append("-" if short is None else f"{_fmt(short)} at {r['train_horizon']} steps")
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

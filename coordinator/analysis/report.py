@@ -122,6 +122,9 @@ def series_table_row(name, runs) -> dict:
         "agents": first["agents"], "rounds": first["rounds"], "episodes": first["episodes"],
         "comparisons": first["comparisons"], "return_initial": start, "return_final": final, "gain": gain,
         "train_horizon": runs[0]["config"].get("horizon", 1000),
+        # When the run trained at a shorter horizon: its gain there too (the truncated objective).
+        "gain_train_horizon": mean_ci([x["return_final_train_horizon"] - x["return_initial_train_horizon"]
+                                       for x in s if "return_final_train_horizon" in x]),
         # Runs from before full-horizon evaluation were evaluated at their training horizon.
         "eval_horizon": first.get("eval_horizon") or runs[0]["config"].get("horizon", 1000),
         "bytes_per_agent_round_up": float(np.mean([x["bytes_per_agent_per_round_up"] for x in s])),
@@ -142,6 +145,9 @@ def markdown_table(rows) -> str:
                "return at start",
                "return at end", "gain (95 % CI)", "B/agent/round up", "B/agent/round down",
                "peak RSS MiB", "learning state B"]
+    truncated = any(not math.isnan(r["gain_train_horizon"][0]) for r in rows)
+    if truncated:
+        columns.insert(columns.index("gain (95 % CI)") + 1, "gain at the training horizon")
     lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
     for r in rows:
         peak = "-" if r["peak_rss_mib"] is None else f"{r['peak_rss_mib']:.1f}"
@@ -150,6 +156,8 @@ def markdown_table(rows) -> str:
                  _fmt(r["return_initial"]), _fmt(r["return_final"]), _fmt(r["gain"]),
                  f"{r['bytes_per_agent_round_up']:.1f}", f"{r['bytes_per_agent_round_down']:.1f}",
                  peak, r["learning_state_bytes"] or "-"]
+        if truncated:
+            cells.insert(columns.index("gain at the training horizon"), _fmt(r["gain_train_horizon"]))
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 
