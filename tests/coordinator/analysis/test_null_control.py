@@ -106,6 +106,8 @@ def test_the_report_sets_each_gain_beside_its_null(tmp_path):
     table = text.split("### Gain beside the null control")[1].split("\n\n")[2]
     rows = [l for l in table.splitlines() if l.startswith("| Par_K=2 |")]
     assert len(rows) == 1 and "| 2 | 1000 |" in rows[0]           # 2 seeds, judged at 1000 steps
+    assert rows[0].endswith("at 30 steps |")                       # and beside the null where it trained
+    assert "| gain at the training horizon |" in text
     assert "| central" not in table                                # no null twin, no row
 
 
