@@ -12,8 +12,10 @@ import numpy as np
 from fedzo.edge.protocol import (
     Bye,
     Capabilities,
+    Challenge,
     Error,
     ErrorCode,
+    Hello,
     Join,
     ModelDownload,
     ModelUpload,
@@ -26,8 +28,8 @@ from fedzo.edge.protocol import (
 )
 from fedzo.edge.protocol.constants import MAX_ROUND
 
-AGENT_KINDS = (Vote, ModelUpload, Error, Report, Bye)
-COORDINATOR_KINDS = (Welcome, RoundStart, RoundResult, Sync, ModelDownload)
+AGENT_KINDS = (Vote, ModelUpload, Error, Report, Hello, Bye)
+COORDINATOR_KINDS = (Challenge, Welcome, RoundStart, RoundResult, Sync, ModelDownload)
 EVERY_KIND = (Join,) + AGENT_KINDS + COORDINATOR_KINDS
 
 
@@ -59,6 +61,8 @@ def _chunk(rng, d, itemsize):
 def malformed(rng, kind, d: int, round_: int, digest: bytes):
     """One message of class `kind`, wire-valid but wrong for the run (see the module docstring)."""
     r = _round(rng, round_)
+    if kind in (Hello, Challenge):   # a new handshake in the middle of a session
+        return kind()
     if kind is Join:
         return Join(int(_pick(rng, [0, 1, 2**32 - 2, 0xFFFFFFFF])), Capabilities(),
                     *(_pick(rng, [(None, None), (r, _hash(rng, digest))])))

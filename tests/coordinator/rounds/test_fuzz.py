@@ -16,7 +16,7 @@ from waiting import PATIENCE
 from fedzo.coordinator.rounds.boundary import deliver
 from fedzo.coordinator.run.lifecycle import Run
 from fedzo.edge.agent.runtime import AgentRuntime
-from fedzo.edge.protocol import ProtocolError
+from fedzo.edge.protocol import MESSAGE_TYPES, ProtocolError
 
 QUIET = dict(log=lambda *a: None)
 TCP_BUDGET = 400          # malformed messages the fuzzing agent sends over TCP
@@ -92,7 +92,7 @@ def test_malformed_messages_of_every_type_into_the_runtime_leave_the_run_whole(t
         dispatch(deliver(h.runtime, target, msg, **QUIET))
         if i % 25 == 24:
             h.step_all()                # the honest agents work: rounds go on
-    assert seen == set(EVERY_KIND)
+    assert seen == set(EVERY_KIND) == set(MESSAGE_TYPES.values())    # every type of the protocol
     h.finish()
     assert h.runtime.done and h.runtime.round == 4
     assert h.runtime.rejected["bad_input"] > 0
