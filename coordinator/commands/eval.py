@@ -1,21 +1,44 @@
-"""`fedzo eval --task NAME [--policy PATH]`: true return over evaluation episodes."""
+"""`fedzo eval`: true return over evaluation episodes, of an actor file or of a run's theta.
+
+    fedzo eval --task NAME [--policy PATH]    an actor, in float32 and quantised
+    fedzo eval --run RUN_DIR                  a run folder's latest checkpoint beside its start
+
+Episodes run to the task's own time limit; for a run, each episode's length
+shows whether (and when) the policy falls before it.
+"""
+import sys
 from pathlib import Path
 
+import numpy as np
+
 from fedzo.coordinator.commands.pretrain import quantised_check
+from fedzo.coordinator.run.folder import CONFIG, RunFolder
 from fedzo.edge.learning import streams
-from fedzo.edge.learning.algorithm import ACTOR_DIR
+from fedzo.edge.learning.algorithm import ACTOR_DIR, initial_store, load_actor
+from fedzo.edge.learning.config import ConfigError, RunConfig
+from fedzo.edge.learning.fixedpoint import FixedPoint, ParameterStore
 from fedzo.edge.policy.mlp import Actor
+from fedzo.edge.policy.rollout import run_episode
 from fedzo.edge.tasks import TASK_NAMES, make
 
 
 def add_arguments(parser):
-    parser.add_argument("--task", required=True, choices=TASK_NAMES)
+    parser.add_argument("--task", choices=TASK_NAMES, help="the task of the actor (not with --run)")
     parser.add_argument("--policy", help="an actor .npz file (default: the packaged actor)")
-    parser.add_argument("--episodes", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the evaluation episodes")
+    parser.add_argument("--run", help="a run folder: evaluate its checkpoint's theta beside the run's start")
+    parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes (default 20)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the evaluation episodes (default 0)")
 
 
 def run(args) -> int:
+    if args.episodes < 1:
+        raise SystemExit("fedzo eval: --episodes must be at least 1")
+    if args.run:
+        if args.task or args.policy:
+            raise SystemExit("fedzo eval: --run takes its task and policy from the run folder")
+        return evaluate_run(Path(args.run), args.episodes, args.seed)
+    if not args.task:
+        raise SystemExit("fedzo eval: give --task (with --policy for an actor file) or --run RUN_DIR")
     path = Path(args.policy) if args.policy else ACTOR_DIR / f"{args.task}.npz"
     try:
         actor = Actor.load(path)
@@ -23,8 +46,6 @@ def run(args) -> int:
         raise SystemExit(f"fedzo eval: {exc}")
     if actor.task != args.task:
         raise SystemExit(f"fedzo eval: {path} is an actor for {actor.task}, not {args.task}")
-    if args.episodes < 1:
-        raise SystemExit("fedzo eval: --episodes must be at least 1")
     check = quantised_check(actor, make(args.task), streams.eval_seeds(args.seed, args.episodes))
     for name in ("float", "quantised"):
         s = check[name]
@@ -32,4 +53,38 @@ def run(args) -> int:
               f"(min {s['min']:.1f}, max {s['max']:.1f}, {s['episodes']} episodes)")
     print(f"quantised to int16 with {check['frac_bits']} fraction bits: "
           f"return changes by {100 * check['relative_change']:.3f} %")
+    return 0
+
+
+def evaluate_run(folder: Path, episodes: int, seed: int) -> int:
+    """Print the start's and the checkpoint's return and episode lengths on the same episodes."""
+    if not (folder / CONFIG).is_file():
+        print(f"fedzo eval: {folder} is not a run folder (no {CONFIG})", file=sys.stderr)
+        return 2
+    try:
+        run_folder = RunFolder(folder)
+        config = RunConfig.from_dict(run_folder.read_json(CONFIG))
+        checkpoint = run_folder.load_checkpoint()
+        actor = load_actor(config)
+    except (FileNotFoundError, ValueError, ConfigError, OSError) as exc:
+        print(f"fedzo eval: {folder}: {exc}", file=sys.stderr)
+        return 2
+    task = make(config.task)
+    low, high = task.model.actuator_ctrlrange.T
+    seeds = streams.eval_seeds(seed, episodes)
+    stores = {"start": initial_store(config, actor),
+              f"round {checkpoint['next_round']}": ParameterStore(
+                  checkpoint["values"], FixedPoint(checkpoint["values"].dtype, checkpoint["frac_bits"]))}
+    print(f"{folder}: {config.algo} on {config.task}, K = {config.agents}, trained at {config.horizon} steps; "
+          f"{episodes} episodes to the {task.max_episode_steps}-step limit")
+    for name, store in stores.items():
+        policy = actor.policy(low, high)
+        policy.refresh(store)
+        results = np.array([run_episode(task, policy, s) for s in seeds])
+        returns, lengths = results[:, 0], results[:, 1].astype(int)
+        se = returns.std(ddof=1) / np.sqrt(episodes) if episodes > 1 else 0.0
+        fell = int(np.count_nonzero(lengths < task.max_episode_steps))
+        print(f"{name:>10}: return {returns.mean():.1f} ± {se:.1f} (standard error); episodes end at steps "
+              f"{lengths.min()}-{lengths.max()} (median {int(np.median(lengths))}); "
+              f"{fell} of {episodes} end before the limit")
     return 0

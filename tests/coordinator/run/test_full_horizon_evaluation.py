@@ -83,3 +83,20 @@ def test_resume_keeps_the_initial_evaluation(tmp_path):
                               horizon=40)
     for key in ("eval_returns_initial", "eval_returns_final", "gain", "return_final_train_horizon"):
         assert resumed[key] == whole[key], key
+
+
+def test_fedzo_eval_scores_a_run_folder_to_the_time_limit(tmp_path):
+    import subprocess
+    import sys
+    run_small(tmp_path, agents=2, rounds=2, horizon=60, eval_episodes=1)
+    out = subprocess.run([sys.executable, "-m", "fedzo", "eval", "--run", str(tmp_path / "run"), "--episodes", "3"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    start, end = [line for line in out.stdout.splitlines() if "return" in line]
+    assert "trained at 60 steps; 3 episodes to the 1000-step limit" in out.stdout
+    assert start.strip().startswith("start:") and end.strip().startswith("round 2:")
+    assert "0 of 3 end before the limit" in start               # the packaged actor hops to the end
+    missing = subprocess.run([sys.executable, "-m", "fedzo", "eval", "--run", str(tmp_path / "nothing")],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "not a run folder" in missing.stderr
+    assert not (tmp_path / "nothing").exists()                   # nothing left behind
