@@ -8,7 +8,7 @@ from waiting import PATIENCE, wait_until
 
 from fedzo.coordinator.run.lifecycle import Run
 from fedzo.coordinator.transports import server as server_module
-from fedzo.coordinator.transports.server import MAX_PENDING_PER_ADDRESS, Server, TcpLink
+from fedzo.coordinator.transports.server import MAX_PENDING, MAX_PENDING_PER_ADDRESS, Server, TcpLink
 from fedzo.coordinator.transports.tally import Tally
 from fedzo.edge.agent.runtime import AgentRuntime
 from fedzo.edge.agent.tcp import run_agent_tcp
@@ -45,13 +45,13 @@ def test_one_address_cannot_hold_every_pending_slot(tmp_path):
     thread, errors = serve_until(server, lambda: False)      # serve() ends with the run
     hog = []
     try:
-        for _ in range(3 * MAX_PENDING_PER_ADDRESS):      # idle connections from 127.0.0.2
+        for _ in range(MAX_PENDING):                      # idle connections from 127.0.0.2 (before: all taken)
             sock = socket.socket()
             sock.settimeout(PATIENCE)
             sock.bind(("127.0.0.2", 0))
             sock.connect(server.address)
             hog.append(sock)
-        refused = 2 * MAX_PENDING_PER_ADDRESS
+        refused = MAX_PENDING - MAX_PENDING_PER_ADDRESS
         wait_until(lambda: sum(n for what, n in server.tally.totals.items() if "127.0.0.2" in what) == refused,
                    "the coordinator to refuse the hog's extra connections")
         # An agent from another address still gets in, and the run ends.
