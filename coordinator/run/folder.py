@@ -85,9 +85,12 @@ class RunFolder:
                      totals=json.dumps(totals, sort_keys=True))
         _atomic_write(self.path / CHECKPOINT, write)
 
-    def load_checkpoint(self) -> dict:
+    def load_checkpoint(self, d: int | None = None) -> dict:
         """The last checkpoint; a one-line ValueError naming the file and the field if there
-        is none or it is damaged (sizes are checked before anything large is read)."""
+        is none or it is damaged (sizes are checked before anything large is read).
+
+        d: the run's parameter count, if known; a checkpoint of another size is refused.
+        """
         path = self.path / CHECKPOINT
         if not path.is_file():
             raise FileNotFoundError(f"no checkpoint to resume from at {path}")
@@ -95,6 +98,8 @@ class RunFolder:
             values = f.get("values", MAX_THETA_BYTES)
             if values.ndim != 1 or values.dtype not in (np.int16, np.int32):
                 raise f.error("values", f"must be a vector of int16 or int32, got {values.dtype} {values.shape}")
+            if d is not None and values.size != d:
+                raise f.error("values", f"holds {values.size} parameters, this run's actor has {d}")
             frac_bits = f.integer("frac_bits", 0, 8 * values.itemsize - 1)
             next_round = f.integer("next_round", 0, MAX_ROUND)
             try:

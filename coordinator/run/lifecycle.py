@@ -15,7 +15,7 @@ from fedzo.coordinator.run.evaluate import evaluate, summarise
 from fedzo.coordinator.run.folder import CONFIG, SUMMARY, RunFolder
 from fedzo.edge.learning import streams
 from fedzo.edge.learning.algorithm import initial_store, load_actor
-from fedzo.edge.learning.config import RunConfig, welcome_config
+from fedzo.edge.learning.config import ConfigError, RunConfig, welcome_config
 from fedzo.edge.learning.fixedpoint import FixedPoint, ParameterStore
 from fedzo.edge.protocol import LinkCounters
 from fedzo.edge.tasks import make
@@ -69,7 +69,7 @@ class Run:
         self.bytes_before = {}
         start_round = 0
         if resume:
-            store, start_round = self._resume(config)
+            store, start_round = self._resume(config, actor.theta.size)
         else:
             store = initial_store(config, actor)
             self.folder.write_json(CONFIG, config.to_dict())
@@ -92,12 +92,15 @@ class Run:
                  f"2^-{store.fmt.frac_bits}; return at start {self.totals['return_initial']:.1f} "
                  f"({self.time_limit}-step episodes{self._horizon_note()})")
 
-    def _resume(self, config):
-        saved = RunConfig.from_dict(self.folder.read_json(CONFIG))
+    def _resume(self, config, d):
+        try:
+            saved = RunConfig.from_dict(self.folder.read_json(CONFIG))
+        except ConfigError as exc:
+            raise ConfigError(f"{self.folder.path / CONFIG}: {exc}") from exc
         if saved != config:
             raise ValueError(f"--resume: the run folder's config differs from this one "
                              f"({self.folder.path / CONFIG})")
-        checkpoint = self.folder.load_checkpoint()
+        checkpoint = self.folder.load_checkpoint(d)
         fmt = FixedPoint(checkpoint["values"].dtype, checkpoint["frac_bits"])
         store = ParameterStore(checkpoint["values"], fmt)
         self.totals.update(checkpoint["totals"])

@@ -5,9 +5,11 @@ import zipfile
 
 import numpy as np
 import pytest
+from small_runs import small_config
 
 from fedzo.cli import main
 from fedzo.coordinator.run.folder import CHECKPOINT, RunFolder
+from fedzo.coordinator.run.lifecycle import Run
 from fedzo.edge.learning.algorithm import ACTOR_DIR
 from fedzo.edge.learning.config import ConfigError, RunConfig
 from fedzo.edge.policy.mlp import Actor
@@ -119,3 +121,16 @@ def test_a_damaged_run_folder_json_names_the_file(tmp_path):
     (folder.path / "config.json").write_text(json.dumps({"a": 1})[:-1])
     with pytest.raises(ValueError, match="config.json: not valid JSON"):
         folder.read_json("config.json")
+
+
+def test_a_checkpoint_of_another_size_than_the_run_is_refused(checkpoint):
+    with pytest.raises(ValueError, match="field 'values' holds 100 parameters, this run's actor has 5123"):
+        checkpoint.load_checkpoint(d=5123)
+    assert checkpoint.load_checkpoint(d=100)["values"].size == 100
+
+
+def test_resuming_from_a_damaged_config_names_the_file(tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    folder.write_json("config.json", {"agents": 70000})
+    with pytest.raises(ConfigError, match="config.json: agents must be at most 65535"):
+        Run(small_config(), folder.path, resume=True, log=lambda *a: None)
