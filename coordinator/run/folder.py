@@ -95,7 +95,7 @@ class RunFolder:
         if not path.is_file():
             raise FileNotFoundError(f"no checkpoint to resume from at {path}")
         with SavedArrays(path, "readable fedzo checkpoint") as f:
-            values = f.get("values", MAX_THETA_BYTES)
+            values = f.get("values", MAX_THETA_BYTES if d is None else 4 * d)   # int32 at most
             if values.ndim != 1 or values.dtype not in (np.int16, np.int32):
                 raise f.error("values", f"must be a vector of int16 or int32, got {values.dtype} {values.shape}")
             if d is not None and values.size != d:

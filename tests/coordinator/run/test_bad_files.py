@@ -127,6 +127,8 @@ def test_a_checkpoint_of_another_size_than_the_run_is_refused(checkpoint):
     with pytest.raises(ValueError, match="field 'values' holds 100 parameters, this run's actor has 5123"):
         checkpoint.load_checkpoint(d=5123)
     assert checkpoint.load_checkpoint(d=100)["values"].size == 100
+    with pytest.raises(ValueError, match="field 'values' holds 200 bytes, more than the 40 allowed"):
+        checkpoint.load_checkpoint(d=10)                  # refused from its header, unread
 
 
 def test_resuming_from_a_damaged_config_names_the_file(tmp_path):
