@@ -9,7 +9,9 @@ handling it) must not stop the run: the sender gets an Error(BAD_MESSAGE)
 naming the message and the reason, the refusal is counted (the runtime's
 `rejected["bad_input"]` and the link's counters under REFUSED_REASON), the
 link is reported disconnected (its slot is free, the round may close without
-it) and closed. The other agents and the run go on.
+it) and closed. The other agents and the run go on. A MemoryError passes
+through: running out of memory is the coordinator's state, not the message's
+fault (what a message can make it allocate is bounded before it is read).
 """
 from fedzo.coordinator.rounds.runtime import CLOSE
 from fedzo.edge.protocol.refusal import REFUSED_REASON, refusal
@@ -22,6 +24,8 @@ def deliver(runtime, link, msg, log=print) -> list:
     try:
         return runtime.received(link, msg)
     except Exception as exc:        # the boundary: nothing one link sends may stop the run
+        if isinstance(exc, MemoryError):
+            raise
         runtime.rejected[BAD_INPUT] = runtime.rejected.get(BAD_INPUT, 0) + 1
         link.counters.reject(REFUSED_REASON)
         reply = refusal(msg, exc)

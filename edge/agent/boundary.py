@@ -8,8 +8,11 @@ any other failure while handling it) must not end the agent: the refusal is
 counted (the link's LinkCounters under REFUSED_REASON) and MessageRefused is
 raised carrying the Error(BAD_MESSAGE) to send; the loop sends it, closes
 that link and joins again, which brings a fresh Welcome (and a Sync if
-needed). AgentRefused (this agent cannot take part at all) passes through.
+needed). AgentRefused (this agent cannot take part at all) and an
+allocation failure (a board out of memory: out_of_memory.is_out_of_memory)
+pass through: neither is the message's fault, and joining again cannot help.
 """
+from fedzo.edge.agent.out_of_memory import is_out_of_memory
 from fedzo.edge.agent.runtime import AgentRefused
 from fedzo.edge.protocol.refusal import REFUSED_REASON, refusal
 
@@ -29,5 +32,7 @@ def take(runtime, msg, counters) -> list:
     except AgentRefused:
         raise
     except Exception as exc:        # the boundary: one bad message must not end the agent
+        if is_out_of_memory(exc):
+            raise
         counters.reject(REFUSED_REASON)
         raise MessageRefused(refusal(msg, exc)) from exc

@@ -122,3 +122,12 @@ def test_the_agent_tcp_loop_answers_a_message_it_cannot_take_and_reconnects():
     assert endpoint.counters.rejected[REFUSED_REASON] == 1
     with pytest.raises(MessageRefused):
         take(Breaks(**QUIET), ModelDownload(0, 1, 0, b"\0" * 4), LinkCounters("b"))
+
+
+def test_running_out_of_memory_is_not_taken_for_a_bad_message():
+    class OutOfMemory(AgentRuntime):
+        def handle(self, msg):
+            raise MemoryError()
+
+    with pytest.raises(MemoryError):                  # the board's loop reports it and exits
+        take(OutOfMemory(**QUIET), ModelDownload(0, 1, 0, b"\0" * 4), LinkCounters("a"))
