@@ -23,7 +23,8 @@ counted (LinkCounters.rejected) and skipped; a message the runtime cannot
 take is refused at coordinator/rounds/boundary.py (Error, count, link closed).
 
 State stays bounded whatever clients do (issue 11): a TCP connection that has
-not completed a Join within HANDSHAKE_SECONDS is closed; at most MAX_PENDING
+not completed a Join within HANDSHAKE_SECONDS is closed, and so is one that
+started a new handshake and holds no slot for that long; at most MAX_PENDING
 such connections are kept, and at most MAX_PENDING_PER_ADDRESS from one
 source address; a connection that closes without ever joining is forgotten
 (its counts go to `unjoined`, its object is dropped); a link whose outbox
@@ -93,7 +94,7 @@ class TcpLink:
         self.outbox = bytearray()
         self.closing = False      # close once the outbox is written
         self.open = True
-        self.opened = time.monotonic()
+        self.pending_since = time.monotonic()   # holding no slot since (None: holds one)
         self.bytes_in = 0
         self.bytes_out = 0
         self.tcp_headers = {}     # the kernel's segment counts, read when the socket closes
@@ -361,8 +362,8 @@ class Server:
         return [l for l in self.links if l.open]
 
     def _pending_links(self):
-        """Open connections that have not joined."""
-        return [l for l in self.links if l.open and not l.joined]
+        """Open connections that hold no slot: not joined yet, or in a new handshake."""
+        return [l for l in self.links if l.open and self.runtime.slot_of(l) is None]
 
     def _accept(self):
         try:
@@ -452,8 +453,12 @@ class Server:
 
     def _expire_handshakes(self):
         now = time.monotonic()
-        for link in self._pending_links():
-            if not link.closing and now - link.opened > HANDSHAKE_SECONDS:
+        for link in self._open_links():
+            if self.runtime.slot_of(link) is not None:
+                link.pending_since = None
+            elif link.pending_since is None:
+                link.pending_since = now        # it left its slot (a new handshake): the clock starts
+            elif not link.closing and now - link.pending_since > HANDSHAKE_SECONDS:
                 self.tally.note(f"connections closed: no valid join in {HANDSHAKE_SECONDS:.0f} s")
                 self._close(link)
 

@@ -12,7 +12,7 @@ from fedzo.coordinator.transports.server import MAX_PENDING, MAX_PENDING_PER_ADD
 from fedzo.coordinator.transports.tally import Tally
 from fedzo.edge.agent.runtime import AgentRuntime
 from fedzo.edge.agent.tcp import run_agent_tcp
-from fedzo.edge.protocol import Error, ErrorCode, RejoinSecrets, Sync
+from fedzo.edge.protocol import AGENT, Endpoint, Error, ErrorCode, RejoinSecrets, Session, Sync
 
 QUIET = dict(log=lambda *a: None)
 
@@ -116,3 +116,24 @@ def test_tally_logs_counts_once_per_interval():
     assert "frames rejected (bad_tag): 1" in lines[0]
     tally.flush()
     assert len(lines) == 1 and tally.totals["connections refused: 64 without a join"] == 1000
+
+
+def test_a_joined_link_that_starts_a_new_handshake_and_idles_is_closed(tmp_path, monkeypatch):
+    monkeypatch.setattr(server_module, "HANDSHAKE_SECONDS", 0.5)
+    run = Run(small_config(agents=2), tmp_path / "run", **QUIET)       # waits for a second agent
+    server = Server(run, KEY, **QUIET)
+    expired = "connections closed: no valid join in 0 s"
+    thread, errors = serve_until(server, lambda: server.tally.totals.get(expired))
+    agent = AgentRuntime(agent_id=0, **QUIET)
+    endpoint = Endpoint(Session(AGENT, KEY))
+    with socket.create_connection(server.address, timeout=PATIENCE) as sock:
+        sock.sendall(endpoint.send(agent.hello()))
+        while agent.logic is None:                    # Challenge -> Join -> Welcome
+            for msg in endpoint.feed(sock.recv(65536)):
+                for reply in agent.handle(msg):
+                    sock.sendall(endpoint.send(reply))
+        sock.sendall(endpoint.send(agent.hello()))    # a new handshake, never finished
+        wait_until(lambda: sock.recv(65536) == b"", "the coordinator to close the idle link")
+    thread.join(PATIENCE)
+    assert not thread.is_alive() and not errors
+    assert server.tally.totals[expired] == 1 and run.runtime.slots[0].link is None
