@@ -2,17 +2,22 @@
 
 TCP agents and serial ports are served by one loop (coordinator/transports/server.py).
 Without --serial the coordinator listens on 0.0.0.0:7700; with --serial it
-listens on TCP only if --listen is given.
+listens on TCP only if --listen is given. `--resume DIR` serves the run in DIR
+as it was started (coordinator/run/record.py).
 """
 import sys
 from pathlib import Path
 
-from fedzo.coordinator.commands.run_options import add_run_arguments, config_from_args
+from fedzo.coordinator.commands.run_options import add_run_arguments, config_for_resume, config_from_args
 from fedzo.coordinator.commands.simulate import default_out
-from fedzo.coordinator.run.folder import CONFIG, RUN_KEY, RunFolder
+from fedzo.coordinator.run.folder import CONFIG, RUN_KEY, RUN_RECORD, SUMMARY, RunFolder
+from fedzo.coordinator.run.record import check_key, read_record, resumed_options, write_record
 from fedzo.edge.learning.config import ConfigError, RunConfig
 from fedzo.edge.links.address import parse_address
 from fedzo.edge.protocol.keyfile import read_key_file, write_key_file
+
+DEFAULT_LISTEN = "0.0.0.0:7700"
+DEFAULT_ROUND_TIMEOUT = 120.0
 
 
 def add_arguments(parser):
@@ -31,12 +36,76 @@ def add_arguments(parser):
     parser.add_argument("--key-file", help="the run key; created (random) if the file does not exist "
                         "(default: OUT/run.key)")
     parser.add_argument("--out", help="run folder (default: runs/<algo>-<task>-<time>)")
-    parser.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint")
-    parser.add_argument("--round-timeout", type=float, default=120.0,
-                        help="seconds a round waits for missing votes (they count 0)")
+    parser.add_argument("--resume", metavar="DIR",
+                        help="continue the run in DIR from its checkpoint, with the address, key, ports and "
+                             "options it was started with (DIR/run.json); options given again must agree, "
+                             "except --rounds N, which extends the run to N rounds")
+    parser.add_argument("--round-timeout", type=float, default=None,
+                        help="seconds a round waits for missing votes (they count 0; default 120)")
     parser.add_argument("--join-timeout", type=float, default=None,
                         help="start with --quorum agents if not all K joined after this many seconds")
     parser.add_argument("--quorum", type=int, default=None, help="agents enough to start at the join timeout")
+
+
+def _serve_options(args) -> dict:
+    """The serve options given on the command line (None where not given)."""
+    serial = [p.strip() for p in args.serial.split(",") if p.strip()] if args.serial is not None else None
+    if args.serial is not None and not serial:
+        raise ValueError("--serial needs at least one port")
+    if serial and len(set(serial)) != len(serial):
+        raise ValueError("--serial names a port twice")
+    if args.listen is not None:
+        parse_address(args.listen)
+    return {"listen": args.listen, "serial": serial, "baud": args.baud, "fragment": args.fragment,
+            "link_timeout": args.link_timeout, "round_timeout": args.round_timeout,
+            "join_timeout": args.join_timeout, "quorum": args.quorum}
+
+
+def _fresh(args):
+    """(config, out, serve options, key file, key) of a new run."""
+    config = config_from_args(args)
+    out = Path(args.out) if args.out else default_out(config)
+    options = _serve_options(args)
+    if options["listen"] is None and not options["serial"]:
+        options["listen"] = DEFAULT_LISTEN
+    options["serial"] = options["serial"] or []
+    options["round_timeout"] = options["round_timeout"] or DEFAULT_ROUND_TIMEOUT
+    key_path = Path(args.key_file) if args.key_file else out / RUN_KEY
+    key = read_key_file(key_path) if key_path.exists() else write_key_file(key_path)
+    return config, out, options, key_path, key
+
+
+def _resumed(args):
+    """(config, out, serve options, key file, key, saved config) of the run in --resume DIR,
+    as it was started (coordinator/run/record.py); nothing is written."""
+    out = Path(args.resume)
+    if args.out is not None and Path(args.out) != out:
+        raise ValueError("--out names another folder than --resume; a resumed run stays in its folder")
+    if not (out / CONFIG).is_file():
+        raise FileNotFoundError(f"--resume: no run to resume at {out} (no {CONFIG})")
+    folder = RunFolder(out, create=False)
+    try:
+        saved = RunConfig.from_dict(folder.read_json(CONFIG))
+    except ConfigError as exc:
+        raise ConfigError(f"{out / CONFIG}: {exc}") from exc
+    config = config_for_resume(args, saved, out / CONFIG)
+    record = read_record(folder)
+    given = _serve_options(args)
+    if record is not None:
+        options = resumed_options(folder, record, given)
+    elif given["listen"] is None and not given["serial"]:
+        raise ValueError(f"{out} has no {RUN_RECORD} (started by an older fedzo): give --listen or "
+                         f"--serial as the run was served")
+    else:
+        options = {**given, "serial": given["serial"] or [],
+                   "round_timeout": given["round_timeout"] or DEFAULT_ROUND_TIMEOUT}
+    key_path = Path(args.key_file or (record or {}).get("key_file") or out / RUN_KEY)
+    if not key_path.is_file():
+        raise FileNotFoundError(f"the run key {key_path} is missing; a new key would lock out the run's "
+                                f"agents, so the run is not resumed (restore the file or give --key-file)")
+    key = read_key_file(key_path)
+    check_key(record, key_path, key)
+    return config, out, options, key_path, key, saved
 
 
 def run(args) -> int:
@@ -51,29 +120,28 @@ def run(args) -> int:
     )
     try:
         if args.resume:
-            out = Path(args.resume)
-            config = RunConfig.from_dict(RunFolder(out).read_json(CONFIG))
+            config, out, options, key_path, key, saved = _resumed(args)
         else:
-            config = config_from_args(args)
-            out = Path(args.out) if args.out else default_out(config)
-        serial = [p.strip() for p in args.serial.split(",") if p.strip()] if args.serial else []
-        if args.serial is not None and not serial:
-            raise ValueError("--serial needs at least one port")
-        if len(set(serial)) != len(serial):
-            raise ValueError("--serial names a port twice")
-        if not serial and any(v is not None for v in (args.baud, args.fragment, args.link_timeout)):
+            (config, out, options, key_path, key), saved = _fresh(args), None
+        serial = options["serial"]
+        if not serial and any(options[k] is not None for k in ("baud", "fragment", "link_timeout")):
             raise ValueError("--baud, --fragment and --link-timeout apply to --serial only")
-        listen = args.listen if args.listen is not None else (None if serial else "0.0.0.0:7700")
-        address = parse_address(listen) if listen is not None else None
-        key_path = Path(args.key_file) if args.key_file else out / RUN_KEY
-        key = read_key_file(key_path) if key_path.exists() else write_key_file(key_path)
-        if args.quorum is not None and not 1 <= args.quorum <= config.agents:
+        address = parse_address(options["listen"]) if options["listen"] is not None else None
+        if options["quorum"] is not None and not 1 <= options["quorum"] <= config.agents:
             raise ConfigError(f"--quorum must be between 1 and {config.agents}")
-        the_run = Run(config, out, resume=bool(args.resume), round_timeout=args.round_timeout,
-                      join_timeout=args.join_timeout, quorum=args.quorum)
-        server = Server(the_run, key, listen=address, serial=serial, baud=args.baud or DEFAULT_BAUD,
-                        fragment=args.fragment or DEFAULT_FRAGMENT_BYTES,
-                        link_timeout=args.link_timeout or DEFAULT_LINK_TIMEOUT)
+        extend = saved is not None and config.rounds > saved.rounds
+        the_run = Run(config, out, resume=bool(args.resume), extend=extend,
+                      round_timeout=options["round_timeout"], join_timeout=options["join_timeout"],
+                      quorum=options["quorum"])
+        if args.resume and the_run.runtime.round >= config.rounds:
+            return _finished(the_run, out, print_summary)
+        baud = options["baud"] or DEFAULT_BAUD
+        server = Server(the_run, key, listen=address, serial=serial, baud=baud,
+                        fragment=options["fragment"] or DEFAULT_FRAGMENT_BYTES,
+                        link_timeout=options["link_timeout"] or DEFAULT_LINK_TIMEOUT)
+        if extend:
+            the_run.folder.write_json(CONFIG, config.to_dict())
+        write_record(the_run.folder, options, key_path, key)
     except (ConfigError, ValueError, OSError, SerialLinkError) as exc:
         print(f"fedzo coordinator: {exc}", file=sys.stderr)
         return 2
@@ -83,8 +151,17 @@ def run(args) -> int:
         print(f"listening on {bound[0]}:{bound[1]}; start agents with: "
               f"fedzo agent --connect <this host>:{bound[1]} --key-file {key_path.name}")
     for port in serial:
-        print(f"serving serial port {port} at {args.baud or DEFAULT_BAUD} baud; on the board: "
-              f"fedzo agent --serial <its port> --baud {args.baud or DEFAULT_BAUD} --key-file {key_path.name}")
+        print(f"serving serial port {port} at {baud} baud; on the board: "
+              f"fedzo agent --serial <its port> --baud {baud} --key-file {key_path.name}")
     server.serve()
     print_summary(the_run.finish(), out)
+    return 0
+
+
+def _finished(the_run, out, print_summary) -> int:
+    """A resumed run with no round left: say so (writing the summary if a crash lost it)."""
+    if not (out / SUMMARY).is_file():
+        print_summary(the_run.finish(), out)
+    print(f"fedzo coordinator: the run in {out} is finished ({the_run.config.rounds} rounds; "
+          f"summary in {out / SUMMARY}); --rounds N with N > {the_run.config.rounds} extends it")
     return 0

@@ -47,3 +47,28 @@ def config_from_args(args) -> RunConfig:
         if getattr(args, "config", None):
             raise ConfigError(f"{args.config}: {exc}") from exc
         raise
+
+
+def config_for_resume(args, saved: RunConfig, where) -> RunConfig:
+    """A resumed run's RunConfig: the saved one (from `where`, its config.json). Settings given
+    again (options or --config) must agree with it, except --rounds, which may extend the
+    run; ConfigError naming the option and the file otherwise."""
+    data = saved.to_dict()
+    given = read_config_file(args.config) if getattr(args, "config", None) else {}
+    given.update({f.name: getattr(args, f.name) for f in fields(RunConfig)
+                  if getattr(args, f.name, None) is not None})
+    data.update(given)
+    try:
+        config = RunConfig.from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"--resume: {exc}") from exc
+    for f in fields(RunConfig):
+        new, old = getattr(config, f.name), getattr(saved, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "rounds" and new < old:
+            raise ConfigError(f"{flag} {new}: the run in {where} has {old} rounds; "
+                              f"a resumed run can be extended, not shortened")
+        if f.name != "rounds" and new != old:
+            raise ConfigError(f"{flag} {new!r} differs from the run's {old!r} ({where}); "
+                              f"a resumed run keeps its settings (only --rounds may extend it)")
+    return config

@@ -18,6 +18,8 @@ METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.npz"
 RUN_KEY = "run.key"
+RUN_RECORD = "run.json"                     # how the coordinator served the run (coordinator/run/record.py)
+RUN_FILES = (CONFIG, METRICS, SUMMARY, CHECKPOINT, RUN_RECORD)   # any of them: the folder holds a run
 MAX_THETA_BYTES = 4 * MAX_VECTOR_ELEMENTS   # the largest theta the protocol carries, int32
 MAX_TOTALS_BYTES = 64 << 20                 # the checkpoint's work and byte totals (JSON text, UCS-4)
 MAX_JSON_BYTES = 16 << 20                   # config.json and summary.json
@@ -28,21 +30,37 @@ def agent_log_name(k: int) -> str:
     return f"agent-{k}.log"
 
 
+class FolderWriteError(OSError):
+    """A file of the run folder could not be written (a full disk, say); names the file."""
+
+
 def _atomic_write(path: Path, write) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:                  # the old file stays whole; the temporary goes
+        tmp.unlink(missing_ok=True)
+        raise FolderWriteError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def holds_run(path) -> bool:
+    """Whether the folder at path holds (part of) a run."""
+    return any((Path(path) / name).exists() for name in RUN_FILES)
 
 
 class RunFolder:
     """One run's files."""
 
-    def __init__(self, path):
+    def __init__(self, path, create=True):
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        if create:
+            self.path.mkdir(parents=True, exist_ok=True)
+        elif not self.path.is_dir():
+            raise FileNotFoundError(f"no run folder at {self.path}")
 
     def write_json(self, name: str, data) -> None:
         text = json.dumps(data, indent=2, sort_keys=True).encode()
@@ -63,21 +81,48 @@ class RunFolder:
             raise ValueError(f"{path}: not valid JSON: {exc}") from None
 
     def append_metrics(self, record: dict) -> None:
-        with open(self.path / METRICS, "a") as f:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
+        path = self.path / METRICS
+        try:
+            with open(path, "a") as f:
+                f.write(json.dumps(record, sort_keys=True) + "\n")
+        except OSError as exc:              # a torn last line is cut on --resume
+            raise FolderWriteError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from exc
 
-    def metrics(self) -> list:
+    def metrics(self, torn=None) -> list:
+        """metrics.jsonl's records. A last line that is not whole JSON (a crash or a full disk
+        cut it) is left out, and torn(text) is told; a bad line before it is a ValueError
+        naming the file and the line."""
         path = self.path / METRICS
         if not path.exists():
             return []
-        with open(path) as f:
-            return [json.loads(line) for line in f if line.strip()]
+        with open(path, errors="replace") as f:
+            lines = f.read().split("\n")
+        out = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict) or not isinstance(record.get("round"), int):
+                    raise ValueError("not a round's record")
+            except ValueError as exc:
+                if any(rest.strip() for rest in lines[number:]):
+                    raise ValueError(f"{path}: line {number} is damaged ({exc})") from None
+                if torn is not None:
+                    torn(line)
+                break
+            out.append(record)
+        return out
 
-    def truncate_metrics(self, before_round: int) -> None:
-        """Keep only rounds < before_round (lines a crash left past the checkpoint go)."""
-        kept = [m for m in self.metrics() if m["round"] < before_round]
+    def truncate_metrics(self, before_round: int, log=print) -> None:
+        """Keep only rounds < before_round (lines a crash left past the checkpoint go, and a
+        torn last line is cut and logged)."""
+        path = self.path / METRICS
+        kept = [m for m in self.metrics(torn=lambda line: log(
+            f"{path}: cut a torn last line ({len(line)} characters) left by an interrupted write"))
+            if m["round"] < before_round]
         text = "".join(json.dumps(m, sort_keys=True) + "\n" for m in kept).encode()
-        _atomic_write(self.path / METRICS, lambda f: f.write(text))
+        _atomic_write(path, lambda f: f.write(text))
 
     def save_checkpoint(self, values: np.ndarray, frac_bits: int, next_round: int, totals: dict) -> None:
         def write(f):

@@ -7,12 +7,13 @@ appends the round's metrics and writes an atomic checkpoint; `--resume`
 continues from that checkpoint and ends bit-identical to an uninterrupted run.
 """
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from fedzo.coordinator.rounds.runtime import CoordinatorRuntime
 from fedzo.coordinator.run.evaluate import evaluate, summarise
-from fedzo.coordinator.run.folder import CONFIG, SUMMARY, RunFolder
+from fedzo.coordinator.run.folder import CHECKPOINT, CONFIG, SUMMARY, RunFolder
 from fedzo.edge.learning import streams
 from fedzo.edge.learning.algorithm import initial_store, load_actor
 from fedzo.edge.learning.config import ConfigError, RunConfig, welcome_config
@@ -50,10 +51,12 @@ def transport_figures(links, counters: LinkCounters) -> dict:
 class Run:
     """A run of the coordinator; see the module docstring."""
 
-    def __init__(self, config: RunConfig, out_dir, *, resume=False, round_timeout=120.0,
+    def __init__(self, config: RunConfig, out_dir, *, resume=False, extend=False, round_timeout=120.0,
                  join_timeout=None, quorum=None, log=print, plots=True):
+        """resume: continue the run in out_dir (it must exist); extend: with resume, config may
+        have more rounds than the folder's (the caller then saves the new config.json)."""
         self.config, self.log, self.plots = config, log, plots
-        self.folder = RunFolder(out_dir)
+        self.folder = RunFolder(out_dir, create=not resume)
         actor = load_actor(config)
         self.task = make(config.task)
         # Evaluation always reaches the task's own time limit, and also the
@@ -69,7 +72,7 @@ class Run:
         self.bytes_before = {}
         start_round = 0
         if resume:
-            store, start_round = self._resume(config, actor.theta.size)
+            store, start_round = self._resume(config, actor, extend)
         else:
             store = initial_store(config, actor)
             self.folder.write_json(CONFIG, config.to_dict())
@@ -92,22 +95,38 @@ class Run:
                  f"2^-{store.fmt.frac_bits}; return at start {self.totals['return_initial']:.1f} "
                  f"({self.time_limit}-step episodes{self._horizon_note()})")
 
-    def _resume(self, config, d):
+    def _resume(self, config, actor, extend=False):
         try:
             saved = RunConfig.from_dict(self.folder.read_json(CONFIG))
         except ConfigError as exc:
             raise ConfigError(f"{self.folder.path / CONFIG}: {exc}") from exc
-        if saved != config:
+        extended = extend and config.rounds > saved.rounds and replace(saved, rounds=config.rounds) == config
+        if saved != config and not extended:
             raise ValueError(f"--resume: the run folder's config differs from this one "
                              f"({self.folder.path / CONFIG})")
-        checkpoint = self.folder.load_checkpoint(d)
+        checkpoint = self.folder.load_checkpoint(actor.theta.size)
+        self._check_checkpoint(checkpoint, saved, initial_store(saved, actor).fmt)
         fmt = FixedPoint(checkpoint["values"].dtype, checkpoint["frac_bits"])
         store = ParameterStore(checkpoint["values"], fmt)
         self.totals.update(checkpoint["totals"])
         self.bytes_before = self.totals.pop("agent_bytes", {})
-        self.folder.truncate_metrics(checkpoint["next_round"])
+        self.folder.truncate_metrics(checkpoint["next_round"], log=self.log)
         self.log(f"resuming at round {checkpoint['next_round']} from {self.folder.path}")
         return store, checkpoint["next_round"]
+
+    def _check_checkpoint(self, checkpoint, saved: RunConfig, start: FixedPoint) -> None:
+        """Refuse a checkpoint that cannot belong to the run of config.json (an edited or
+        misplaced file): a round past its end, another storage type or scale than the run
+        started with (`start`; its size is checked as it is read)."""
+        path = self.folder.path / CHECKPOINT
+        if checkpoint["next_round"] > saved.rounds:
+            raise ValueError(f"{path}: next_round {checkpoint['next_round']} is past the run's "
+                             f"{saved.rounds} rounds ({self.folder.path / CONFIG})")
+        if checkpoint["values"].dtype != start.dtype:
+            raise ValueError(f"{path}: theta is {checkpoint['values'].dtype.name}, the run stores "
+                             f"{start.dtype.name}")
+        if checkpoint["frac_bits"] != start.frac_bits:
+            raise ValueError(f"{path}: frac_bits {checkpoint['frac_bits']}, the run uses {start.frac_bits}")
 
     # ---- after every round ----
 
