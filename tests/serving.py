@@ -1,10 +1,13 @@
 """A coordinator Server serving in a thread, for the transport tests."""
+import socket
 import threading
 
 from small_runs import KEY
 from waiting import PATIENCE
 
+from fedzo.cli import main
 from fedzo.coordinator.transports.server import Server
+from fedzo.edge.agent.runtime import AgentRuntime
 from fedzo.edge.agent.tcp import run_agent_tcp
 
 
@@ -53,3 +56,26 @@ def serve_with_agents(run, agents, log=lambda *a: None):
         t.join(PATIENCE)
     assert not thread.is_alive()
     return server, errors
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def coordinator_with_agents(argv, port, agents=2):
+    """`fedzo coordinator ARGV` in a thread and `agents` agents on 127.0.0.1:port; its exit code."""
+    result, quiet = [], (lambda *a: None)
+    thread = threading.Thread(target=lambda: result.append(main(["coordinator", *argv])), daemon=True)
+    thread.start()
+    helpers = [threading.Thread(target=run_agent_tcp, args=(("127.0.0.1", port), KEY,
+                                                            AgentRuntime(agent_id=k, log=quiet)),
+                                kwargs=dict(reconnect_seconds=PATIENCE, log=quiet), daemon=True)
+               for k in range(agents)]
+    for helper in helpers:
+        helper.start()
+    thread.join(2 * PATIENCE)
+    assert not thread.is_alive(), "the coordinator did not finish"
+    return result[0]

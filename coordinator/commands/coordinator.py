@@ -10,7 +10,8 @@ from pathlib import Path
 
 from fedzo.coordinator.commands.run_options import add_run_arguments, config_for_resume, config_from_args
 from fedzo.coordinator.commands.simulate import default_out
-from fedzo.coordinator.run.folder import CONFIG, RUN_KEY, RUN_RECORD, SUMMARY, RunFolder
+from fedzo.coordinator.run.claim import new_run_folder
+from fedzo.coordinator.run.folder import CONFIG, RUN_KEY, RUN_RECORD, SUMMARY, FolderWriteError, RunFolder
 from fedzo.coordinator.run.record import check_key, read_record, resumed_options, write_record
 from fedzo.edge.learning.config import ConfigError, RunConfig
 from fedzo.edge.links.address import parse_address
@@ -35,7 +36,10 @@ def add_arguments(parser):
                              "(default 30)")
     parser.add_argument("--key-file", help="the run key; created (random) if the file does not exist "
                         "(default: OUT/run.key)")
-    parser.add_argument("--out", help="run folder (default: runs/<algo>-<task>-<time>)")
+    parser.add_argument("--out", help="run folder (default: runs/<algo>-<task>-<time>); a folder that "
+                        "already holds a run is refused unless --overwrite")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run in --out (its files go; other files stay)")
     parser.add_argument("--resume", metavar="DIR",
                         help="continue the run in DIR from its checkpoint, with the address, key, ports and "
                              "options it was started with (DIR/run.json); options given again must agree, "
@@ -62,7 +66,7 @@ def _serve_options(args) -> dict:
 
 
 def _fresh(args):
-    """(config, out, serve options, key file, key) of a new run."""
+    """(config, out, serve options, key file) of a new run."""
     config = config_from_args(args)
     out = Path(args.out) if args.out else default_out(config)
     options = _serve_options(args)
@@ -70,9 +74,7 @@ def _fresh(args):
         options["listen"] = DEFAULT_LISTEN
     options["serial"] = options["serial"] or []
     options["round_timeout"] = options["round_timeout"] or DEFAULT_ROUND_TIMEOUT
-    key_path = Path(args.key_file) if args.key_file else out / RUN_KEY
-    key = read_key_file(key_path) if key_path.exists() else write_key_file(key_path)
-    return config, out, options, key_path, key
+    return config, out, options, Path(args.key_file) if args.key_file else out / RUN_KEY
 
 
 def _resumed(args):
@@ -109,53 +111,76 @@ def _resumed(args):
 
 
 def run(args) -> int:
-    from fedzo.coordinator.run.lifecycle import Run
     from fedzo.coordinator.run.summary_text import print_summary
-    from fedzo.coordinator.transports.server import Server
-    from fedzo.edge.links.serial_link import (
-        DEFAULT_BAUD,
-        DEFAULT_FRAGMENT_BYTES,
-        DEFAULT_LINK_TIMEOUT,
-        SerialLinkError,
-    )
+    from fedzo.edge.links.serial_link import DEFAULT_BAUD, SerialLinkError
     try:
         if args.resume:
+            if args.overwrite:
+                raise ValueError("--overwrite starts a new run; it does not go with --resume")
             config, out, options, key_path, key, saved = _resumed(args)
+            the_run, server = _set_up(config, out, options, key_path, key, saved)
         else:
-            (config, out, options, key_path, key), saved = _fresh(args), None
-        serial = options["serial"]
-        if not serial and any(options[k] is not None for k in ("baud", "fragment", "link_timeout")):
-            raise ValueError("--baud, --fragment and --link-timeout apply to --serial only")
-        address = parse_address(options["listen"]) if options["listen"] is not None else None
-        if options["quorum"] is not None and not 1 <= options["quorum"] <= config.agents:
-            raise ConfigError(f"--quorum must be between 1 and {config.agents}")
-        extend = saved is not None and config.rounds > saved.rounds
-        the_run = Run(config, out, resume=bool(args.resume), extend=extend,
-                      round_timeout=options["round_timeout"], join_timeout=options["join_timeout"],
-                      quorum=options["quorum"])
-        if args.resume and the_run.runtime.round >= config.rounds:
-            return _finished(the_run, out, print_summary)
-        baud = options["baud"] or DEFAULT_BAUD
-        server = Server(the_run, key, listen=address, serial=serial, baud=baud,
-                        fragment=options["fragment"] or DEFAULT_FRAGMENT_BYTES,
-                        link_timeout=options["link_timeout"] or DEFAULT_LINK_TIMEOUT)
-        if extend:
-            the_run.folder.write_json(CONFIG, config.to_dict())
-        write_record(the_run.folder, options, key_path, key)
+            config, out, options, key_path = _fresh(args)
+            with new_run_folder(out, args.overwrite) as made:
+                if key_path.exists():
+                    key = read_key_file(key_path)
+                else:
+                    made.append(key_path)
+                    key = write_key_file(key_path)
+                the_run, server = _set_up(config, out, options, key_path, key, None)
     except (ConfigError, ValueError, OSError, SerialLinkError) as exc:
         print(f"fedzo coordinator: {exc}", file=sys.stderr)
         return 2
+    if server is None:
+        return _finished(the_run, out, print_summary)
     print(f"run key in {key_path}; waiting for {config.agents} agents")
-    if address is not None:
+    if options["listen"] is not None:
         bound = server.address
         print(f"listening on {bound[0]}:{bound[1]}; start agents with: "
               f"fedzo agent --connect <this host>:{bound[1]} --key-file {key_path.name}")
-    for port in serial:
+    baud = options["baud"] or DEFAULT_BAUD
+    for port in options["serial"]:
         print(f"serving serial port {port} at {baud} baud; on the board: "
               f"fedzo agent --serial <its port> --baud {baud} --key-file {key_path.name}")
-    server.serve()
-    print_summary(the_run.finish(), out)
+    try:
+        server.serve()
+        print_summary(the_run.finish(), out)
+    except FolderWriteError as exc:
+        print(f"fedzo coordinator: {exc}; the run folder keeps its last checkpoint: "
+              f"fedzo coordinator --resume {out} continues the run once the file can be written",
+              file=sys.stderr)
+        return 1
     return 0
+
+
+def _set_up(config, out, options, key_path, key, saved):
+    """(Run, Server) serving the run, or (Run, None) for a resumed run with no round left."""
+    from fedzo.coordinator.run.lifecycle import Run
+    from fedzo.coordinator.transports.server import Server
+    from fedzo.edge.links.serial_link import DEFAULT_BAUD, DEFAULT_FRAGMENT_BYTES, DEFAULT_LINK_TIMEOUT
+    serial = options["serial"]
+    if not serial and any(options[k] is not None for k in ("baud", "fragment", "link_timeout")):
+        raise ValueError("--baud, --fragment and --link-timeout apply to --serial only")
+    address = parse_address(options["listen"]) if options["listen"] is not None else None
+    if options["quorum"] is not None and not 1 <= options["quorum"] <= config.agents:
+        raise ConfigError(f"--quorum must be between 1 and {config.agents}")
+    extend = saved is not None and config.rounds > saved.rounds
+    the_run = Run(config, out, resume=saved is not None, extend=extend,
+                  round_timeout=options["round_timeout"], join_timeout=options["join_timeout"],
+                  quorum=options["quorum"])
+    if saved is not None and the_run.runtime.round >= config.rounds:
+        return the_run, None
+    server = Server(the_run, key, listen=address, serial=serial, baud=options["baud"] or DEFAULT_BAUD,
+                    fragment=options["fragment"] or DEFAULT_FRAGMENT_BYTES,
+                    link_timeout=options["link_timeout"] or DEFAULT_LINK_TIMEOUT)
+    try:
+        if extend:
+            the_run.folder.write_json(CONFIG, config.to_dict())
+        write_record(the_run.folder, options, key_path, key)
+    except BaseException:
+        server.close()
+        raise
+    return the_run, server
 
 
 def _finished(the_run, out, print_summary) -> int:

@@ -17,7 +17,10 @@ def add_arguments(parser):
                              "inproc: agents in this process, no network; "
                              "serial: simulated boards on paced pseudo-terminal serial lines "
                              "(Ethernet boards use loopback TCP)")
-    parser.add_argument("--out", default=None, help="run folder (default: runs/<algo>-<task>-<time>)")
+    parser.add_argument("--out", default=None, help="run folder (default: runs/<algo>-<task>-<time>); a folder "
+                        "that already holds a run is refused unless --overwrite")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run in --out (its files go; other files stay)")
     parser.add_argument("--round-timeout", type=float, default=120.0, help="seconds before a round closes without a missing vote")
     parser.add_argument("--quiet", action="store_true", help="no per-round lines")
     parser.add_argument("--with-null", action="store_true",
@@ -80,14 +83,35 @@ def run(args) -> int:
         return 2
     out = Path(args.out) if args.out else default_out(config)
     log = (lambda *a, **k: None) if args.quiet else print
+    from fedzo.coordinator.run.claim import new_run_folder
+    from fedzo.coordinator.run.folder import FolderWriteError
     from fedzo.coordinator.run.lifecycle import Run
     from fedzo.coordinator.run.summary_text import print_summary
     run_key = os.urandom(32)
     try:
-        the_run = Run(config, out, round_timeout=args.round_timeout, log=log)
-    except (FileNotFoundError, ValueError) as exc:
+        with new_run_folder(out, args.overwrite, command="fedzo simulate"):
+            the_run = Run(config, out, round_timeout=args.round_timeout, log=log)
+    except (OSError, ValueError) as exc:
         print(f"fedzo simulate: {exc}", file=sys.stderr)
         return 2
+    try:
+        summary = _simulate(args, the_run, run_key, profile, faults, log)
+    except FolderWriteError as exc:
+        print(f"fedzo simulate: {exc}; the run folder keeps its last checkpoint", file=sys.stderr)
+        return 1
+    if summary is None:
+        return 1
+    print_summary(summary, out)
+    if args.with_null:
+        run_null_control(config, out / "null-control", the_run.runtime.round)
+    for error in summary.get("errors") or []:
+        print(f"fedzo simulate: {error}", file=sys.stderr)
+    return 1 if summary.get("errors") else 0
+
+
+def _simulate(args, the_run, run_key, profile, faults, log):
+    """Run the simulation over the chosen link; its summary, or None if it failed (said why)."""
+    config = the_run.config
     if profile is not None:
         from fedzo.edge.links.serial_link import (
             DEFAULT_FRAGMENT_BYTES,
@@ -95,26 +119,19 @@ def run(args) -> int:
         )
         from fedzo.firmware_sim.simulate import BoardsFailed, simulate_boards
         try:
-            summary = simulate_boards(the_run, run_key, profile, faults=faults,
-                                      fragment=args.fragment or DEFAULT_FRAGMENT_BYTES,
-                                      link_timeout=args.link_timeout or DEFAULT_LINK_TIMEOUT, log=log)
+            return simulate_boards(the_run, run_key, profile, faults=faults,
+                                   fragment=args.fragment or DEFAULT_FRAGMENT_BYTES,
+                                   link_timeout=args.link_timeout or DEFAULT_LINK_TIMEOUT, log=log)
         except (BoardsFailed, ValueError) as exc:
             print(f"fedzo simulate: {exc}", file=sys.stderr)
-            return 1
-    elif args.link == "inproc":
+            return None
+    if args.link == "inproc":
         from fedzo.coordinator.transports.inproc import run_inproc
         from fedzo.edge.agent.runtime import AgentRuntime
         agents = [AgentRuntime(log=lambda *a: None) for _ in range(config.agents)]
-        summary = run_inproc(the_run, agents, run_key, log=print)
-    else:
-        from fedzo.coordinator.transports.tcp import simulate_tcp
-        summary = simulate_tcp(the_run, run_key, log=log)
-    print_summary(summary, out)
-    if args.with_null:
-        run_null_control(config, out / "null-control", the_run.runtime.round)
-    for error in summary.get("errors") or []:
-        print(f"fedzo simulate: {error}", file=sys.stderr)
-    return 1 if summary.get("errors") else 0
+        return run_inproc(the_run, agents, run_key, log=print)
+    from fedzo.coordinator.transports.tcp import simulate_tcp
+    return simulate_tcp(the_run, run_key, log=log)
 
 
 def run_null_control(config, out, rounds) -> dict:

@@ -346,6 +346,10 @@ class Server:
                 if events & selectors.EVENT_WRITE and target.open:
                     self._write(target)
 
+    def close(self) -> None:
+        """Close every link, port and the listener without serving (serve() closes them itself)."""
+        self._shutdown()
+
     def _shutdown(self) -> None:
         for link in self._open_links():
             self._close(link, notify=False)

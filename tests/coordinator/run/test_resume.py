@@ -1,46 +1,20 @@
 """A resumed run is the run (issue 12, item 1): address, key, options and files come from its folder."""
 import json
 import shutil
-import socket
-import threading
 
 import numpy as np
 import pytest
+from serving import coordinator_with_agents, free_port
 from small_runs import KEY, run_small, small_config
-from waiting import PATIENCE
 
 from fedzo.cli import main
 from fedzo.coordinator.run.folder import CHECKPOINT, METRICS, RUN_RECORD, SUMMARY, RunFolder
 from fedzo.coordinator.run.lifecycle import Run
-from fedzo.edge.agent.runtime import AgentRuntime
-from fedzo.edge.agent.tcp import run_agent_tcp
 from fedzo.edge.protocol.keyfile import write_key_file
 
 QUIET = dict(log=lambda *a: None)
 CONFIG = small_config(agents=2, rounds=2)
 RUN_ARGS = [f"--{k.replace('_', '-')}={v}" for k, v in CONFIG.to_dict().items() if k != "actor"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def coordinator_with_agents(argv, port, agents=2):
-    """`fedzo coordinator ARGV` in a thread and `agents` agents on 127.0.0.1:port; its exit code."""
-    result = []
-    thread = threading.Thread(target=lambda: result.append(main(["coordinator", *argv])), daemon=True)
-    thread.start()
-    helpers = [threading.Thread(target=run_agent_tcp, args=(("127.0.0.1", port), KEY,
-                                                            AgentRuntime(agent_id=k, **QUIET)),
-                                kwargs=dict(reconnect_seconds=PATIENCE, **QUIET), daemon=True)
-               for k in range(agents)]
-    for helper in helpers:
-        helper.start()
-    thread.join(2 * PATIENCE)
-    assert not thread.is_alive(), "the coordinator did not finish"
-    return result[0]
 
 
 @pytest.fixture(scope="module")
