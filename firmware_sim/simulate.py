@@ -125,7 +125,7 @@ def simulate_boards(run, run_key: bytes, profile: BoardProfile, *, faults: Fault
     summary["boards"] = [_board_record(b, lines[b.index] if lines else None, folder) for b in boards]
     for record, voted in zip(summary["boards"], rounds_voted(run.folder.metrics(), K)):
         record["rounds_voted"] = voted
-    summary["errors"] = silent_board_errors(summary["boards"])
+    summary["errors"] = summary.get("errors", []) + silent_board_errors(summary["boards"])
     run.folder.write_json(SUMMARY, summary)
     failed = [b for b in summary["boards"] if b["status"] != "ok"]
     for b in failed:

@@ -144,13 +144,16 @@ def run(args) -> int:
               f"fedzo agent --serial <its port> --baud {baud} --key-file {key_path.name}")
     try:
         server.serve()
-        print_summary(the_run.finish(), out)
+        summary = the_run.finish()
+        print_summary(summary, out)
     except FolderWriteError as exc:
         print(f"fedzo coordinator: {exc}; the run folder keeps its last checkpoint: "
               f"fedzo coordinator --resume {out} continues the run once the file can be written",
               file=sys.stderr)
         return 1
-    return 0
+    for error in summary["errors"]:
+        print(f"fedzo coordinator: {error}", file=sys.stderr)
+    return 1 if summary["errors"] else 0
 
 
 def _set_up(config, out, options, key_path, key, saved):

@@ -130,8 +130,12 @@ def _simulate(args, the_run, run_key, profile, faults, log):
         from fedzo.edge.agent.runtime import AgentRuntime
         agents = [AgentRuntime(log=lambda *a: None) for _ in range(config.agents)]
         return run_inproc(the_run, agents, run_key, log=print)
-    from fedzo.coordinator.transports.tcp import simulate_tcp
-    return simulate_tcp(the_run, run_key, log=log)
+    from fedzo.coordinator.transports.tcp import AgentsGone, simulate_tcp
+    try:
+        return simulate_tcp(the_run, run_key, log=log)
+    except AgentsGone as exc:
+        print(f"fedzo simulate: {exc}", file=sys.stderr)
+        return None
 
 
 def run_null_control(config, out, rounds) -> dict:

@@ -49,6 +49,7 @@ from fedzo.edge.learning.algorithm import (
 )
 from fedzo.edge.protocol import (
     ASSIGN_AGENT_ID,
+    MAX_FRAME_BYTES,
     MAX_TEXT_BYTES,
     Bye,
     ByeReason,
@@ -90,6 +91,7 @@ class AgentSlot:
     discarded_votes: int = 0
     syncs: int = 0
     synced: tuple = None            # (link, round) of the last Sync sent: at most one per round per link
+    max_frame: int = MAX_FRAME_BYTES  # the largest frame its agent accepts (Join capabilities)
 
 
 class CoordinatorRuntime:
@@ -225,6 +227,7 @@ class CoordinatorRuntime:
             out += [(slot.link, Bye(ByeReason.REPLACED, "a newer session took this agent id")),
                     (slot.link, CLOSE)]
         slot.link, slot.joins, slot.last_heard = link, slot.joins + 1, now
+        slot.max_frame = msg.capabilities.max_frame
         if link not in slot.links:
             slot.links.append(link)
         slot.assembler = VectorAssembler(expected_total=self.store.d)
@@ -261,7 +264,7 @@ class CoordinatorRuntime:
             return []
         slot.synced = (slot.link, self.round)
         slot.syncs += 1
-        chunks = sync_chunks(self.round, self.store.values, self.store.fmt.frac_bits)
+        chunks = sync_chunks(self.round, self.store.values, self.store.fmt.frac_bits, max_frame=slot.max_frame)
         return [(slot.link, chunk) for chunk in chunks]
 
     # ---- rounds ----
@@ -327,7 +330,8 @@ class CoordinatorRuntime:
         out = []
         for slot in self.connected():
             if self.config.algo == "fedavg-s2zpo":
-                out += [(slot.link, c) for c in model_chunks(ModelDownload, self.round, average)]
+                out += [(slot.link, c) for c in model_chunks(ModelDownload, self.round, average,
+                                                             max_frame=slot.max_frame)]
             out.append((slot.link, RoundResult(self.round, tuple(votes), digest)))
         # theta after this round, kept for the callback: the next round may
         # already be under way when the transport calls after_dispatch().

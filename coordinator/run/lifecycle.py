@@ -237,6 +237,13 @@ class Run:
 
     # ---- the end ----
 
+    def _errors(self) -> list:
+        """What makes the run's figures meaningless; a command exits non-zero when there is any."""
+        if self.runtime.round and not self.totals["comparisons"]:
+            return [f"no agent voted in any of the {self.runtime.round} rounds: nothing was learned "
+                    f"or measured (see the agents' output)"]
+        return []
+
     def finish(self) -> dict:
         """Write summary.json from the counters and the agents' reports; return it."""
         config, d, K = self.config, self.store.d, self.config.agents
@@ -280,6 +287,7 @@ class Run:
             "wall_seconds": round(self.totals["wall_seconds"], 2),
             "theta_hash": self.store.digest().hex(),
             "per_agent": per_agent,
+            "errors": self._errors(),
         }
         self.folder.write_json(SUMMARY, summary)
         if self.plots:

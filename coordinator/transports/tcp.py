@@ -1,7 +1,9 @@
 """`fedzo simulate --link tcp`: K `fedzo agent` processes against the coordinator on loopback TCP.
 
 The selector loop itself is transports/server.py's Server, which serves TCP
-agents and serial ports alike.
+agents and serial ports alike. If every agent process has exited while the
+run still waits, the simulation stops with AgentsGone (naming each agent's
+exit code and log) instead of waiting for agents that cannot come.
 """
 import subprocess
 import sys
@@ -10,6 +12,15 @@ from pathlib import Path
 from fedzo.coordinator.run.folder import RUN_KEY, agent_log_name
 from fedzo.coordinator.transports.server import Server
 from fedzo.edge.protocol.keyfile import write_key_file
+
+
+class AgentsGone(RuntimeError):
+    """Every agent process exited before the run finished."""
+
+
+def _last_line(path) -> str:
+    lines = [line for line in Path(path).read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "(empty log)"
 
 
 def agent_command(*args) -> list:
@@ -31,8 +42,16 @@ def simulate_tcp(run, run_key: bytes, log=print, agent_args=(), timeout=None) ->
         cmd = agent_command("--connect", f"{host}:{port}", "--key-file", str(key_file), "--id", str(k),
                             *agent_args)
         processes.append(subprocess.Popen(cmd, stdout=agent_log, stderr=subprocess.STDOUT))
+    def check():
+        if not run.runtime.done and all(p.poll() is not None for p in processes):
+            for agent_log in logs:
+                agent_log.flush()
+            why = "; ".join(f"agent {k} exit code {p.returncode}: {_last_line(folder / agent_log_name(k))}"
+                            for k, p in enumerate(processes))
+            raise AgentsGone(f"every agent process exited before the run finished ({why}; logs in {folder})")
+
     try:
-        server.serve(stop_after=timeout)
+        server.serve(stop_after=timeout, check=check)
         summary = run.finish()
     finally:
         for process in processes:
