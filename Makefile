@@ -9,8 +9,9 @@ STAMP  := $(VENV)/.fedzo-installed
 
 $(STAMP): pyproject.toml setup.py csrc/fedzo_kernel.c csrc/fedzo_kernel.h csrc/build_kernel.py
 	$(PYTHON) -m venv $(VENV)
+	@echo "installing fedzo and its test extras into $(VENV) (a minute or more the first time) ..."
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -13,7 +13,7 @@ COMMANDS = {
     "info": ("fedzo.edge.commands.info", "show the version, the kernel backend and why it was chosen"),
     "bench": ("fedzo.bench", "measure speed: kernel, rollout or link"),
     "simulate": ("fedzo.coordinator.commands.simulate", "a coordinator and K agents on this machine (the main job)"),
-    "coordinator": ("fedzo.coordinator.commands.coordinator", "serve a run to agents over TCP (on the laptop)"),
+    "coordinator": ("fedzo.coordinator.commands.coordinator", "serve a run to agents over TCP and serial ports (on the laptop)"),
     "agent": ("fedzo.edge.commands.agent", "take part in a run as one agent (on a board)"),
     "experiment": ("fedzo.coordinator.commands.experiment", "run a grid of runs at equal trajectory budgets"),
     "report": ("fedzo.coordinator.commands.report", "Markdown report with plots of an experiment's runs"),

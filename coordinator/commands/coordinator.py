@@ -151,6 +151,11 @@ def run(args) -> int:
               f"fedzo coordinator --resume {out} continues the run once the file can be written",
               file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"fedzo coordinator: interrupted with {the_run.runtime.round} of {config.rounds} rounds done; "
+              f"`fedzo coordinator --resume {out}` continues the run from its last checkpoint",
+              file=sys.stderr)
+        return 130
     for error in summary["errors"]:
         print(f"fedzo coordinator: {error}", file=sys.stderr)
     return 1 if summary["errors"] else 0

@@ -2,7 +2,7 @@
 import json
 from dataclasses import fields
 
-from fedzo.edge.learning.config import ConfigError, RunConfig
+from fedzo.edge.learning.config import FIELD_CHOICES, FIELD_MEANINGS, ConfigError, RunConfig
 
 MAX_CONFIG_FILE_BYTES = 1 << 20     # a run config is a few hundred bytes; refuse anything huge unread
 
@@ -27,11 +27,18 @@ def read_config_file(path) -> dict:
 def add_run_arguments(parser):
     """One option per RunConfig field (e.g. --agents 5), plus --config FILE."""
     parser.add_argument("--config", help="a JSON file of run settings (options given here override it)")
-    defaults = RunConfig()
     for f in fields(RunConfig):
         flag = "--" + f.name.replace("_", "-")
-        parser.add_argument(flag, dest=f.name, type=f.type, default=None,
-                            help=f"(default {getattr(defaults, f.name)!r})")
+        parser.add_argument(flag, dest=f.name, type=f.type, default=None, help=option_help(f.name),
+                            metavar="{" + ",".join(FIELD_CHOICES[f.name]) + "}" if f.name in FIELD_CHOICES else None)
+
+
+def option_help(name: str) -> str:
+    """A run option's --help: its meaning, its default and, where it has them, its choices."""
+    default = getattr(RunConfig(), name)
+    choices = FIELD_CHOICES.get(name)
+    text = f"{FIELD_MEANINGS[name]} (default {default!r}"
+    return text + (f"; one of {', '.join(choices)})" if choices else ")")
 
 
 def config_from_args(args) -> RunConfig:

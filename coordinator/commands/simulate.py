@@ -21,7 +21,8 @@ def add_arguments(parser):
                         "that already holds a run is refused unless --overwrite")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run in --out (its files go; other files stay)")
-    parser.add_argument("--round-timeout", type=float, default=120.0, help="seconds before a round closes without a missing vote")
+    parser.add_argument("--round-timeout", type=float, default=120.0,
+                        help="seconds a round waits for missing votes (they count 0; default 120)")
     parser.add_argument("--quiet", action="store_true", help="no per-round lines")
     parser.add_argument("--with-null", action="store_true",
                         help="afterwards, run the same config with coin-flip votes (the null control, "
@@ -99,6 +100,11 @@ def run(args) -> int:
     except FolderWriteError as exc:
         print(f"fedzo simulate: {exc}; the run folder keeps its last checkpoint", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"fedzo simulate: interrupted; {out} keeps the rounds done so far (a coordinator's run "
+              f"continues with `fedzo coordinator --resume`; a simulation starts again with --overwrite)",
+              file=sys.stderr)
+        return 130
     if summary is None:
         return 1
     print_summary(summary, out)

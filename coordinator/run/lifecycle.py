@@ -205,7 +205,7 @@ class Run:
                                     {**self.totals, "agent_bytes": self.agent_bytes()})
         remaining = elapsed / max(done, 1) * (config.rounds - done)
         shown = f"{self.last_evaluation['mean']:.1f}" + ("" if evaluation else " (earlier)")
-        self.log(f"round {done}/{config.rounds} | return {shown} | "
+        self.log(f"round {t} ({done}/{config.rounds} done) | return {shown} | "
                  f"votes {''.join('+' if v > 0 else '-' if v < 0 else '0' for v in info['votes'])} | "
                  f"comparisons {self.totals['comparisons']} | elapsed {elapsed:.0f} s | "
                  f"left ~{remaining:.0f} s")

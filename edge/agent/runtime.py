@@ -200,7 +200,7 @@ class AgentRuntime:
         else:
             vote = self.logic.vote(msg.round)
             replies = [Vote(msg.round, vote, digest)]
-        self.log(f"agent {self.agent_id}: round {msg.round + 1}/{self.logic.config.rounds} "
+        self.log(f"agent {self.agent_id}: round {msg.round} ({msg.round + 1}/{self.logic.config.rounds}) "
                  f"vote {vote:+d} ({self.logic.episodes - episodes} episodes, "
                  f"{time.monotonic() - started:.1f} s)")
         return replies

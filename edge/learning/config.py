@@ -26,6 +26,38 @@ MAX_ACTOR_PATH_BYTES = 1024     # leaves the Welcome's config (at most 8 KiB) ro
 INT_LIMITS = {"agents": MAX_AGENTS, "rounds": MAX_ROUND, "seed": 2**64 - 1}
 
 
+# The fields that take one of a few names, and those names (--help shows them).
+FIELD_CHOICES = {"task": TASK_NAMES, "algo": ALGOS, "panel_link": LINKS, "store_dtype": STORE_DTYPE_NAMES,
+                 "perturbation": PERTURBATION_KINDS, "preference": PREFERENCES, "comparison": COMPARISONS}
+
+# Every field's meaning in one line (each run option's --help; README "Running it").
+FIELD_MEANINGS = {
+    "task": "the MuJoCo task the policy controls",
+    "algo": "par-s2zpo: agent k perturbs block k of theta; fedavg-s2zpo: each agent the whole "
+            "vector, averaged",
+    "agents": "K, the number of agents (one block of theta each)",
+    "rounds": "T, the number of rounds",
+    "alpha": "step size of an update, in parameter units (rounded to whole LSBs, at least 1)",
+    "mu": "size of the perturbation theta + mu v shown for comparison, in parameter units",
+    "comparisons": "N, comparisons per agent per round; its vote is the sign of their sum",
+    "batch": "D, episodes in each batch of a comparison",
+    "local_steps": "E, local steps per round (fedavg-s2zpo only)",
+    "seed": "the run's shared seed (perturbations, episodes, panel draws)",
+    "eval_every": "rounds between evaluations of the true return (0: at the start and end only)",
+    "eval_episodes": "episodes of each evaluation",
+    "panel_link": "how the simulated panel turns a return difference into a preference probability",
+    "panel_reviewers": "M, reviewers of the simulated panel per comparison (odd: a majority)",
+    "panel_scale": "c, the panel's scale of return differences (0: the task's documented default)",
+    "store_dtype": "storage type of the fixed-point parameters",
+    "frac_bits": "fractional bits of the fixed-point store (-1: the finest with 2x headroom)",
+    "actor": "path of the starting actor (.npz; empty: the packaged actor of the task)",
+    "perturbation": "rademacher: +-1 signs from the shared stream (the paper); gaussian: an experiment",
+    "horizon": "time limit of training episodes in env steps (evaluation always uses the task's 1000)",
+    "preference": "who answers a comparison: the simulated panel, or a fair coin (the null control)",
+    "comparison": "one-sided: theta vs theta + mu v (the paper); symmetric: theta - mu v vs theta + mu v",
+}
+
+
 class ConfigError(ValueError):
     """A configuration value is missing, of the wrong type or out of range."""
 
@@ -75,13 +107,8 @@ class RunConfig:
         if len(self.actor.encode("utf-8", errors="replace")) > MAX_ACTOR_PATH_BYTES:
             raise ConfigError(f"actor must be a path of at most {MAX_ACTOR_PATH_BYTES} bytes, "
                               f"got {len(self.actor.encode('utf-8', errors='replace'))}")
-        _choice("task", self.task, TASK_NAMES)
-        _choice("algo", self.algo, ALGOS)
-        _choice("panel_link", self.panel_link, LINKS)
-        _choice("store_dtype", self.store_dtype, STORE_DTYPE_NAMES)
-        _choice("perturbation", self.perturbation, PERTURBATION_KINDS)
-        _choice("preference", self.preference, PREFERENCES)
-        _choice("comparison", self.comparison, COMPARISONS)
+        for name, choices in FIELD_CHOICES.items():
+            _choice(name, getattr(self, name), choices)
         _at_least("agents", self.agents, 1)
         _at_least("rounds", self.rounds, 1)
         _at_least("comparisons", self.comparisons, 1)
