@@ -45,7 +45,8 @@ def add_arguments(parser):
                              "options it was started with (DIR/run.json); options given again must agree, "
                              "except --rounds N, which extends the run to N rounds")
     parser.add_argument("--round-timeout", type=float, default=None,
-                        help="seconds a round waits for missing votes (they count 0; default 120)")
+                        help="seconds a round waits for missing votes (they count 0; default 120); an agent "
+                             "silent for a whole round is absent: no round waits for it until it speaks")
     parser.add_argument("--join-timeout", type=float, default=None,
                         help="start with --quorum agents if not all K joined after this many seconds")
     parser.add_argument("--quorum", type=int, default=None, help="agents enough to start at the join timeout")

@@ -22,7 +22,8 @@ def add_arguments(parser):
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run in --out (its files go; other files stay)")
     parser.add_argument("--round-timeout", type=float, default=120.0,
-                        help="seconds a round waits for missing votes (they count 0; default 120)")
+                        help="seconds a round waits for missing votes (they count 0; default 120); an agent "
+                             "silent for a whole round is absent: no round waits for it until it speaks")
     parser.add_argument("--quiet", action="store_true", help="no per-round lines")
     parser.add_argument("--with-null", action="store_true",
                         help="afterwards, run the same config with coin-flip votes (the null control, "

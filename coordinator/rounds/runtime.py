@@ -15,10 +15,19 @@ for a round that closed, so the round's metrics include the RoundResults
 (and FedAvg downloads) its close produced.
 
 Round t: RoundStart to every connected agent; each answers one Vote (FedAvg:
-its model chunks, then the Vote). The round closes when every agent that was
-sent the RoundStart has voted, or at the deadline; a missing vote is 0.
-Every replica then applies the K votes (FedAvg: takes the average), and the
+its model chunks, then the Vote). The round closes when every present agent
+that was sent the RoundStart has voted, or at the deadline; a missing vote is
+0. Every replica then applies the K votes (FedAvg: takes the average), and the
 RoundResult carries the votes and the hash of the coordinator's new theta.
+
+Absent agents: an agent that was sent a round's RoundStart and said nothing
+at all until that round closed is absent from then on, until any message
+from it (a vote, late or not, a report, an error) or a new join makes it
+present again. Absent agents are still sent every RoundStart and
+RoundResult, and a vote of theirs counts if it arrives while its round is
+open, but no round waits for them (their vote is 0 at the close). A round
+whose agents are all absent waits for them as before, until the deadline,
+so a run whose every agent hangs does not race through its rounds.
 
 A vote whose theta hash differs from the coordinator's theta_t is discarded
 (counted as 0) and that agent is sent a Sync; so is an agent that reports
@@ -92,6 +101,8 @@ class AgentSlot:
     syncs: int = 0
     synced: tuple = None            # (link, round) of the last Sync sent: at most one per round per link
     max_frame: int = MAX_FRAME_BYTES  # the largest frame its agent accepts (Join capabilities)
+    spoke: bool = False             # a message came from its agent since this round's RoundStart
+    absent: bool = False            # silent through a whole round: rounds do not wait for it
 
 
 class CoordinatorRuntime:
@@ -147,7 +158,7 @@ class CoordinatorRuntime:
         if slot is None:
             self.rejected["unexpected"] += 1
             return [(link, Error(ErrorCode.BAD_MESSAGE, f"{msg.NAME} before join")), (link, CLOSE)]
-        slot.last_heard = self.clock()
+        self._heard(slot)
         if isinstance(msg, Vote):
             return self._on_vote(slot, msg)
         if isinstance(msg, ModelUpload):
@@ -176,7 +187,7 @@ class CoordinatorRuntime:
         slot = self.slot_of(link)
         if slot is None:
             return []
-        slot.link, slot.in_round = None, False
+        slot.link, slot.in_round, slot.absent = None, False, False
         self.log(f"coordinator: agent {slot.block} {why}")
         if self.phase == "round":
             return self._maybe_close_round()
@@ -192,7 +203,7 @@ class CoordinatorRuntime:
                 self.log(f"coordinator: join timeout, starting with {len(self.connected())} agents")
                 return self._start_round()
         if self.phase == "round" and now >= self.deadline:
-            late = [s.block for s in self.slots if s.in_round and s.vote is None]
+            late = [s.block for s in self._waiting_for()]
             self.log(f"coordinator: round {self.round} timed out; no vote from {late}")
             return self._close_round()
         if self.phase == "finishing" and now >= self.deadline:
@@ -227,6 +238,7 @@ class CoordinatorRuntime:
             out += [(slot.link, Bye(ByeReason.REPLACED, "a newer session took this agent id")),
                     (slot.link, CLOSE)]
         slot.link, slot.joins, slot.last_heard = link, slot.joins + 1, now
+        slot.spoke, slot.absent = True, False      # a join is its agent speaking
         slot.max_frame = msg.capabilities.max_frame
         if link not in slot.links:
             slot.links.append(link)
@@ -283,6 +295,7 @@ class CoordinatorRuntime:
         out = []
         for slot in self.slots:
             slot.vote, slot.model, slot.in_round = None, None, slot.link is not None
+            slot.spoke = False
             if slot.link is not None:
                 out.append((slot.link, RoundStart(self.round)))
         return out + self._maybe_close_round()
@@ -311,14 +324,37 @@ class CoordinatorRuntime:
             slot.model = check_model(model, self.store.fmt, self.store.d)
         return []
 
+    def _heard(self, slot) -> None:
+        """A message from the agent in `slot`: it is present, whatever it said."""
+        slot.last_heard, slot.spoke = self.clock(), True
+        if slot.absent:
+            slot.absent = False
+            self.log(f"coordinator: agent {slot.block} spoke again; rounds wait for its vote again")
+
+    def _waiting_for(self) -> list:
+        """The slots the open round still waits for: those sent its RoundStart that have not
+        voted, absent ones left out unless every slot sent the RoundStart is absent."""
+        sent = [s for s in self.slots if s.in_round and s.link is not None]
+        present = [s for s in sent if not s.absent] or sent
+        return [s for s in present if s.vote is None]
+
     def _maybe_close_round(self) -> list:
-        if any(s.in_round and s.vote is None and s.link is not None for s in self.slots):
+        if self._waiting_for():
             return []
         return self._close_round()
+
+    def _mark_absent(self) -> None:
+        """At a round's close: an agent sent its RoundStart that has said nothing since is absent."""
+        for slot in self.slots:
+            if slot.in_round and slot.link is not None and not slot.spoke and not slot.absent:
+                slot.absent = True
+                self.log(f"coordinator: agent {slot.block} said nothing in round {self.round}; "
+                         f"later rounds will not wait for it until it speaks")
 
     def _close_round(self) -> list:
         votes = [s.vote if s.vote is not None else 0 for s in self.slots]
         voters = sum(1 for s in self.slots if s.vote is not None)
+        absent = [s.block for s in self.slots if s.absent and s.link is not None]
         if self.config.algo == "fedavg-s2zpo":
             models = [s.model if s.vote is not None else None for s in self.slots]
             average = average_models(models) if any(m is not None for m in models) else self.store.to_float()
@@ -335,8 +371,10 @@ class CoordinatorRuntime:
             out.append((slot.link, RoundResult(self.round, tuple(votes), digest)))
         # theta after this round, kept for the callback: the next round may
         # already be under way when the transport calls after_dispatch().
-        self._closed.append({"round": self.round, "votes": votes, "voters": voters, "saturated": saturated,
-                             "theta_hash": digest.hex(), "theta": self.store.values.copy()})
+        self._closed.append({"round": self.round, "votes": votes, "voters": voters, "absent": absent,
+                             "saturated": saturated, "theta_hash": digest.hex(),
+                             "theta": self.store.values.copy()})
+        self._mark_absent()
         self.round += 1
         return out + self._start_round()
 

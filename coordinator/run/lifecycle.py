@@ -7,6 +7,7 @@ appends the round's metrics and writes an atomic checkpoint; `--resume`
 continues from that checkpoint and ends bit-identical to an uninterrupted run.
 """
 import time
+from collections import Counter
 from dataclasses import replace
 
 import numpy as np
@@ -195,7 +196,7 @@ class Run:
             self.last_evaluation = self.totals["evaluation_last"] = evaluation
         elapsed = self.elapsed_before + time.monotonic() - self.started
         self.totals["wall_seconds"] = elapsed
-        record = {"round": t, "votes": info["votes"], "voters": info["voters"],
+        record = {"round": t, "votes": info["votes"], "voters": info["voters"], "absent": info["absent"],
                   "episodes": self.totals["episodes"], "comparisons": self.totals["comparisons"],
                   **self._return_fields(evaluation),
                   "saturated": info["saturated"], "theta_hash": info["theta_hash"],
@@ -205,8 +206,9 @@ class Run:
                                     {**self.totals, "agent_bytes": self.agent_bytes()})
         remaining = elapsed / max(done, 1) * (config.rounds - done)
         shown = f"{self.last_evaluation['mean']:.1f}" + ("" if evaluation else " (earlier)")
+        absent = f" | absent {','.join(map(str, info['absent']))}" if info["absent"] else ""
         self.log(f"round {t} ({done}/{config.rounds} done) | return {shown} | "
-                 f"votes {''.join('+' if v > 0 else '-' if v < 0 else '0' for v in info['votes'])} | "
+                 f"votes {''.join('+' if v > 0 else '-' if v < 0 else '0' for v in info['votes'])}{absent} | "
                  f"comparisons {self.totals['comparisons']} | elapsed {elapsed:.0f} s | "
                  f"left ~{remaining:.0f} s")
 
@@ -244,12 +246,18 @@ class Run:
                     f"or measured (see the agents' output)"]
         return []
 
+    def _absent_rounds(self) -> Counter:
+        """Per agent id, the rounds of the whole run (every process of a resumed one) it was
+        absent from, counted from metrics.jsonl (a line from before the field counts none)."""
+        return Counter(block for record in self.folder.metrics() for block in record.get("absent", []))
+
     def finish(self) -> dict:
         """Write summary.json from the counters and the agents' reports; return it."""
         config, d, K = self.config, self.store.d, self.config.agents
         per_agent, totals = [], {"bytes_up": 0, "bytes_down": 0, "payload_bits_up": 0,
                                  "payload_bits_down": 0, "wire_bytes_up": 0, "wire_bytes_down": 0}
         agent_bytes = self.agent_bytes()
+        absent_rounds = self._absent_rounds()
         for (block, counters), slot in zip(self.link_counters(), self.runtime.slots):
             up, down = agent_bytes[str(block)]["up"], agent_bytes[str(block)]["down"]
             report = slot.report or {}
@@ -260,6 +268,7 @@ class Run:
                 "learning_state_bytes": report.get("learning_state"),
                 "env_steps": report.get("env_steps"), "episodes": report.get("episodes"),
                 "joins": slot.joins, "syncs": slot.syncs, "discarded_votes": slot.discarded_votes,
+                "absent_rounds": absent_rounds[block],
                 "rejected_frames": counters.rejected_total, **transport_figures(slot.links, counters)})
             for name, stats in (("up", up), ("down", down)):
                 totals[f"bytes_{name}"] += stats["frame_bytes"]
