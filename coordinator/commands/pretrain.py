@@ -13,14 +13,21 @@ EVAL_EPISODES = 20
 
 def add_arguments(parser):
     defaults = ARSSettings()
-    parser.add_argument("--task", required=True, choices=TASK_NAMES)
-    parser.add_argument("--iterations", type=int, default=defaults.iterations)
-    parser.add_argument("--directions", type=int, default=defaults.directions)
-    parser.add_argument("--top", type=int, default=defaults.top)
-    parser.add_argument("--step", type=float, default=defaults.step)
-    parser.add_argument("--noise", type=float, default=defaults.noise)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--workers", type=int, default=defaults.workers)
+    parser.add_argument("--task", required=True, choices=TASK_NAMES, help="the task to train an actor for")
+    parser.add_argument("--iterations", type=int, default=defaults.iterations,
+                        help=f"ARS updates (default {defaults.iterations})")
+    parser.add_argument("--directions", type=int, default=defaults.directions,
+                        help=f"random directions tried per update, each both ways (default {defaults.directions})")
+    parser.add_argument("--top", type=int, default=defaults.top,
+                        help=f"best directions that make the update, at most --directions (default {defaults.top})")
+    parser.add_argument("--step", type=float, default=defaults.step,
+                        help=f"step size of an update (default {defaults.step})")
+    parser.add_argument("--noise", type=float, default=defaults.noise,
+                        help=f"size of the exploration perturbations (default {defaults.noise})")
+    parser.add_argument("--seed", type=int, default=defaults.seed,
+                        help=f"seed of the directions and episodes (default {defaults.seed})")
+    parser.add_argument("--workers", type=int, default=defaults.workers,
+                        help=f"processes that run the episodes (default {defaults.workers})")
     parser.add_argument("--out", required=True, help="where to write the actor (.npz)")
 
 
