@@ -85,6 +85,7 @@ class Run:
                                           round_timeout=round_timeout, join_timeout=join_timeout,
                                           quorum=quorum, on_round_closed=self._after_round, log=log)
         self.started = time.monotonic()
+        self._pace_start = None     # (time, rounds done) when this process's first round closed
         self.elapsed_before = self.totals["wall_seconds"]
         if self.totals["return_initial"] is None:
             self.totals["evaluation_initial"] = self._evaluate()
@@ -204,13 +205,25 @@ class Run:
         self.folder.append_metrics(record)
         self.folder.save_checkpoint(theta.values, self.store.fmt.frac_bits, done,
                                     {**self.totals, "agent_bytes": self.agent_bytes()})
-        remaining = elapsed / max(done, 1) * (config.rounds - done)
+        left = self._time_left(done)
         shown = f"{self.last_evaluation['mean']:.1f}" + ("" if evaluation else " (earlier)")
         absent = f" | absent {','.join(map(str, info['absent']))}" if info["absent"] else ""
         self.log(f"round {t} ({done}/{config.rounds} done) | return {shown} | "
                  f"votes {''.join('+' if v > 0 else '-' if v < 0 else '0' for v in info['votes'])}{absent} | "
                  f"comparisons {self.totals['comparisons']} | elapsed {elapsed:.0f} s | "
-                 f"left ~{remaining:.0f} s")
+                 f"left {left}")
+
+    def _time_left(self, done: int) -> str:
+        """The time the remaining rounds should take, at the pace since this process's first
+        round closed (the first round also paid for the agents' start and the first evaluation,
+        which made an estimate from it 2.5 times too long)."""
+        now = time.monotonic()
+        if self._pace_start is None:
+            self._pace_start = (now, done)
+            return "~? s (after the next round)" if done < self.config.rounds else "~0 s"
+        since, first_done = self._pace_start
+        pace = (now - since) / max(done - first_done, 1)
+        return f"~{pace * (self.config.rounds - done):.0f} s"
 
     def _return_fields(self, evaluation) -> dict:
         """A round's metrics fields for an evaluation (None where the round was not evaluated)."""
