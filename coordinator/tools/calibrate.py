@@ -19,7 +19,7 @@ from fedzo.edge.learning import perturbation, streams
 from fedzo.edge.learning.algorithm import initial_store, load_actor
 from fedzo.edge.learning.config import RunConfig
 from fedzo.edge.learning.layout import block_bounds
-from fedzo.edge.learning.preference import SimulatedPanel, link_probability
+from fedzo.edge.learning.preference import link_probability
 from fedzo.edge.policy.rollout import run_batch
 from fedzo.edge.tasks import make
 
@@ -78,7 +78,6 @@ def vote_accuracy(config: RunConfig, samples=40, reference_episodes=16) -> dict:
     where the agreement is near 0.5, votes are coin flips whatever the panel.
     """
     probe = _Probe(config)
-    panel = SimulatedPanel(config.panel_link, config.panel_reviewers, config.scale)
     shown, reference, agree, panel_agree = [], [], 0, 0.0
     for sample in range(samples):
         k, round_ = sample % config.agents, sample // config.agents
@@ -89,8 +88,8 @@ def vote_accuracy(config: RunConfig, samples=40, reference_episodes=16) -> dict:
         shown.append(d)
         reference.append(r)
         agree += np.sign(d) == np.sign(r)
-        p_for = link_probability(panel.link, d, panel.scale)       # one reviewer prefers the candidate
-        p_majority = panel_majority_probability(p_for, panel.reviewers)
+        p_for = link_probability(config.panel_link, d, config.scale)   # one reviewer prefers the candidate
+        p_majority = panel_majority_probability(p_for, config.panel_reviewers)
         panel_agree += p_majority if r > 0 else 1.0 - p_majority
     shown, reference = np.abs(shown), np.abs(reference)
     return {"task": config.task, "horizon": config.horizon, "batch": config.batch, "samples": samples,
