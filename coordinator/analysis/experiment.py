@@ -31,7 +31,8 @@ summary.json and metrics.jsonl, so a long grid can be finished in pieces:
 commit the finished cells under experiments/results/NAME/ (checkpoints are
 ignored by git) and run the same command with --out there later. Each cell's
 summary records its CPU seconds; COMPUTE_FILE keeps one line per session of
-the grid (cells run, CPU seconds, workers, wall time).
+the grid (cells run, CPU seconds, workers, wall time), rewritten after every
+cell so that a grid stopped part-way keeps the record of what it did.
 """
 import copy
 import itertools
@@ -189,6 +190,21 @@ def _run_cell_job(args):
         return cell["folder"], None, True, time.monotonic() - started, f"{type(exc).__name__}: {exc}"
 
 
+class _ComputeRecord:
+    """compute.jsonl: the earlier sessions' lines, then this session's, rewritten as it grows."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.earlier = path.read_text() if path.exists() else ""
+        if self.earlier and not self.earlier.endswith("\n"):
+            self.earlier += "\n"
+
+    def write(self, session: dict):
+        partial = self.path.with_name(self.path.name + ".partial")
+        partial.write_text(self.earlier + json.dumps(session, sort_keys=True) + "\n")
+        os.replace(partial, self.path)   # never a torn file, even if killed mid-write
+
+
 class ExperimentFailed(RuntimeError):
     """Some cells failed; the others finished (re-run to retry the failed ones)."""
 
@@ -213,6 +229,7 @@ def run_experiment(spec: dict, out_dir, workers=None, log=print) -> list:
     session = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "workers": workers, "cores": os.cpu_count(),
                "cells_run": 0, "cpu_seconds": 0.0}
     started = time.monotonic()
+    compute = _ComputeRecord(out_dir / COMPUTE_FILE)
     busy = []     # seconds of the cells run in this session
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(workers, maxtasksperchild=1) as pool:
@@ -233,10 +250,8 @@ def run_experiment(spec: dict, out_dir, workers=None, log=print) -> list:
             if ran:
                 session["cells_run"] += 1
                 session["cpu_seconds"] = round(session["cpu_seconds"] + summary["cpu_seconds"], 2)
-    session["wall_seconds"] = round(time.monotonic() - started, 1)
-    if session["cells_run"]:
-        with open(out_dir / COMPUTE_FILE, "a") as f:
-            f.write(json.dumps(session, sort_keys=True) + "\n")
+                session["wall_seconds"] = round(time.monotonic() - started, 1)
+                compute.write(session)    # after every cell: a grid stopped part-way keeps its record
     if failures:
         raise ExperimentFailed(f"{len(failures)} of {len(todo)} runs failed:\n" + "\n".join(failures))
     return results

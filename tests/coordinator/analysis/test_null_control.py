@@ -72,6 +72,23 @@ def test_a_grid_finished_in_pieces_skips_committed_cells_and_records_compute(tmp
     assert again == before                                        # the re-run cells are bit-identical
 
 
+def test_the_compute_record_grows_cell_by_cell_after_earlier_sessions(tmp_path):
+    spec = load_experiment(write_experiment(tmp_path, SPEC))
+    out = tmp_path / "grid"
+    out.mkdir()
+    (out / COMPUTE_FILE).write_text(json.dumps({"cells_run": 3, "cpu_seconds": 9.0}))   # an earlier session
+    seen = []
+
+    def log(line):   # called after each cell; the record of the cells before it is on disk by then
+        if line.startswith("[2/"):
+            seen.append([json.loads(l) for l in (out / COMPUTE_FILE).read_text().splitlines()])
+
+    run_experiment(spec, out, workers=1, log=log)
+    assert seen and [s["cells_run"] for s in seen[0]] == [3, 1]   # stopped here, the first cell is recorded
+    sessions = [json.loads(l) for l in (out / COMPUTE_FILE).read_text().splitlines()]
+    assert [s["cells_run"] for s in sessions] == [3, 6]
+
+
 def _run(seed, gain, preference="panel", horizon=1000):
     config = {"task": "hopper", "algo": "par-s2zpo", "agents": 5, "seed": seed, "horizon": horizon,
               "preference": preference}
