@@ -4,7 +4,8 @@ The null control of a series is the same runs (same config, same seeds) with
 coin-flip votes (`preference = "coin"`): a random walk with the method's own
 step sizes. A method has learned something only where its gain beats that
 walk's, seed for seed. Runs are paired by their configs: a null run pairs
-with the run whose config differs from it only in `preference`.
+with every run whose config differs from it only in settings a coin never
+reads (COIN_BLIND: the preference source, the panel, the comparison).
 """
 import math
 
@@ -31,9 +32,16 @@ def eval_horizon(run: dict) -> int:
     return run["summary"].get("eval_horizon") or run["config"].get("horizon", 1000)
 
 
+# Settings a coin never reads: its votes ignore both batches, so a null run's theta
+# path is the same whatever these say (tests/coordinator/analysis/test_null_control.py
+# checks it bit for bit). One null run is therefore the twin of every run that differs
+# from it only here, e.g. the symmetric comparison pairs with the one-sided null.
+COIN_BLIND = ("preference", "comparison", "panel_link", "panel_reviewers", "panel_scale")
+
+
 def _pairing_key(config: dict) -> tuple:
-    """What a run and its null twin share: the whole config but the preference source."""
-    return tuple(sorted((k, repr(v)) for k, v in config.items() if k != "preference"))
+    """What a run and its null twin share: the whole config but what a coin cannot see."""
+    return tuple(sorted((k, repr(v)) for k, v in config.items() if k not in COIN_BLIND))
 
 
 def null_pairs(runs: list, series_of) -> dict:

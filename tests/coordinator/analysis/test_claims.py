@@ -105,6 +105,20 @@ def test_par_beats_fedavg_only_when_it_also_beats_its_null():
     assert "no: no null control" in claim1 and verdict(claim1).startswith("Verdict: **not confirmed**")
 
 
+def test_a_measured_option_beside_the_paper_algorithm_is_left_out_of_the_claims():
+    runs = [learning_run("hopper", "par-s2zpo", 5, seed, 400 + n) for seed, n in enumerate(NOISE)]
+    runs += [learning_run("hopper", "fedavg-s2zpo", 5, seed, 100 + n) for seed, n in enumerate(NOISE)]
+    runs += [learning_run("hopper", "par-s2zpo", 5, seed, 20 + n, "coin") for seed, n in enumerate(NOISE)]
+    symmetric = [learning_run("hopper", "par-s2zpo", 5, seed, -900) for seed in range(5)]
+    for run in symmetric:
+        run["summary"]["comparison"] = "symmetric"
+    from fedzo.coordinator.analysis.claims import claim_par_beats_fedavg, null_index
+    idx = index_runs(runs + symmetric, lambda run: (run["summary"]["algo"], run["summary"].get("comparison")))
+    assert idx is not None                              # not mistaken for an ablation
+    claim1 = claim_par_beats_fedavg(idx, null_index(runs + symmetric))
+    assert verdict(claim1).startswith("Verdict: **confirmed**")   # the symmetric runs' -900 did not enter
+
+
 def test_matching_centralized_needs_an_interval_inside_the_margin():
     base = {PAR: [400 + n for n in NOISE], PAR_NULL: [n for n in NOISE], FED: [0] * 5}
     far = {**base, CENTRAL: [700 + 3 * n for n in NOISE]}

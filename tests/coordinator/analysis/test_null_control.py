@@ -115,6 +115,26 @@ def test_a_method_beats_the_null_only_when_the_paired_interval_says_so():
     assert null_control.rows(unpaired, _series) == []
 
 
+def test_a_coin_flip_run_does_not_depend_on_what_a_coin_cannot_see(tmp_path):
+    """Why one null serves the symmetric comparison too: same seed, same theta, bit for bit."""
+    from small_runs import run_small
+    hashes = {run_small(tmp_path, name=comparison, preference="coin", comparison=comparison,
+                        panel_scale=scale)[2]["theta_hash"]
+              for comparison, scale in (("one-sided", 0.0), ("symmetric", 0.0), ("one-sided", 7.0))}
+    assert len(hashes) == 1
+    assert run_small(tmp_path, name="seed 8", preference="coin", seed=8)[2]["theta_hash"] not in hashes
+
+
+def test_the_symmetric_comparison_pairs_with_the_one_sided_null():
+    symmetric = [dict(r, config=dict(r["config"], comparison="symmetric")) for r in
+                 [_run(s, 200 + s) for s in range(3)]]
+    runs = symmetric + [_run(s, 100 + s) for s in range(3)] + [_run(s, 0.0, "coin") for s in range(3)]
+    series = {id(r): ("symmetric" if r["config"].get("comparison") == "symmetric" else _series(r)) for r in runs}
+    rows = {row["series"]: row for row in null_control.rows(runs, lambda r: series[id(r)])}
+    assert set(rows) == {"method", "symmetric"}
+    assert rows["symmetric"]["difference"][0] == pytest.approx(201) and rows["method"]["seeds"] == 3
+
+
 def test_the_report_sets_each_gain_beside_its_null(tmp_path):
     spec = load_experiment(write_experiment(tmp_path, SPEC))
     run_experiment(spec, tmp_path / "grid", workers=2, log=lambda *a: None)
