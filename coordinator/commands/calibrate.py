@@ -3,8 +3,9 @@
 import json
 import sys
 
+from fedzo.coordinator.run.trained import load_trained
 from fedzo.coordinator.tools.calibrate import calibrate, vote_accuracy
-from fedzo.edge.learning.config import ConfigError, RunConfig
+from fedzo.edge.learning.config import COMPARISONS, ConfigError, RunConfig
 from fedzo.edge.tasks import TASK_NAMES
 
 
@@ -14,25 +15,45 @@ def add_arguments(parser):
     parser.add_argument("--accuracy", action="store_true",
                         help="measure vote accuracy instead: how often the D-episode comparison (and the "
                              "panel) agrees with the sign seen on --reference-episodes other episodes")
-    parser.add_argument("--horizon", type=int, default=1000, help="--accuracy: episode length (default 1000)")
-    parser.add_argument("--batch", type=int, default=2, help="--accuracy: D, episodes per batch (default 2)")
+    parser.add_argument("--horizon", type=int, default=None, help="--accuracy: episode length (default 1000)")
+    parser.add_argument("--batch", type=int, default=None, help="--accuracy: D, episodes per batch (default 2)")
     parser.add_argument("--mu", type=float, default=None, help="--accuracy: perturbation size (default: the run default)")
+    parser.add_argument("--comparison", choices=COMPARISONS, default=None,
+                        help="--accuracy: what theta + mu v is compared with: theta (one-sided, the paper's "
+                             "and the default) or theta - mu v (symmetric)")
     parser.add_argument("--reference-episodes", type=int, default=16,
                         help="--accuracy: episodes of the reference comparison (default 16)")
+    parser.add_argument("--run", metavar="RUN_DIR",
+                        help="--accuracy: measure at the run's last checkpoint (its trained theta) with the run's "
+                             "task, horizon, D, mu and K; --horizon, --batch, --mu and --comparison override them")
+
+
+def _accuracy_config(args, task, run_config=None) -> RunConfig:
+    """The measured setting: the run's (or the defaults), with the options given on top."""
+    fields = run_config.to_dict() if run_config else {"task": task, "horizon": 1000, "batch": 2}
+    for name in ("horizon", "batch", "mu", "comparison"):
+        if getattr(args, name) is not None:
+            fields[name] = getattr(args, name)
+    return RunConfig.from_dict(fields)
 
 
 def run(args) -> int:
-    for task in args.task or TASK_NAMES:
-        if args.accuracy:
-            fields = {"task": task, "horizon": args.horizon, "batch": args.batch}
-            if args.mu is not None:
-                fields["mu"] = args.mu
-            try:
-                config = RunConfig(**fields)
-            except ConfigError as exc:
-                print(f"fedzo calibrate: {exc}", file=sys.stderr)
-                return 2
-            print(json.dumps(vote_accuracy(config, args.samples, args.reference_episodes)))
-        else:
-            print(json.dumps(calibrate(task, args.samples)))
+    if args.run and not args.accuracy:
+        print("fedzo calibrate: --run measures vote accuracy; add --accuracy", file=sys.stderr)
+        return 2
+    try:
+        if args.run:
+            run_config, store, _ = load_trained(args.run)
+            config = _accuracy_config(args, run_config.task, run_config)
+            print(json.dumps({"run": args.run, **vote_accuracy(config, args.samples, args.reference_episodes, store)}))
+            return 0
+        for task in args.task or TASK_NAMES:
+            if args.accuracy:
+                config = _accuracy_config(args, task)
+                print(json.dumps(vote_accuracy(config, args.samples, args.reference_episodes)))
+            else:
+                print(json.dumps(calibrate(task, args.samples)))
+    except (ConfigError, FileNotFoundError, ValueError, OSError) as exc:
+        print(f"fedzo calibrate: {exc}", file=sys.stderr)
+        return 2
     return 0

@@ -12,11 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from fedzo.coordinator.commands.pretrain import quantised_check
-from fedzo.coordinator.run.folder import CONFIG, RunFolder
+from fedzo.coordinator.run.trained import NotARunFolder, load_trained
 from fedzo.edge.learning import streams
 from fedzo.edge.learning.algorithm import ACTOR_DIR, initial_store, load_actor
-from fedzo.edge.learning.config import ConfigError, RunConfig
-from fedzo.edge.learning.fixedpoint import FixedPoint, ParameterStore
+from fedzo.edge.learning.config import ConfigError
 from fedzo.edge.policy.mlp import Actor
 from fedzo.edge.policy.rollout import run_episode
 from fedzo.edge.tasks import TASK_NAMES, make
@@ -58,23 +57,19 @@ def run(args) -> int:
 
 def evaluate_run(folder: Path, episodes: int, seed: int) -> int:
     """Print the start's and the checkpoint's return and episode lengths on the same episodes."""
-    if not (folder / CONFIG).is_file():
-        print(f"fedzo eval: {folder} is not a run folder (no {CONFIG})", file=sys.stderr)
-        return 2
     try:
-        run_folder = RunFolder(folder)
-        config = RunConfig.from_dict(run_folder.read_json(CONFIG))
-        checkpoint = run_folder.load_checkpoint()
+        config, trained, next_round = load_trained(folder)
         actor = load_actor(config)
+    except NotARunFolder as exc:
+        print(f"fedzo eval: {exc}", file=sys.stderr)
+        return 2
     except (FileNotFoundError, ValueError, ConfigError, OSError) as exc:
         print(f"fedzo eval: {folder}: {exc}", file=sys.stderr)
         return 2
     task = make(config.task)
     low, high = task.model.actuator_ctrlrange.T
     seeds = streams.eval_seeds(seed, episodes)
-    stores = {"start": initial_store(config, actor),
-              f"round {checkpoint['next_round']}": ParameterStore(
-                  checkpoint["values"], FixedPoint(checkpoint["values"].dtype, checkpoint["frac_bits"]))}
+    stores = {"start": initial_store(config, actor), f"round {next_round}": trained}
     print(f"{folder}: {config.algo} on {config.task}, K = {config.agents}, trained at {config.horizon} steps; "
           f"{episodes} episodes to the {task.max_episode_steps}-step limit")
     for name, store in stores.items():

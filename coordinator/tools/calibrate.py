@@ -27,32 +27,42 @@ SCALE_FACTOR = 5.0
 
 
 class _Probe:
-    """The starting actor's theta and policy, for measuring theta + mu v against theta."""
+    """A theta and its policy, for measuring theta + mu v against what an agent compares
+    it with: theta itself (the paper), or theta - mu v (the symmetric comparison).
 
-    def __init__(self, config: RunConfig):
+    The theta is the starting actor's, or `store` (e.g. a run's checkpoint)."""
+
+    def __init__(self, config: RunConfig, store=None):
         self.config = config
         actor = load_actor(config)
         self.task = make(config.task)
         self.task.max_episode_steps = config.horizon
-        self.store = initial_store(config, actor)
+        self.store = store if store is not None else initial_store(config, actor)
         low, high = self.task.model.actuator_ctrlrange.T
         self.policy = actor.policy(low, high)
         self.policy.refresh(self.store)
         self.mu_steps = self.store.fmt.steps(config.mu)
 
     def paired(self, k: int, round_: int, reset_seeds) -> tuple:
-        """Mean return under theta and under theta + mu v_{round,k}, from the same reset seeds."""
+        """Mean return of the baseline and of theta + mu v_{round,k}, from the same reset seeds."""
+        baseline_steps = -self.mu_steps if self.config.comparison == "symmetric" else 0
+        return (self._perturbed_return(k, round_, reset_seeds, baseline_steps),
+                self._perturbed_return(k, round_, reset_seeds, self.mu_steps))
+
+    def _perturbed_return(self, k, round_, reset_seeds, steps) -> float:
+        """Mean return under theta + steps v_{round,k} on block k; theta is restored exactly after."""
         config, store, policy = self.config, self.store, self.policy
+        if steps == 0:
+            return run_batch(self.task, policy, reset_seeds).mean_return
         start, stop = block_bounds(store.d, config.agents, k)
-        base = run_batch(self.task, policy, reset_seeds).mean_return
         saved = store.scratch(start, stop)
         perturbation.perturb(store, config.perturbation, start, stop, config.seed,
-                             streams.block_stream(k), round_, self.mu_steps, saved)
+                             streams.block_stream(k), round_, steps, saved)
         policy.refresh(store, start, stop)
-        cand = run_batch(self.task, policy, reset_seeds).mean_return
+        result = run_batch(self.task, policy, reset_seeds).mean_return
         store.restore(start, stop, saved)
         policy.refresh(store, start, stop)
-        return base, cand
+        return result
 
 
 def return_differences(task_name: str, samples=40, agents=5, config=None) -> np.ndarray:
@@ -67,17 +77,19 @@ def return_differences(task_name: str, samples=40, agents=5, config=None) -> np.
     return np.array(diffs)
 
 
-def vote_accuracy(config: RunConfig, samples=40, reference_episodes=16) -> dict:
+def vote_accuracy(config: RunConfig, samples=40, reference_episodes=16, store=None) -> dict:
     """How often what an agent is shown points the way a better estimate does.
 
     For `samples` (block, round) pairs: the return difference of theta + mu v
-    over theta on the D episodes an agent compares, and on `reference_episodes`
-    other episodes (the reference direction). Reports how often the D-episode
+    over its baseline (theta, or theta - mu v with the symmetric comparison)
+    on the D episodes an agent compares, and on `reference_episodes` other
+    episodes (the reference direction). Reports how often the D-episode
     difference has the reference's sign, how often the panel (its link and
     scale c) would vote that way, and the sizes of both differences beside c:
     where the agreement is near 0.5, votes are coin flips whatever the panel.
+    theta is the starting actor's, or `store` (a trained theta).
     """
-    probe = _Probe(config)
+    probe = _Probe(config, store)
     shown, reference, agree, panel_agree = [], [], 0, 0.0
     for sample in range(samples):
         k, round_ = sample % config.agents, sample // config.agents
@@ -92,7 +104,8 @@ def vote_accuracy(config: RunConfig, samples=40, reference_episodes=16) -> dict:
         p_majority = panel_majority_probability(p_for, config.panel_reviewers)
         panel_agree += p_majority if r > 0 else 1.0 - p_majority
     shown, reference = np.abs(shown), np.abs(reference)
-    return {"task": config.task, "horizon": config.horizon, "batch": config.batch, "samples": samples,
+    return {"task": config.task, "horizon": config.horizon, "batch": config.batch, "mu": config.mu,
+            "comparison": config.comparison, "samples": samples,
             "reference_episodes": reference_episodes, "scale": config.scale,
             "sign_agreement": agree / samples, "panel_agreement": panel_agree / samples,
             "median_abs_diff_shown": float(np.median(shown)),

@@ -34,3 +34,29 @@ def test_the_command_refuses_a_bad_horizon_with_its_name():
                          "--horizon", "30", "--samples", "2", "--reference-episodes", "1"],
                         capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and json.loads(ok.stdout)["samples"] == 2
+
+
+def test_the_symmetric_probe_compares_against_theta_minus_mu_v_and_restores_theta():
+    from fedzo.coordinator.tools.calibrate import _Probe
+    probes = {c: _Probe(RunConfig(task="hopper", horizon=40, batch=1, comparison=c)) for c in ("one-sided", "symmetric")}
+    before = probes["symmetric"].store.digest()
+    (base_1, cand_1), (base_2, cand_2) = (probes[c].paired(2, 3, [11]) for c in ("one-sided", "symmetric"))
+    assert cand_1 == cand_2 and base_1 != base_2          # same candidate, another baseline
+    assert probes["symmetric"].store.digest() == before    # theta restored bit for bit
+
+
+def test_vote_accuracy_at_a_runs_trained_theta(tmp_path):
+    from small_runs import run_small
+    run, _, summary = run_small(tmp_path, horizon=40, rounds=4, alpha=0.05)
+    out = subprocess.run([sys.executable, "-m", "fedzo", "calibrate", "--accuracy", "--run", str(run.folder.path),
+                          "--samples", "3", "--reference-episodes", "1", "--comparison", "symmetric"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["horizon"] == 40 and report["batch"] == 1 and report["comparison"] == "symmetric"
+    at_start = vote_accuracy(RunConfig.from_dict({**run.config.to_dict(), "comparison": "symmetric"}),
+                             samples=3, reference_episodes=1)
+    assert report["median_abs_diff_shown"] != at_start["median_abs_diff_shown"]   # it measured the trained theta
+    missing = subprocess.run([sys.executable, "-m", "fedzo", "calibrate", "--accuracy", "--run", str(tmp_path / "none")],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "not a run folder" in missing.stderr and "Traceback" not in missing.stderr
