@@ -59,15 +59,16 @@ def print_links(summary: dict) -> None:
         return
     print("serial links, the coordinator's side (time on the wire = all bytes x 10 bits / baud, 8N1):")
     print(f"{'agent':>5} {'baud':>7} {'wire up':>9} {'wire down':>10} {'other B up/down':>16} "
-          f"{'retx':>5} {'dups':>5} {'rejected':>9} {'lost':>5}")
+          f"{'retx':>5} {'dups':>5} {'rejected':>9} {'forged':>6} {'lost':>5}")
     for a in serial:
         other = f"{a.get('other_bytes_up', 0)}/{a.get('other_bytes_down', 0)}"
         print(f"{a['id']:>5} {a['baud']:>7} {_seconds(a.get('wire_seconds_up')):>9} "
               f"{_seconds(a.get('wire_seconds_down')):>10} {other:>16} {a.get('retransmissions', 0):>5} "
               f"{a.get('duplicates_received', 0):>5} {a.get('rejected_frames', 0):>9} "
-              f"{a.get('link_failures', 0):>5}")
+              f"{a.get('forged_packets', 0):>6} {a.get('link_failures', 0):>5}")
     print("  retx: packets the coordinator sent again; dups: the agent's retransmissions that arrived; "
-          "rejected: bad CRC, garbage and bad frames received; lost: link failures (rejoins)")
+          "rejected: bad CRC, garbage and bad frames received; forged: ARQ packets with a wrong or missing tag; "
+          "lost: link failures (rejoins)")
 
 
 def print_boards(summary: dict) -> None:

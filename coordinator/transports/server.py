@@ -159,6 +159,9 @@ class SerialSession:
                 # Packets the coordinator sent again; the agent's retransmissions that
                 # reached us show up as duplicates.
                 "retransmissions": arq["retransmitted"], "duplicates_received": arq["duplicates"],
+                # ARQ packets refused for a wrong or missing tag, and sealed ones that came
+                # before this line had the session's keys (issue 11).
+                "forged_packets": arq["forged"], "unkeyed_packets": arq["unkeyed"],
                 "link_failures": int(self.link_failed)}
 
 
@@ -179,9 +182,10 @@ class SerialPort:
         self.failures = 0         # times the port itself failed
         self.down_since = None
         self.link = self.endpoint = self.arq = None
-        # A sealed Bye(TIMEOUT) for an agent whose link we gave up on: resent on
-        # every fresh line until acknowledged or the agent joins again, since an
-        # agent with nothing to send would not notice the loss otherwise.
+        # (frame, ARQ keys) of a sealed Bye(TIMEOUT) for an agent whose link we gave
+        # up on: resent on every fresh line, on a sealed channel under that session's
+        # keys, until acknowledged or the agent joins again, since an agent with
+        # nothing to send would not notice the loss otherwise.
         self.pending_bye = None
         self.reopen()
 
@@ -195,7 +199,8 @@ class SerialPort:
     def resend_pending_bye(self) -> None:
         """Queue the pending Bye(TIMEOUT), if any, on the current line."""
         if self.pending_bye is not None:
-            self.endpoint.send_frame(self.pending_bye, time.monotonic(), name=Bye.NAME)
+            frame, keys = self.pending_bye
+            self.endpoint.send_frame(frame, time.monotonic(), name=Bye.NAME, keys=keys)
 
     @property
     def up(self) -> bool:
@@ -559,7 +564,8 @@ class Server:
             if session.established:
                 # Tell the agent, once the line works again, that its session is over.
                 try:
-                    port.pending_bye = session.seal(Bye(ByeReason.TIMEOUT, "serial link lost; join again"))
+                    bye = session.seal(Bye(ByeReason.TIMEOUT, "serial link lost; join again"))
+                    port.pending_bye = (bye, session.arq_keys)
                 except ProtocolError:
                     port.pending_bye = None
         port.new_line()

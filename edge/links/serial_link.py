@@ -2,7 +2,10 @@
 
 On a serial line each session frame travels as one or more fragments, each
 fragment one ARQ DATA packet (go-back-N, COBS + CRC-32, see
-edge/protocol/arq.py):
+edge/protocol/arq.py). Handshake frames go on the line's clear ARQ channel,
+session frames on its sealed one, whose packets carry a tag under the
+session's ARQ keys (edge/protocol/arqline.py); each channel has its own
+reassembly, and a frame that arrives on the wrong channel is dropped:
 
     ARQ payload = flags u8 | up to `fragment` bytes of the session frame
     flags: bit 0 = first fragment of a frame, bit 1 = last fragment
@@ -18,8 +21,8 @@ maximum is dropped and counted. The session's HMAC above catches anything
 else.
 
 `SerialEndpoint` is an ArqEndpoint that fragments what it sends and
-reassembles what it receives. It keeps at most `window` fragments inside the
-ArqLink and the rest in its own backlog, so the ARQ's retransmission timer
+reassembles what it receives. It keeps at most `window` fragments inside each
+ARQ channel and the rest in its own backlog, so the ARQ's retransmission timer
 starts when a packet is about to go out rather than when a large message was
 queued. Accounting follows endpoint.py: a message's frame_bytes are the line
 bytes of the first transmission of all its fragments; retransmissions, acks,
@@ -37,9 +40,10 @@ import select
 import time
 from collections import deque
 
-from fedzo.edge.protocol import ArqEndpoint, ArqLink
-from fedzo.edge.protocol.arq import ARQ_HEADER_BYTES
-from fedzo.edge.protocol.constants import CRC_BYTES
+from fedzo.edge.protocol import ArqEndpoint
+from fedzo.edge.protocol.arq import ARQ_HEADER_BYTES, ARQ_TAG_BYTES
+from fedzo.edge.protocol.arqline import ArqLine
+from fedzo.edge.protocol.constants import CRC_BYTES, FLAG_HANDSHAKE
 from fedzo.edge.protocol.endpoint import payload_bits
 from fedzo.edge.protocol.errors import MalformedFrame, OversizedFrame, TruncatedFrame
 
@@ -47,9 +51,11 @@ FIRST, LAST = 0x01, 0x02
 FRAGMENT_HEADER_BYTES = 1
 DEFAULT_FRAGMENT_BYTES = 128
 MIN_FRAGMENT_BYTES, MAX_FRAGMENT_BYTES = 16, 4096
-# Line bytes a fragment adds to its piece of frame: flags, ARQ header, CRC,
-# and for packets under 254 bytes exactly one COBS code byte and the 0x00.
-FRAGMENT_OVERHEAD_BYTES = FRAGMENT_HEADER_BYTES + ARQ_HEADER_BYTES + CRC_BYTES + 2
+# Line bytes a fragment of a session frame adds to its piece of frame: flags,
+# ARQ header, ARQ tag, CRC, and for packets under 254 bytes exactly one COBS
+# code byte and the 0x00 (a handshake frame's fragments have no ARQ tag).
+FRAGMENT_OVERHEAD_BYTES = FRAGMENT_HEADER_BYTES + ARQ_HEADER_BYTES + ARQ_TAG_BYTES + CRC_BYTES + 2
+_FLAGS_AT = 2               # offset of the flags byte in a frame header (header.py)
 DEFAULT_WINDOW = 4
 DEFAULT_BAUD = 115200
 DEFAULT_LINK_TIMEOUT = 30.0
@@ -97,24 +103,38 @@ def link_timing(baud: int, *, window: int = DEFAULT_WINDOW, fragment: int = DEFA
 
 
 def make_arq(baud: int, *, window: int = DEFAULT_WINDOW, fragment: int = DEFAULT_FRAGMENT_BYTES,
-             link_timeout: float = DEFAULT_LINK_TIMEOUT) -> ArqLink:
-    """An ArqLink timed for a line of `baud`."""
+             link_timeout: float = DEFAULT_LINK_TIMEOUT) -> ArqLine:
+    """An ArqLine (clear and sealed ARQ channels) timed for a line of `baud`."""
     rto, retries = link_timing(baud, window=window, fragment=fragment, link_timeout=link_timeout)
-    return ArqLink(window=window, rto=rto, max_retries=retries, max_queue=max(64, window))
+    return ArqLine(window=window, rto=rto, max_retries=retries, max_queue=max(64, window))
+
+
+def is_handshake_frame(frame) -> bool:
+    """True for a frame sealed under the handshake keys (it goes on the clear channel)."""
+    return len(frame) > _FLAGS_AT and bool(frame[_FLAGS_AT] & FLAG_HANDSHAKE)
+
+
+class _Reassembly:
+    """A frame being rebuilt from one channel's fragments."""
+
+    __slots__ = ("data", "wire", "discarding")
+
+    def __init__(self):
+        self.data = bytearray()
+        self.wire = 0              # its fragments' line bytes
+        self.discarding = False    # dropping the rest of an oversized frame
 
 
 class SerialEndpoint(ArqEndpoint):
     """Session + fragmentation + ARQ + counters (see the module docstring)."""
 
-    def __init__(self, session, arq: ArqLink | None = None, *, fragment: int = DEFAULT_FRAGMENT_BYTES):
-        super().__init__(session, arq)
+    def __init__(self, session, arq: ArqLine | None = None, *, fragment: int = DEFAULT_FRAGMENT_BYTES):
+        super().__init__(session, arq if arq is not None else ArqLine())
         self.fragment = check_fragment(fragment)
-        # (ARQ payload, None or on a frame's last fragment (counters, bits, round, name))
+        # (ARQ payload, sealed, None or on a frame's last fragment (counters, bits, round, name))
         self._backlog: deque = deque()
         self._sending_wire = 0            # line bytes of the fragments of the frame being handed over
-        self._partial = bytearray()       # frame being reassembled
-        self._partial_wire = 0            # its fragments' line bytes
-        self._discarding = False          # dropping the rest of an oversized frame
+        self._partial = {False: _Reassembly(), True: _Reassembly()}   # per channel (sealed?)
 
     # -- sending --------------------------------------------------------------
 
@@ -130,25 +150,40 @@ class SerialEndpoint(ArqEndpoint):
 
     def send(self, msg, now: float) -> None:
         """Seal msg, cut it into fragments and queue them (LinkFailed if the link failed)."""
-        self.send_frame(self.session.seal(msg), now, msg.round_number, msg.NAME)
+        frame = self.session.seal(msg)
+        self._key_line()                  # sealing a Welcome established the session
+        self.send_frame(frame, now, msg.round_number, msg.NAME)
 
-    def send_frame(self, frame: bytes, now: float, round_number=None, name: str = "frame") -> None:
-        """Queue a frame sealed earlier (possibly by a session that has ended)."""
+    def _key_line(self) -> None:
+        """Once the session has ARQ keys, session frames travel sealed under them."""
+        if self.session.arq_keys is not None:
+            self.arq.seal(self.session.arq_keys)
+
+    def send_frame(self, frame: bytes, now: float, round_number=None, name: str = "frame",
+                   keys=None) -> None:
+        """Queue a frame sealed earlier (possibly by a session that has ended).
+
+        keys: the ARQ keys of the session that sealed it, if that is not the
+        current session (a Bye for a session that is over, on a fresh line).
+        """
+        if keys is not None:
+            self.arq.seal(keys)
+        sealed = not is_handshake_frame(frame)
         step = self.fragment
         pieces = [frame[i:i + step] for i in range(0, len(frame), step)]
         last = len(pieces) - 1
         for i, piece in enumerate(pieces):
             flags = (FIRST if i == 0 else 0) | (LAST if i == last else 0)
             record = (self.counters, payload_bits(frame), round_number, name) if i == last else None
-            self._backlog.append((bytes([flags]) + piece, record))
+            self._backlog.append((bytes([flags]) + piece, sealed, record))
         self._pump(now)
 
     def _pump(self, now: float) -> None:
         # Hand fragments to the ARQ only as the window frees, so its timer
         # measures the wait for this packet, not for the whole backlog.
-        while self._backlog and self.arq.queued < self.arq.window:
-            payload, record = self._backlog.popleft()
-            self._sending_wire += self.arq.send(payload, now)
+        while self._backlog and self.arq.room(self._backlog[0][1]):
+            payload, sealed, record = self._backlog.popleft()
+            self._sending_wire += self.arq.send(payload, now, sealed)
             if record is not None:
                 counters, bits, round_number, name = record
                 counters.record_message(self.session.send_direction, self._sending_wire, bits,
@@ -161,7 +196,8 @@ class SerialEndpoint(ArqEndpoint):
         Fragments already queued still go out and count for the session that
         sealed them, unless drop_backlog (the peer restarted and cannot use
         them); bytes of a frame cut short that way count as other bytes.
-        The line state (ARQ, a half-reassembled frame) is kept.
+        The line state (ARQ, a half-reassembled frame) is kept, but for
+        drop_backlog the sealed ARQ channel goes too: its peer is gone.
         """
         if session.role != self.session.role:
             raise ValueError("a serial endpoint keeps its role")
@@ -170,6 +206,8 @@ class SerialEndpoint(ArqEndpoint):
                 self.counters.record_other(self.session.send_direction, self._sending_wire)
             self._backlog.clear()
             self._sending_wire = 0
+            self.arq.unseal()
+            self._partial[True] = _Reassembly()
         self.session = session
         self.counters = session.counters
         self.arq.on_reject = self.counters.reject
@@ -184,55 +222,73 @@ class SerialEndpoint(ArqEndpoint):
     @property
     def pending(self) -> int:
         """Received line bytes held for a packet or a frame not yet complete."""
-        return self.arq.pending + self._partial_wire
+        return self.arq.pending + sum(r.wire for r in self._partial.values())
 
     def feed(self, data, now: float) -> list:
-        """Messages completed by the received bytes (bad ones counted and skipped)."""
+        """Messages completed by the received bytes (bad ones counted and skipped).
+
+        Each frame is opened as soon as it completes, so a Welcome keys the
+        line before the sealed packets that follow it in the same read.
+        """
         before = self.pending
-        frames = []
-        for payload, wire in self.arq.feed_sized(data, now):
-            frame = self._reassemble(payload, wire)
-            if frame is not None:
-                frames.append(frame)
+        messages, accepted = [], 0
+        for payload, wire, sealed in self.arq.feed_iter(data, now):
+            done = self._reassemble(payload, wire, sealed)
+            if done is None:
+                continue
+            msg = self._open_one(*done)
+            if msg is not None:
+                messages.append(msg)
+                accepted += done[1]
+                self._key_line()
         self._pump(now)          # acknowledgements may have opened the window
-        return self._accept(frames, len(data), self.pending - before)
+        self.counters.record_other(self.session.recv_direction,
+                                   len(data) - accepted - (self.pending - before))
+        return messages
 
     def _reject(self, exc) -> None:
         self.counters.reject(exc.reason)
         self.errors.append(exc)
 
-    def _drop_partial(self, exc) -> None:
+    def _drop_partial(self, partial: _Reassembly, exc) -> None:
         self._reject(exc)
-        self._partial.clear()
-        self._partial_wire = 0
+        partial.data.clear()
+        partial.wire = 0
 
-    def _reassemble(self, payload: bytes, wire: int):
+    def _reassemble(self, payload: bytes, wire: int, sealed: bool):
         """Add one delivered fragment; (frame, line bytes) when it completes one."""
         if not payload or payload[0] & ~(FIRST | LAST):
             self._reject(MalformedFrame("serial fragment without a valid flags byte"))
             return None
+        partial = self._partial[sealed]
         flags, piece = payload[0], payload[1:]
         if flags & FIRST:
-            if self._partial_wire:
-                self._drop_partial(TruncatedFrame("a frame was cut off by the start of the next one"))
-            self._discarding = False
-        elif self._discarding:
+            if partial.wire:
+                self._drop_partial(partial, TruncatedFrame("a frame was cut off by the start of the next one"))
+            partial.discarding = False
+        elif partial.discarding:
             return None
-        elif not self._partial_wire:
+        elif not partial.wire:
             self._reject(TruncatedFrame("serial fragment of a frame whose start was not received"))
             return None
-        if len(self._partial) + len(piece) > self.session.max_frame:
-            self._drop_partial(OversizedFrame(f"reassembled frame exceeds {self.session.max_frame} bytes"))
-            self._discarding = not flags & LAST
+        if len(partial.data) + len(piece) > self.session.max_frame:
+            self._drop_partial(partial, OversizedFrame(f"reassembled frame exceeds {self.session.max_frame} bytes"))
+            partial.discarding = not flags & LAST
             return None
-        self._partial += piece
-        self._partial_wire += wire
+        partial.data += piece
+        partial.wire += wire
         if not flags & LAST:
             return None
-        done = (bytes(self._partial), self._partial_wire)
-        self._partial.clear()
-        self._partial_wire = 0
-        return done
+        frame, frame_wire = bytes(partial.data), partial.wire
+        partial.data.clear()
+        partial.wire = 0
+        if is_handshake_frame(frame) == sealed:
+            # Session frames travel sealed and handshake frames clear; anything
+            # else was put on the line by someone without the session's keys.
+            self._reject(MalformedFrame(f"{'handshake' if sealed else 'session'} frame on the "
+                                        f"{'sealed' if sealed else 'clear'} ARQ channel"))
+            return None
+        return frame, frame_wire
 
 
 class PortIO:

@@ -11,6 +11,7 @@ D = "up" (agent -> coordinator) or "down" (coordinator -> agent)):
     session master: M   = HMAC(run_key, "fedzo/v2/master" nonce_a nonce_c A C Z)
     session key:    S_D = HMAC(M, "fedzo/v2/session/" D)
     rejoin secret:  R   = HMAC(M, "fedzo/v2/rejoin")
+    ARQ key:        L_D = HMAC(M, "fedzo/v2/arq/" D)   (serial packets, arq.py)
 
 Tags:
 
@@ -117,6 +118,15 @@ def session_tagger(master: bytes, direction: str) -> Tagger:
     """Tagger for the frames after the handshake, under S_D."""
     _check_direction(direction)
     return Tagger(_derive(master, _LABEL + b"session/" + direction.encode()))
+
+
+def arq_key(master: bytes, direction: str) -> bytes:
+    """L_D: the key of the serial ARQ packets a session's side sends in `direction`.
+
+    Its own label, so a packet tag never doubles as a frame tag (or the reverse).
+    """
+    _check_direction(direction)
+    return _derive(master, _LABEL + b"arq/" + direction.encode())
 
 
 def rejoin_secret(master: bytes) -> bytes:

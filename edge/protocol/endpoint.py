@@ -49,21 +49,26 @@ class _Receiving:
         # The bytes are counted by _accept (as other_bytes); only the reason here.
         self.counters.reject(exc.reason)
 
+    def _open_one(self, frame, wire: int) -> Message | None:
+        """Open one frame of `wire` line bytes; the message (counted), or None (rejected)."""
+        try:
+            msg = self.session.open(frame)
+        except ProtocolError as exc:   # already counted by the session
+            self.errors.append(exc)
+            return None
+        self.counters.record_message(self.session.recv_direction, wire, payload_bits(frame),
+                                     round_number=msg.round_number, type_name=msg.NAME)
+        return msg
+
     def _accept(self, pairs, nbytes: int, pending_change: int) -> list[Message]:
         """Open each (frame, wire size); count accepted and other bytes."""
-        direction = self.session.recv_direction
         messages, accepted = [], 0
         for frame, wire in pairs:
-            try:
-                msg = self.session.open(frame)
-            except ProtocolError as exc:   # already counted by the session
-                self.errors.append(exc)
-                continue
-            accepted += wire
-            self.counters.record_message(direction, wire, payload_bits(frame),
-                                         round_number=msg.round_number, type_name=msg.NAME)
-            messages.append(msg)
-        self.counters.record_other(direction, nbytes - accepted - pending_change)
+            msg = self._open_one(frame, wire)
+            if msg is not None:
+                accepted += wire
+                messages.append(msg)
+        self.counters.record_other(self.session.recv_direction, nbytes - accepted - pending_change)
         return messages
 
 

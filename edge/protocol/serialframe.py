@@ -23,7 +23,7 @@ from .errors import BadChecksum, Garbage, OversizedFrame, ProtocolError
 
 DELIMITER = b"\x00"
 # Room for the header of a layer below the session (the ARQ header).
-PACKET_HEADROOM = 8
+PACKET_HEADROOM = 16
 MAX_PACKET_BYTES = MAX_FRAME_BYTES + PACKET_HEADROOM
 
 

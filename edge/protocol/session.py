@@ -58,6 +58,7 @@ from .auth import (
     DOWN,
     UP,
     Tagger,
+    arq_key,
     check_run_key,
     handshake_tagger,
     new_key_pair,
@@ -168,6 +169,9 @@ class Session:
         self._private: bytes | None = None       # our ephemeral X25519 key
         self._shares: tuple | None = None        # (A, C): the key shares, ours once sent
         self._shared: bytes | None = None        # Z (coordinator: computed at the Join)
+        # (send key, receive key) of the serial ARQ's sealed packets, once established;
+        # kept after Bye, so the packets of a last Bye can still be sealed.
+        self.arq_keys: tuple[bytes, bytes] | None = None
         if agent_nonce is not None:
             self._bind(agent_nonce)
 
@@ -186,6 +190,7 @@ class Session:
         self.state = State.ESTABLISHED
         self._stx = session_tagger(master, self.send_direction)
         self._srx = session_tagger(master, self.recv_direction)
+        self.arq_keys = (arq_key(master, self.send_direction), arq_key(master, self.recv_direction))
         self._private = self._shared = None
         return rejoin_secret(master)
 
