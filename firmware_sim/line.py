@@ -21,6 +21,12 @@ board that reboots does.
 Faults (faults.py) are applied to bytes as they enter the line; a cut loses
 everything on the line both ways for its duration. `disconnect(seconds)`
 cuts the cable by hand, and `reconnect()` plugs it back in early.
+
+A device spliced into the cable (an attacker, in the tests) is `tamper`:
+tamper(direction, data) sees the bytes a side writes before they enter the
+line ("up": the agent's, "down": the coordinator's) and returns what goes on
+in their place (the same bytes, fewer, others, or none yet); `inject(direction,
+data)` puts bytes of its own on the line. Both run in the pacer's pass.
 """
 import errno
 import os
@@ -117,7 +123,9 @@ class SerialLine:
             _Direction("down", c_master, a_master, FaultInjector(self.faults, index, "down"),
                        self.byte_time, tx_buffer),
         ]
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()     # re-entered by inject() from tamper()
+        self.tamper = None
+        self._injected = {"up": bytearray(), "down": bytearray()}
         self._cut_until = 0.0
         self.cuts = 0
         self._stop = threading.Event()
@@ -166,6 +174,11 @@ class SerialLine:
         with self._lock:
             self._cut_until = 0.0
 
+    def inject(self, direction: str, data: bytes) -> None:
+        """Put bytes on the line in `direction` ("up" or "down") at the next pass."""
+        with self._lock:
+            self._injected[direction] += data
+
     def _cut(self, now, seconds):
         self.cuts += 1
         self._cut_until = max(self._cut_until, now + seconds)
@@ -210,14 +223,18 @@ class SerialLine:
         now = time.monotonic()
         with self._lock:
             for d in self._dirs:
-                if d.src in readable:
-                    data = self._read(d.src, d.room)
-                    if data:
-                        if now < self._cut_until:
-                            d.stats["bytes_in"] += len(data)
-                            d.stats["lost_in_cut"] += len(data)
-                        elif d.accept(data, now):
-                            self._cut(now, self.faults.disconnect_s)
+                data = self._read(d.src, d.room) if d.src in readable else b""
+                if self.tamper is not None:
+                    data = self.tamper(d.name, data)
+                if self._injected[d.name]:
+                    data, self._injected[d.name] = bytes(data) + bytes(self._injected[d.name]), bytearray()
+                if not data:
+                    continue
+                if now < self._cut_until:
+                    d.stats["bytes_in"] += len(data)
+                    d.stats["lost_in_cut"] += len(data)
+                elif d.accept(data, now):
+                    self._cut(now, self.faults.disconnect_s)
             for d in self._dirs:
                 d.deliver(now)
                 if d.out:

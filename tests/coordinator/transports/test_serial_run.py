@@ -8,6 +8,7 @@ import json
 import threading
 
 import numpy as np
+from arq_forger import Forger
 from small_runs import KEY, run_small, small_config
 from waiting import PATIENCE
 
@@ -171,6 +172,49 @@ def test_cut_cables_end_the_sessions_and_the_boards_come_back_resynced(tmp_path)
     agents_gave_up = sum(t.result.link_failures for t in threads)
     assert coordinator_gave_up + agents_gave_up >= 2      # each cut link was given up at one end at least
     assert all(t.result.sessions >= 2 for t in threads)
+
+
+def test_forged_arq_packets_cost_no_vote_and_are_counted(tmp_path):
+    """K = 2 over serial lines with a forger spliced into each (tests/arq_forger.py).
+
+    Of the session frames' packets, both ways, the forger swallows one in
+    three and forges its ACK, forges a RESET of the sender's numbering for
+    the next, and a DATA packet with the next sequence number behind the
+    third. Before the sealed ARQ, a forged ACK made its sender forget a
+    swallowed vote or round start for good: the round waited for a vote
+    that never came, and the run did not finish."""
+    config = small_config(agents=2, rounds=3)
+    _, _, reference = run_small(tmp_path, "reference", agents=2, rounds=3)
+    lines = [SerialLine(BAUD, index=k).start() for k in range(2)]
+    forgers = []
+    for k, line in enumerate(lines):
+        forgers.append(Forger(line, drop=lambda direction, seq: seq % 3 == 0,
+                              reset=lambda direction, seq: seq % 3 == 1,
+                              data=lambda direction, seq: seq % 3 == 2, seed=k))
+        line.tamper = forgers[-1]
+    try:
+        run = Run(config, tmp_path / "forged", round_timeout=ROUND_TIMEOUT, **QUIET)
+        server = Server(run, KEY, listen=None, serial=[l.coordinator_port for l in lines], baud=BAUD, **QUIET)
+        runtimes = [AgentRuntime(agent_id=k, **QUIET) for k in range(2)]
+        threads = [serial_agent(line, rt) for line, rt in zip(lines, runtimes)]
+        serve(server)
+        summary = run.finish()
+        join_all(threads)
+    finally:
+        for line in lines:
+            line.close()
+    assert all(t.error is None for t in threads), [t.error for t in threads]
+    votes = [m["votes"] for m in run.folder.metrics()]
+    expected = [json.loads(l)["votes"] for l in (tmp_path / "reference" / "metrics.jsonl").read_text().splitlines()]
+    assert votes == expected                              # no vote went missing
+    assert summary["theta_hash"] == reference["theta_hash"]
+    for rt in runtimes:
+        assert rt.logic.digest().hex() == summary["theta_hash"]
+    assert all(a["joins"] == 1 and a["link_failures"] == 0 for a in summary["per_agent"])
+    # The attack happened, both ways, and each end counted the forgeries it was sent.
+    assert all(f.swallowed["up"] and f.swallowed["down"] for f in forgers)
+    assert all(a["forged_packets"] > 0 for a in summary["per_agent"])
+    assert all(t.result.arq["forged"] > 0 for t in threads)
 
 
 class PowerCut(BaseException):
