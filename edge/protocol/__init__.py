@@ -5,7 +5,8 @@ Layers, bottom up (each module has one job):
     framing.py      TCP: 4-byte big-endian length prefix, incremental FrameReader
     cobs.py         COBS byte stuffing
     serialframe.py  serial: COBS(packet || CRC-32) || 0x00, incremental SerialReader
-    arq.py          serial: go-back-N / stop-and-wait retransmission (ArqLink)
+    arq.py          serial: go-back-N / stop-and-wait retransmission (ArqLink), clear or sealed
+    arqline.py      serial: a line's clear (handshake) and sealed (session) ARQ streams
     header.py       the 7-byte header and frame layout
     messages.py     the message dataclasses and their body codecs (MESSAGE_TYPES)
     auth.py         key derivation, HMAC-SHA256 tags, X25519 key agreement
@@ -39,7 +40,8 @@ Handshake (session.py, auth.py; docs/SECURITY.md says what it guards):
 
 On the line: TCP adds a 4-byte length prefix (frame + 4 bytes). Serial adds a
 4-byte CRC-32, COBS overhead (1 byte per started 254 bytes) and a 0x00
-delimiter; with ARQ also a 5-byte ARQ header inside the COBS packet.
+delimiter; with ARQ also a 5-byte ARQ header inside the COBS packet, and on
+a session's packets a 6-byte ARQ tag (arq.py, arqline.py).
 
 Messages (type code, sender, body; scalars big-endian, arrays little-endian):
 

@@ -40,7 +40,7 @@ seals every packet it writes and refuses every packet it reads that is not
 sealed under the peer's key. A sealed packet sets SEALED in its kind byte
 and ends in an ARQ_TAG_BYTES tag:
 
-    tag = HMAC-SHA256(key, kind | epoch | seq  || ext i64 || payload)[:6]
+    tag = HMAC-SHA256(key, kind | epoch | seq || ext i64 || payload)[:6]
 
 where ext is the packet's sequence number counted without wrapping in its
 numbering (DATA: its own; ACK: the next expected; RESET: 0). ext is not

@@ -17,12 +17,15 @@ from fedzo.edge.links.serial_link import PortIO, SerialEndpoint, make_arq
 from fedzo.edge.protocol import (
     AGENT,
     COORDINATOR,
+    Bye,
+    ByeReason,
     Challenge,
     Hello,
     Join,
     LinkCounters,
     RoundStart,
     Session,
+    Vote,
     Welcome,
 )
 from fedzo.edge.protocol.arq import ACK, DATA, RESET
@@ -50,6 +53,13 @@ class Ends:
     def at_coord(self) -> list:
         return self._io[1][3]
 
+    def restart_agent(self) -> None:
+        """The agent starts a new session as its loop does: a new endpoint and line
+        state on the same port, with the same Session (it keeps the rejoin secret)."""
+        old, port, outbox, got = self._io[0]
+        self.agent = SerialEndpoint(old.session, make_arq(BAUD))
+        self._io[0] = (self.agent, port, outbox, got)
+
     def step(self) -> None:
         for end, port, outbox, got in self._io:
             end.tick(time.monotonic())
@@ -64,6 +74,8 @@ class Ends:
         wait_until(poll, what)
 
     def handshake(self) -> None:
+        self.at_agent.clear()
+        self.at_coord.clear()
         self.agent.send(Hello(), time.monotonic())
         self.until(lambda: self.at_coord, "the hello")
         self.coord.send(Challenge(), time.monotonic())
@@ -140,3 +152,26 @@ def test_a_forged_data_packet_is_not_delivered(line):
     # Before: each forgery was delivered, and the session rejected it as a bad frame.
     assert {reason for reason, n in ends.agent.counters.rejected.items() if n} == {"forged"}
     assert ends.agent.arq.stats["forged"] == 2 and ends.agent.arq.stats["conflicts"] == 0
+
+
+def test_after_a_bye_replaced_the_agent_joins_again_on_the_same_line_under_new_keys(line):
+    ends = Ends(line)
+    try:
+        ends.handshake()
+        old_keys = ends.coord.arq.keys
+        ends.coord.send(Bye(ByeReason.REPLACED, "join again"), time.monotonic())
+        ends.until(lambda: ends.at_agent and ends.coord.idle, "the bye")
+        # The coordinator's port goes on with a fresh session; the agent joins again.
+        ends.coord.rebind(Session(COORDINATOR, KEY, counters=LinkCounters("c2")))
+        ends.restart_agent()
+        ends.handshake()
+        assert ends.coord.arq.keys not in (None, old_keys) and ends.agent.arq.keys == ends.coord.arq.keys[::-1]
+        line.tamper = Forger(line, drop=always)       # and the new sealed channel holds
+        ends.coord.send(RoundStart(3), time.monotonic())
+        ends.agent.send(Vote(3, 1, H), time.monotonic())
+        ends.until(lambda: ends.at_agent and ends.at_coord and ends.coord.idle and ends.agent.idle,
+                   "a round start and a vote in the new session")
+    finally:
+        ends.close()
+    assert ends.at_agent == [RoundStart(3)] and ends.at_coord == [Vote(3, 1, H)]
+    assert ends.coord.arq.stats["forged"] >= 1 and ends.agent.arq.stats["forged"] >= 1
