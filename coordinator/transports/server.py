@@ -507,6 +507,10 @@ class Server:
                 old = link
                 link = port.new_session(session=port.endpoint.session, drop_backlog=True)
                 self._dispatch(self.runtime.disconnected(old))
+            elif isinstance(msg, Hello) and port.endpoint.arq.keys is not None:
+                # A new handshake after a session this port already closed: the agent
+                # cannot acknowledge that session's sealed packets any more.
+                port.endpoint.peer_started_over()
             if isinstance(msg, Join):
                 link.joined = True
                 port.pending_bye = None      # it is back: nothing more to tell the old session

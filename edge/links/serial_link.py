@@ -202,15 +202,22 @@ class SerialEndpoint(ArqEndpoint):
         if session.role != self.session.role:
             raise ValueError("a serial endpoint keeps its role")
         if drop_backlog:
-            if self._sending_wire:
-                self.counters.record_other(self.session.send_direction, self._sending_wire)
-            self._backlog.clear()
-            self._sending_wire = 0
-            self.arq.unseal()
-            self._partial[True] = _Reassembly()
+            self.peer_started_over()
         self.session = session
         self.counters = session.counters
         self.arq.on_reject = self.counters.reject
+
+    def peer_started_over(self) -> None:
+        """The peer began a new handshake: drop what was queued for its old
+        session, and the sealed ARQ stream, which it can no longer acknowledge
+        (left alone, that stream's retransmissions would end the line after
+        link_timeout). Bytes of a frame cut short count as other bytes."""
+        if self._sending_wire:
+            self.counters.record_other(self.session.send_direction, self._sending_wire)
+        self._backlog.clear()
+        self._sending_wire = 0
+        self.arq.unseal()
+        self._partial[True] = _Reassembly()
 
     def tick(self, now: float) -> None:
         """Drive the retransmission timer (LinkFailed when the peer is gone)."""

@@ -175,3 +175,21 @@ def test_after_a_bye_replaced_the_agent_joins_again_on_the_same_line_under_new_k
         ends.close()
     assert ends.at_agent == [RoundStart(3)] and ends.at_coord == [Vote(3, 1, H)]
     assert ends.coord.arq.stats["forged"] >= 1 and ends.agent.arq.stats["forged"] >= 1
+
+
+def test_a_new_handshake_drops_a_sealed_stream_the_agent_can_no_longer_acknowledge(line):
+    ends = Ends(line)
+    try:
+        ends.handshake()
+        ends.coord.send(RoundStart(4), time.monotonic())
+        ends.restart_agent()            # the agent started over before that arrived
+        ends.coord.rebind(Session(COORDINATOR, KEY, counters=LinkCounters("c2")))
+        ends.until(lambda: ends.agent.arq.stats["unkeyed"] >= 1, "the stale round start at the new agent")
+        assert ends.coord.arq.sealed.queued == 1   # nobody can acknowledge it now
+        ends.agent.send(Hello(), time.monotonic())
+        ends.until(lambda: ends.at_coord, "the new hello")
+        ends.coord.peer_started_over()             # what the server does on that Hello
+        ends.until(lambda: ends.coord.idle, "the coordinator's line to drain")
+    finally:
+        ends.close()
+    assert ends.coord.arq.keys is None and ends.at_agent == []
