@@ -203,3 +203,37 @@ def test_new_keys_start_a_fresh_sealed_channel_and_the_counts_stay():
     assert a.stats["data_sent"] == sent + 1
     with pytest.raises(ValueError):
         ArqLine().send(b"x", 0.0, sealed=True)
+
+
+def test_hostile_packets_of_every_shape_never_raise_and_change_nothing_delivered():
+    """Between the genuine packets, valid-CRC packets of any kind byte, length,
+    epoch and seq (the real epochs and seqs among them) go both ways."""
+    rng = random.Random(11)
+    a, b = lines()
+    a.seal((UP_KEY, DOWN_KEY))
+    b.seal((DOWN_KEY, UP_KEY))
+    seen = [(1, 0)]                                  # (epoch, seq) read off the line
+
+    def hostile():
+        epoch, seq = rng.choice(seen)
+        if rng.random() < 0.5:
+            epoch, seq = rng.randrange(SEQ_MOD), rng.randrange(SEQ_MOD)
+        body = rng.randbytes(rng.choice((0, 1, 5, 6, 7, 40)))
+        kind = rng.choice((DATA, ACK, RESET, rng.randrange(128))) | rng.choice((0, SEALED))
+        packet = bytes([kind]) + struct.pack(">HH", epoch, (seq + rng.choice((0, 1))) % SEQ_MOD)
+        return serial_encode((packet + body)[:rng.choice((1, 4, 5, 200))])
+
+    sent = [b"m%d" % i for i in range(40)]
+    todo, got, now = list(sent), [], 0.0
+    while len(got) < len(sent) and now < 600:
+        now += 0.05
+        while todo and a.room(True):
+            a.send(todo.pop(0), now, sealed=True)
+        for link in (a, b):
+            link.tick(now)
+        down = a.output()
+        seen.extend((e, s) for _, e, s in packets(down))
+        got += b.feed(b"".join(hostile() for _ in range(10)) + down, now)
+        a.feed(b"".join(hostile() for _ in range(10)) + b.output(), now)
+    assert got == sent
+    assert a.stats["forged"] > 10 and b.stats["forged"] > 10
