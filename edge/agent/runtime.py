@@ -163,6 +163,9 @@ class AgentRuntime:
 
     def _build(self, msg, config, obs_mean, obs_std, dtype, frac_bits):
         """Task, store and round logic for this run; checks the memory budget."""
+        if (config.preference == "human") != (self.preference is not None and self.preference.is_person):
+            raise AgentRefused(f"this run's preferences come from {config.preference!r}; an agent answers a "
+                               f"human run, and only a human run, with --human or --replay FILE")
         task = make(config.task)
         self.floor_rss = memory.current_rss_bytes()   # interpreter + numpy + mujoco + task model
         fmt = FixedPoint(np.dtype(dtype), frac_bits)

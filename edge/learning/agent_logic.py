@@ -13,6 +13,8 @@ The baseline is theta itself (the paper's one-sided comparison), or, with
 2 mu v, which doubles the return difference the panel sees for the same
 episodes (a measured option, not the default).
 """
+import time
+
 import numpy as np
 
 from fedzo.edge.learning import perturbation, streams
@@ -22,7 +24,7 @@ from fedzo.edge.learning.algorithm import (
     fedavg_round_index,
 )
 from fedzo.edge.learning.layout import block_bounds
-from fedzo.edge.learning.preference import make_preference
+from fedzo.edge.learning.preference import Where, make_preference
 from fedzo.edge.policy.rollout import run_batch
 
 
@@ -36,6 +38,8 @@ class AgentBase:
         self.policy = actor.policy(low, high)
         self.policy.refresh(store)
         self.preference = preference or make_preference(config)
+        # Only a source that shows the episodes (a person's) records them.
+        self.recorder = self.preference.clip_recorder(task)
         self.mu_steps = store.fmt.steps(config.mu)
         self.alpha_steps = store.fmt.steps(config.alpha)
         self.episodes = 0
@@ -44,6 +48,7 @@ class AgentBase:
     def _compare(self, stream, round_, start, stop, scratch) -> int:
         """N comparisons of theta vs theta + mu v on [start, stop): the summed outcomes."""
         config = self.config
+        started = time.monotonic()      # shown to a person (how long the round can wait); never learned from
         seeds = streams.reset_seeds(config.seed, self.index, round_, config.comparisons * config.batch)
         batches = [seeds[n * config.batch:(n + 1) * config.batch] for n in range(config.comparisons)]
         if config.comparison == "symmetric":
@@ -54,7 +59,7 @@ class AgentBase:
         total = 0
         for n, (candidate, baseline) in enumerate(zip(candidates, baselines)):
             rng = streams.generator(config.seed, streams.PURPOSE_PANEL, self.index, round_, n)
-            total += self.preference.compare(candidate, baseline, rng)
+            total += self.preference.compare(candidate, baseline, rng, Where(self.index, round_, n, started))
         return total
 
     def _rollouts_perturbed(self, batches, stream, round_, start, stop, steps, scratch) -> list:
@@ -69,7 +74,7 @@ class AgentBase:
         return out
 
     def _rollouts(self, reset_seeds):
-        batch = run_batch(self.task, self.policy, reset_seeds)
+        batch = run_batch(self.task, self.policy, reset_seeds, self.recorder)
         self.episodes += len(reset_seeds)
         self.env_steps += batch.steps
         return batch

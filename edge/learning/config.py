@@ -53,7 +53,8 @@ FIELD_MEANINGS = {
     "actor": "path of the starting actor (.npz; empty: the packaged actor of the task)",
     "perturbation": "rademacher: +-1 signs from the shared stream (the paper); gaussian: an experiment",
     "horizon": "time limit of training episodes in env steps (evaluation always uses the task's 1000)",
-    "preference": "who answers a comparison: the simulated panel, or a fair coin (the null control)",
+    "preference": "who answers a comparison: the simulated panel, a fair coin (the null control), or a "
+                  "person at each agent (its page, or a replay of recorded answers)",
     "comparison": "one-sided: theta vs theta + mu v (the paper); symmetric: theta - mu v vs theta + mu v",
 }
 
@@ -86,7 +87,7 @@ class RunConfig:
     actor: str = ""                 # path of the starting actor; "": the packaged one
     perturbation: str = "rademacher"  # "gaussian": an experiment option outside the kernel
     horizon: int = 1000             # training episodes' time limit in env steps (the tasks' own is 1000)
-    preference: str = "panel"       # who answers: the simulated panel, or "coin" (the null control)
+    preference: str = "panel"       # who answers: the simulated panel, "coin" (the null control) or "human"
     comparison: str = "one-sided"   # "one-sided": theta vs theta + mu v (the paper); "symmetric": theta - mu v vs theta + mu v
 
     def __post_init__(self):

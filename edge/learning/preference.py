@@ -9,11 +9,18 @@ probability sigma(R' - R), where R', R are the batches' mean true returns,
 and the panel answers by majority (M odd). `CoinFlip` is the null control:
 it answers with a fair coin and never looks at the batches, so a run that
 uses it is a random walk with the same step sizes, and whatever a method
-gains beyond that walk is what its preferences taught it. A person-facing
-source implements the same interface.
+gains beyond that walk is what its preferences taught it. A person answers
+through the same interface (fedzo.edge.human: a page served by the agent,
+or a replay of a person's recorded answers).
+
+A source may answer 0, "can't tell": the vote's tie rule then applies to
+the comparisons' sum. Each comparison also comes with `where` (agent,
+round, comparison), which a person's source shows and records; a source that
+wants to show the batches returns a clip recorder from `clip_recorder(task)`,
+and the rollouts then keep each episode's body poses in `Batch.clips`.
 
 `make_preference(config)` builds the source a run config names
-(`preference`: "panel" or "coin").
+(`preference`: "panel" or "coin"; "human" needs a source the agent is given).
 """
 import abc
 import math
@@ -22,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 LINKS = ("linear", "logistic", "probit")
-PREFERENCES = ("panel", "coin")   # the run config's `preference` choices
+PREFERENCES = ("panel", "coin", "human")   # the run config's `preference` choices
 DEFAULT_REVIEWERS = 101
 
 # Per-task scale c of the link, in return units for 1000-step episodes (a
@@ -40,17 +47,33 @@ class Batch:
     """What a preference source is shown about one batch of episodes.
 
     `returns` are the true returns: only a simulated panel and evaluation may
-    read them. `episode_seeds` identify the episodes, so that a person-facing
-    source can re-render them.
+    read them. `episode_seeds` identify the episodes; `clips` (when the source
+    asked for them) hold what a person is shown of each episode.
     """
 
     returns: np.ndarray
     episode_seeds: list = field(default_factory=list)
     steps: int = 0
+    clips: list = None      # per episode, its recorded body poses (only for a source that asked)
 
     @property
     def mean_return(self) -> float:
         return float(np.mean(self.returns))
+
+
+@dataclass(frozen=True)
+class Where:
+    """Which comparison is being asked: agent k's comparison n of a round.
+
+    `started` is when the round's rollouts began (time.monotonic()), so a
+    person's page can tell how long the round can still wait; it never
+    reaches the learning.
+    """
+
+    agent: int
+    round: int
+    comparison: int
+    started: float = 0.0
 
 
 class PreferenceSource(abc.ABC):
@@ -58,10 +81,15 @@ class PreferenceSource(abc.ABC):
 
     comparisons = 0
     reviewer_votes = 0
+    is_person = False       # a person's answers (live or replayed): only a "human" run takes them
 
     @abc.abstractmethod
-    def compare(self, candidate: Batch, baseline: Batch, rng: np.random.Generator) -> int:
-        """+1 if the candidate batch is preferred, else -1."""
+    def compare(self, candidate: Batch, baseline: Batch, rng: np.random.Generator, where: Where = None) -> int:
+        """+1 if the candidate batch is preferred, -1 if the baseline is, 0 if the source cannot tell."""
+
+    def clip_recorder(self, task):
+        """What records the episodes this source shows (None: it shows none)."""
+        return None
 
 
 def link_probability(link: str, x: float, scale: float) -> float:
@@ -90,7 +118,7 @@ class SimulatedPanel(PreferenceSource):
         self.comparisons = 0
         self.reviewer_votes = 0
 
-    def compare(self, candidate: Batch, baseline: Batch, rng: np.random.Generator) -> int:
+    def compare(self, candidate: Batch, baseline: Batch, rng: np.random.Generator, where: Where = None) -> int:
         p = link_probability(self.link, candidate.mean_return - baseline.mean_return, self.scale)
         for_candidate = int(rng.binomial(self.reviewers, p))
         self.comparisons += 1
@@ -109,13 +137,19 @@ class CoinFlip(PreferenceSource):
         self.comparisons = 0
         self.reviewer_votes = 0
 
-    def compare(self, candidate: Batch, baseline: Batch, rng: np.random.Generator) -> int:
+    def compare(self, candidate: Batch, baseline: Batch, rng: np.random.Generator, where: Where = None) -> int:
         self.comparisons += 1
         return 1 if rng.integers(2) else -1
 
 
 def make_preference(config) -> PreferenceSource:
-    """The preference source a RunConfig names: its panel, or the coin of the null control."""
+    """The preference source a RunConfig names: its panel, or the coin of the null control.
+
+    A "human" run's source is the agent's own (its page or a replay), never built from the config.
+    """
+    if config.preference == "human":
+        raise ValueError("this run's preferences come from a person: the agent needs --human "
+                         "(a page) or --replay FILE (a person's recorded answers)")
     if config.preference == "coin":
         return CoinFlip()
     if config.preference == "panel":

@@ -21,11 +21,36 @@ def run_episode(task, policy, reset_seed: int) -> tuple:
             return total, steps
 
 
-def run_batch(task, policy, reset_seeds) -> Batch:
-    """D episodes, one per reset seed: a Batch with their true returns."""
+def run_episode_recorded(task, policy, reset_seed: int, recorder) -> tuple:
+    """`run_episode` that also records the body poses a person is shown: (return, steps, clip).
+
+    The recorder only reads MjData, so the episode (and its return) is the
+    one `run_episode` would run; the loop is separate to keep that one lean.
+    """
+    obs = task.reset(reset_seed)
+    recorder.begin()
+    act, step, after = policy.act, task.step, recorder.after_step
+    total, steps = 0.0, 0
+    while True:
+        obs, reward, terminated, truncated = step(act(obs))
+        total += reward
+        steps += 1
+        after(steps)
+        if terminated or truncated:
+            return total, steps, recorder.end(steps)
+
+
+def run_batch(task, policy, reset_seeds, recorder=None) -> Batch:
+    """D episodes, one per reset seed: a Batch with their true returns
+    (and, with a recorder, each episode's clip in `clips`)."""
     returns = np.empty(len(reset_seeds))
     steps = 0
+    clips = None if recorder is None else []
     for i, seed in enumerate(reset_seeds):
-        returns[i], n = run_episode(task, policy, seed)
+        if recorder is None:
+            returns[i], n = run_episode(task, policy, seed)
+        else:
+            returns[i], n, clip = run_episode_recorded(task, policy, seed, recorder)
+            clips.append(clip)
         steps += n
-    return Batch(returns=returns, episode_seeds=list(reset_seeds), steps=steps)
+    return Batch(returns=returns, episode_seeds=list(reset_seeds), steps=steps, clips=clips)

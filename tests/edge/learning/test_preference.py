@@ -5,7 +5,7 @@ import pytest
 from fedzo.edge.learning.agent_logic import ParS2ZPOAgent
 from fedzo.edge.learning.algorithm import initial_store, load_actor
 from fedzo.edge.learning.config import ConfigError, RunConfig
-from fedzo.edge.learning.preference import Batch, CoinFlip, SimulatedPanel, make_preference
+from fedzo.edge.learning.preference import Batch, CoinFlip, PreferenceSource, SimulatedPanel, make_preference
 from fedzo.edge.tasks import make
 
 
@@ -42,7 +42,7 @@ def test_make_preference_follows_the_config():
         RunConfig(comparison="two-sided")
 
 
-class _Recorder:
+class _Recorder(PreferenceSource):
     """A preference source that keeps what it was shown (the batches' mean returns)."""
 
     comparisons = reviewer_votes = 0
@@ -50,7 +50,7 @@ class _Recorder:
     def __init__(self):
         self.shown = []
 
-    def compare(self, candidate, baseline, rng):
+    def compare(self, candidate, baseline, rng, where=None):
         self.shown.append((candidate.mean_return, baseline.mean_return))
         self.comparisons += 1
         return 1
