@@ -13,6 +13,7 @@ from fedzo.coordinator.commands.simulate import default_out
 from fedzo.coordinator.run.claim import new_run_folder
 from fedzo.coordinator.run.folder import CONFIG, RUN_KEY, RUN_RECORD, SUMMARY, FolderWriteError, RunFolder
 from fedzo.coordinator.run.record import check_key, read_record, resumed_options, write_record
+from fedzo.edge.human import HUMAN_ROUND_TIMEOUT
 from fedzo.edge.learning.config import ConfigError, RunConfig
 from fedzo.edge.links.address import parse_address
 from fedzo.edge.protocol.keyfile import read_key_file, write_key_file
@@ -45,7 +46,8 @@ def add_arguments(parser):
                              "options it was started with (DIR/run.json); options given again must agree, "
                              "except --rounds N, which extends the run to N rounds")
     parser.add_argument("--round-timeout", type=float, default=None,
-                        help="seconds a round waits for missing votes (they count 0; default 120); an agent "
+                        help="seconds a round waits for missing votes (they count 0; default 120, with "
+                             f"--preference human {HUMAN_ROUND_TIMEOUT:.0f}); an agent "
                              "silent for a whole round is absent: no round waits for it until it speaks")
     parser.add_argument("--join-timeout", type=float, default=None,
                         help="start with --quorum agents if not all K joined after this many seconds")
@@ -74,7 +76,8 @@ def _fresh(args):
     if options["listen"] is None and not options["serial"]:
         options["listen"] = DEFAULT_LISTEN
     options["serial"] = options["serial"] or []
-    options["round_timeout"] = options["round_timeout"] or DEFAULT_ROUND_TIMEOUT
+    options["round_timeout"] = options["round_timeout"] or (
+        HUMAN_ROUND_TIMEOUT if config.preference == "human" else DEFAULT_ROUND_TIMEOUT)
     return config, out, options, Path(args.key_file) if args.key_file else out / RUN_KEY
 
 

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 from fedzo.coordinator.commands.run_options import add_run_arguments, config_from_args
+from fedzo.edge.human import HUMAN_ROUND_TIMEOUT, add_person_arguments
 from fedzo.edge.learning.config import ConfigError
 
 LINKS = ("inproc", "tcp", "serial")
@@ -12,7 +13,7 @@ LINKS = ("inproc", "tcp", "serial")
 
 def add_arguments(parser):
     add_run_arguments(parser)
-    parser.add_argument("--link", choices=LINKS, default="tcp",
+    parser.add_argument("--link", choices=LINKS, default=None,
                         help="tcp: agent processes on loopback TCP (default); "
                              "inproc: agents in this process, no network; "
                              "serial: simulated boards on paced pseudo-terminal serial lines "
@@ -21,13 +22,16 @@ def add_arguments(parser):
                         "that already holds a run is refused unless --overwrite")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run in --out (its files go; other files stay)")
-    parser.add_argument("--round-timeout", type=float, default=120.0,
-                        help="seconds a round waits for missing votes (they count 0; default 120); an agent "
-                             "silent for a whole round is absent: no round waits for it until it speaks")
+    parser.add_argument("--round-timeout", type=float, default=None,
+                        help="seconds a round waits for missing votes (they count 0; default 120, a human "
+                             f"run's {HUMAN_ROUND_TIMEOUT:.0f}); an agent silent for a whole round is absent: "
+                             "no round waits for it until it speaks")
     parser.add_argument("--quiet", action="store_true", help="no per-round lines")
     parser.add_argument("--with-null", action="store_true",
                         help="afterwards, run the same config with coin-flip votes (the null control, "
                              "in-process, in OUT/null-control) and print its drift beside the run's gain")
+    add_person_arguments(parser, "a person answers (--preference human; the agents run in this process)",
+                         "one page queues every agent's comparisons; the answers go to OUT/answers.jsonl")
     boards = parser.add_argument_group("simulated boards (--link serial, or --link tcp with --board)")
     boards.add_argument("--board", default=None,
                         help="board profile of every agent (`fedzo boards` lists them; default for "
@@ -76,9 +80,28 @@ def _board_options(args):
     return profile, faults
 
 
+def _person_options(args, config):
+    """A run a person answers (--human, --replay) is a human run with its agents in this process."""
+    person = getattr(args, "human", None) is not None or getattr(args, "replay", None) is not None
+    if person and args.link not in (None, "inproc"):
+        raise ValueError(f"--human and --replay run the agents in this process (one page for all); "
+                         f"--link {args.link} does not go with them")
+    if person and getattr(args, "preference", None) not in (None, "human"):
+        raise ValueError(f"--human and --replay answer a human run, not --preference {args.preference}")
+    if config.preference == "human" and not person:
+        raise ValueError("--preference human needs --human (a page) or --replay FILE")
+    args.link = args.link or ("inproc" if person else "tcp")
+    if args.round_timeout is None:
+        args.round_timeout = HUMAN_ROUND_TIMEOUT if person else 120.0
+    if person:
+        from dataclasses import replace
+        config = replace(config, preference="human")
+    return config
+
+
 def run(args) -> int:
     try:
-        config = config_from_args(args)
+        config = _person_options(args, config_from_args(args))
         profile, faults = _board_options(args)
     except (ConfigError, OSError, ValueError) as exc:
         print(f"fedzo simulate: {exc}", file=sys.stderr)
@@ -135,6 +158,8 @@ def _simulate(args, the_run, run_key, profile, faults, log):
     if args.link == "inproc":
         from fedzo.coordinator.transports.inproc import run_inproc
         from fedzo.edge.agent.runtime import AgentRuntime
+        if config.preference == "human":
+            return _simulate_person(args, the_run, run_key)
         agents = [AgentRuntime(log=lambda *a: None) for _ in range(config.agents)]
         return run_inproc(the_run, agents, run_key, log=print)
     from fedzo.coordinator.transports.tcp import AgentsGone, simulate_tcp
@@ -143,6 +168,25 @@ def _simulate(args, the_run, run_key, profile, faults, log):
     except AgentsGone as exc:
         print(f"fedzo simulate: {exc}", file=sys.stderr)
         return None
+
+
+def _simulate_person(args, the_run, run_key):
+    """In-process agents answered by one person at one page (or by a replay of their answers).
+
+    Every agent runs in its own thread, so all their comparisons queue on the page at once.
+    In this process the coordinator waits for its agents' threads: a round waits for the person.
+    """
+    from fedzo.coordinator.transports.inproc import run_inproc
+    from fedzo.edge.agent.runtime import AgentRuntime
+    from fedzo.edge.human.person import start_person
+    config = the_run.config
+    person = start_person(config.agents, page=args.human, answers=Path(the_run.folder.path) / "answers.jsonl",
+                          replay=args.replay, log=lambda text: print(text, flush=True))
+    try:
+        agents = [AgentRuntime(log=lambda *a: None, preference=source) for source in person.sources]
+        return run_inproc(the_run, agents, run_key, workers=config.agents, log=print)
+    finally:
+        person.stop()
 
 
 def run_null_control(config, out, rounds) -> dict:

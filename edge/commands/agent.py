@@ -7,6 +7,7 @@ from fedzo.edge.agent.out_of_memory import describe, is_out_of_memory
 from fedzo.edge.agent.reconnect import DEFAULT_RECONNECT_SECONDS, AgentGaveUp
 from fedzo.edge.agent.runtime import AgentRefused, AgentRuntime
 from fedzo.edge.agent.tcp import run_agent_tcp
+from fedzo.edge.human import DEFAULT_ANSWERS, HUMAN_ROUND_TIMEOUT, add_person_arguments
 from fedzo.edge.links.serial_link import (
     DEFAULT_BAUD,
     DEFAULT_FRAGMENT_BYTES,
@@ -36,6 +37,13 @@ def add_arguments(parser):
     parser.add_argument("--fragment", type=int, default=DEFAULT_FRAGMENT_BYTES,
                         help=f"serial: bytes of a frame per packet (default {DEFAULT_FRAGMENT_BYTES}; "
                              "smaller survives a noisier line)")
+    person = add_person_arguments(parser, "a person answers (a run with --preference human)",
+                                  "serve the comparison page on HOST:PORT")
+    person.add_argument("--answers", default=DEFAULT_ANSWERS, metavar="FILE",
+                        help=f"where --human appends the person's answers (default {DEFAULT_ANSWERS})")
+    person.add_argument("--round-timeout", type=float, default=HUMAN_ROUND_TIMEOUT,
+                        help="the coordinator's round timeout, which the page counts down "
+                             f"(default {HUMAN_ROUND_TIMEOUT:.0f}, a human run's)")
     parser.add_argument("--stats-out", metavar="FILE",
                         help="write this agent's link figures (bytes, retransmissions) as JSON when it ends")
 
@@ -56,7 +64,22 @@ def run(args) -> int:
     if args.baud is not None and args.serial is None:
         print("fedzo agent: --baud applies to --serial only", file=sys.stderr)
         return EXIT_BAD_INPUT
-    runtime = AgentRuntime(agent_id, int(args.memory_budget * 2**20), log=_log)
+    if (args.human or args.replay) and args.serial is not None:
+        # The serial loop is one thread: waiting for a person, it would not acknowledge the line.
+        print("fedzo agent: --human and --replay need --connect (a serial agent cannot wait for a person yet)",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    person = None
+    if args.human or args.replay:
+        from fedzo.edge.human.person import start_person
+        try:
+            person = start_person(1, page=args.human, answers=args.answers, replay=args.replay,
+                                  round_timeout=args.round_timeout, log=_log)
+        except (OSError, ValueError) as exc:
+            print(f"fedzo agent: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    runtime = AgentRuntime(agent_id, int(args.memory_budget * 2**20), log=_log,
+                           preference=person.sources[0] if person else None)
     try:
         if args.serial is not None:
             from fedzo.edge.agent.serial import run_agent_serial
@@ -83,6 +106,9 @@ def run(args) -> int:
             print(f"fedzo agent: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
         raise
+    finally:
+        if person is not None:
+            person.stop()
     if runtime.refusal:
         print(f"fedzo agent: the coordinator will not have this agent ({runtime.refusal})", file=sys.stderr)
         return EXIT_BAD_INPUT
