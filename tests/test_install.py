@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE_DATA = ("edge/tasks/models/*.xml", "edge/policy/actors/*.npz")
+PACKAGE_DATA = ("edge/tasks/models/*.xml", "edge/policy/actors/*.npz", "edge/human/static/*.html",
+                "edge/human/static/*.js")
 # The runtime dependencies `fedzo info` needs; the simulator's (mujoco) are
 # left out to keep the download small.
 RUNTIME = ("numpy", "cffi")

@@ -227,6 +227,7 @@
     state.shown = comparison ? prepare(comparison) : null;
     state.t = 0;
     document.body.classList.toggle("idle", !comparison);
+    document.body.dataset.comparison = comparison ? comparison.id : "";   // which one is on screen
   }
 
   async function poll() {
