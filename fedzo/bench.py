@@ -1,12 +1,12 @@
-"""`fedzo bench kernel|rollout|link [--json]`: speed measured as ratios in one run.
+"""`fedzo bench kernel|rollout|link|human [--json]`: speed (and the page's cost) measured in one run.
 
 It lives beside the command table because its benches come from both sides:
-kernel and rollout from fedzo.edge.bench, link from fedzo.coordinator.tools.
+kernel and rollout from fedzo.edge.bench, link and human from fedzo.coordinator.tools.
 """
 import json
 import sys
 
-BENCHES = ("kernel", "rollout", "link")
+BENCHES = ("kernel", "rollout", "link", "human")
 
 
 def add_arguments(parser):
@@ -16,7 +16,10 @@ def add_arguments(parser):
     parser.add_argument("--huge", action="store_true",
                         help="kernel: also measure d = 100 000 000 (needs about 1 GB)")
     parser.add_argument("--task", choices=TASK_NAMES,
-                        help="rollout: measure only this task (default: all four)")
+                        help="rollout: measure only this task (default: all four); human: the task "
+                             "(default hopper)")
+    parser.add_argument("--answers", metavar="FILE",
+                        help="human: instead, how long a person took over the answers in FILE")
 
 
 def run(args) -> int:
@@ -33,4 +36,16 @@ def run(args) -> int:
         from fedzo.coordinator.tools import bench_link
         records = bench_link.run(log=lambda msg: print(msg, file=sys.stderr, flush=True))
         print(json.dumps(records) if args.json else bench_link.format_table(records))
+    elif args.what == "human":
+        from fedzo.coordinator.tools import bench_human
+        if args.answers:
+            try:
+                times = bench_human.answer_times(args.answers)
+            except (OSError, ValueError) as exc:
+                print(f"fedzo bench human: {exc}", file=sys.stderr)
+                return 2
+            print(json.dumps(times) if args.json else bench_human.format_times(times))
+            return 0
+        record = bench_human.run(args.task or "hopper", log=lambda msg: print(msg, file=sys.stderr, flush=True))
+        print(json.dumps(record) if args.json else bench_human.format_record(record))
     return 0

@@ -44,6 +44,7 @@ class Ask:
     shown: float = None             # first handed to a page
     answer: str = None
     answered: float = None
+    encoded: bytes = None           # its page JSON, made once (payload.comparison_json)
     done: threading.Event = field(default_factory=threading.Event)
 
     @property

@@ -1,9 +1,11 @@
 """The page's JSON, without I/O: a comparison going out, an answer coming in.
 
 A comparison carries what the page draws and shows: which agent, round and
-comparison, how many wait, how long the round can still wait, the scene and
-both sides' clips (float32 poses, little-endian, base64). It never carries a
-return or which side is the candidate.
+comparison, the scene and both sides' clips (float32 poses, little-endian,
+base64); it is encoded once and sent once to a page (a page that has it
+says so and gets only the counts). Beside it go how many comparisons wait
+and how long the round can still wait. It never carries a return or which
+side is the candidate.
 """
 import base64
 import json
@@ -23,20 +25,24 @@ def clip_json(clip) -> dict:
             "poses": base64.b64encode(poses.tobytes()).decode("ascii")}
 
 
-def comparison_json(ask, waiting: int, now: float) -> dict:
-    """The page's view of an open comparison (`ask`, a desk.Ask)."""
-    left_time = None if ask.deadline is None else max(0.0, round(ask.deadline - now, 1))
-    return {"id": ask.id, "agent": ask.where.agent, "round": ask.where.round,
-            "comparison": ask.where.comparison, "waiting": waiting, "seconds_left": left_time,
-            "scene": ask.scene, "left": [clip_json(c) for c in ask.left],
-            "right": [clip_json(c) for c in ask.right]}
+def comparison_json(ask) -> bytes:
+    """The page's view of one comparison (`ask`, a desk.Ask): what never changes, encoded once."""
+    if ask.encoded is None:
+        ask.encoded = json.dumps({"id": ask.id, "agent": ask.where.agent, "round": ask.where.round,
+                                  "comparison": ask.where.comparison, "scene": ask.scene,
+                                  "left": [clip_json(c) for c in ask.left],
+                                  "right": [clip_json(c) for c in ask.right]}, separators=(",", ":")).encode()
+    return ask.encoded
 
 
-def next_json(ask, waiting: int, answered: int, now: float) -> bytes:
-    """The body of GET /api/next: the oldest open comparison (or null) and the counts."""
-    body = {"waiting": waiting, "answered": answered,
-            "comparison": None if ask is None else comparison_json(ask, waiting, now)}
-    return json.dumps(body, separators=(",", ":")).encode()
+def next_json(ask, waiting: int, answered: int, now: float, have=None) -> bytes:
+    """The body of GET /api/next: the counts, the oldest open comparison's id and how long its round
+    can wait, and the comparison itself unless the page already has it (`have`, its id)."""
+    left_time = None if ask is None or ask.deadline is None else max(0.0, round(ask.deadline - now, 1))
+    head = json.dumps({"waiting": waiting, "answered": answered, "id": None if ask is None else ask.id,
+                       "seconds_left": left_time}, separators=(",", ":")).encode()
+    body = b"null" if ask is None or ask.id == have else comparison_json(ask)
+    return head[:-1] + b',"comparison":' + body + b"}"
 
 
 def parse_answer(body: bytes) -> tuple:

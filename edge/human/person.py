@@ -22,13 +22,19 @@ class Person:
     sources: list
     server: PageServer = None
     desk: Desk = None
+    log: object = print
 
     def stop(self) -> None:
-        """Close the desk (a waiting agent gets DeskClosed) and the page."""
+        """Close the desk (a waiting agent gets DeskClosed) and the page; say what it refused."""
         if self.desk is not None:
             self.desk.close()
         if self.server is not None:
             self.server.stop()
+            counts = {**self.desk.counters, **self.server.counters}
+            refused = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in counts.items()
+                                if n and what != "answered")
+            self.log(f"fedzo: the page took {counts['answered']} answers"
+                     + (f" and refused {refused}" if refused else ""))
 
 
 def page_address(text: str) -> tuple:
@@ -49,4 +55,4 @@ def start_person(agents: int, page=None, answers=DEFAULT_ANSWERS, replay=None, r
     log_file = AnswerLog(answers)
     sources = [HumanPreference(desk, log_file, round_timeout) for _ in range(agents)]
     log(f"fedzo: the comparison page is at {server.url} (answers go to {answers})")
-    return Person(sources, server, desk)
+    return Person(sources, server, desk, log)

@@ -1,8 +1,12 @@
 """The page's HTTP server: the standard library's http.server, in a daemon thread.
 
+One thread serves every request in turn (a page asks once a second; a thread
+per request would cost memory for nothing), and a client that stalls is
+dropped after REQUEST_SECONDS, so it cannot hold the page for long.
+
     GET  /              the page (static/page.html)
     GET  /page.js       its script
-    GET  /api/next      the oldest open comparison (payload.next_json)
+    GET  /api/next      the oldest open comparison (payload.next_json; ?have=ID: the page has it)
     POST /api/answer    {"id": n, "answer": "left"|"right"|"tie"} -> 200, or 400/409 with a message
 
 Access (docs/SECURITY.md): on a loopback address the page needs no token,
@@ -16,19 +20,21 @@ forbids the page from loading or calling anything outside the agent
 the server or the agent.
 """
 import hmac
-import ipaddress
 import json
 import secrets
+import socketserver
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import resources
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from fedzo.edge.human import payload
 from fedzo.edge.human.desk import Refused
 
 DEFAULT_ADDRESS = ("127.0.0.1", 8080)
+REQUEST_SECONDS = 10.0          # a request must arrive whole within this
+STATIC = Path(__file__).resolve().parent / "static"     # package data (pyproject.toml)
 TOKEN_HEADER = "X-Fedzo-Token"
 COUNTERS = ("bad_token", "bad_host", "malformed", "not_found")
 CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -37,16 +43,21 @@ ASSETS = {"/": ("page.html", "text/html; charset=utf-8"), "/page.js": ("page.js"
 
 
 def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    """127.0.0.0/8, ::1 or localhost: only this machine can connect."""
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def read_asset(name: str) -> bytes:
-    return resources.files("fedzo.edge.human").joinpath("static", name).read_bytes()
+    return (STATIC / name).read_bytes()
+
+
+class _Server(HTTPServer):
+    """HTTPServer without its reverse DNS lookup at bind (socket.getfqdn loads the resolver's
+    libraries, half a megabyte, for a name the page never uses)."""
+
+    def server_bind(self):
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
 
 
 class PageServer:
@@ -61,8 +72,7 @@ class PageServer:
         self.assets = {path: (read_asset(name), kind) for path, (name, kind) in ASSETS.items()}
         self.counters = dict.fromkeys(COUNTERS, 0)
         self._lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer((host, port), _handler(self))
-        self.httpd.daemon_threads = True
+        self.httpd = _Server((host, port), _handler(self))
         self.address = self.httpd.server_address[:2]
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="fedzo-page", daemon=True)
 
@@ -95,6 +105,7 @@ def _handler(server: PageServer):
     class Handler(BaseHTTPRequestHandler):
         server_version = "fedzo-page"
         sys_version = ""
+        timeout = REQUEST_SECONDS       # a stalled client is dropped, not waited for
 
         def log_message(self, format, *args):    # noqa: A002 - the base class's name
             pass                                  # a page polls every second: no line per request
@@ -108,8 +119,9 @@ def _handler(server: PageServer):
                 return self._send(200, body, kind)
             if url.path == "/api/next":
                 ask = server.desk.next_open()
+                have = (parse_qs(url.query).get("have") or [""])[0]
                 body = payload.next_json(ask, server.desk.waiting(), server.desk.counters["answered"],
-                                         server.clock())
+                                         server.clock(), int(have) if have.isdigit() else None)
                 return self._send(200, body, "application/json")
             server.count("not_found")
             self._error(404, f"no such page: {url.path}")

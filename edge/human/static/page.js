@@ -232,15 +232,15 @@
 
   async function poll() {
     try {
-      const response = await fetch("api/next", { headers, cache: "no-store" });
+      // The clips come once: while a comparison is on screen the page asks only for the counts.
+      const have = state.shown ? `?have=${state.shown.comparison.id}` : "";
+      const response = await fetch(`api/next${have}`, { headers, cache: "no-store" });
       const body = await response.json();
       if (!response.ok) throw new Error(body.error || response.statusText);
       state.waiting = body.waiting;
-      const next = body.comparison;
-      if (!state.shown && next) show(next);
-      const current = state.shown && state.shown.comparison;
-      if (current && next && next.id === current.id) {
-        state.deadline = next.seconds_left === null ? null : performance.now() / 1000 + next.seconds_left;
+      if (!state.shown && body.comparison) show(body.comparison);
+      if (state.shown && body.id === state.shown.comparison.id) {
+        state.deadline = body.seconds_left === null ? null : performance.now() / 1000 + body.seconds_left;
       }
     } catch (error) {
       $("message").textContent = `cannot reach the agent: ${error.message}`;

@@ -43,15 +43,19 @@ def test_the_page_its_script_and_the_next_comparison(page):
     status, js, _ = request(page, "GET", "/page.js")
     assert status == 200 and b"api/answer" in js
     status, body, _ = request(page, "GET", "/api/next")
-    assert json.loads(body) == {"waiting": 0, "answered": 0, "comparison": None}
+    assert json.loads(body) == {"waiting": 0, "answered": 0, "id": None, "seconds_left": None, "comparison": None}
     ask = _post(page.desk, deadline=page.clock() + 100)
-    got = json.loads(request(page, "GET", "/api/next")[1])["comparison"]
-    assert (got["id"], got["agent"], got["round"], got["comparison"], got["waiting"]) == (ask.id, 1, 4, 0, 1)
-    assert 0 < got["seconds_left"] <= 100 and got["scene"] == SCENE
+    body = json.loads(request(page, "GET", "/api/next")[1])
+    got = body["comparison"]
+    assert (got["id"], got["agent"], got["round"], got["comparison"], body["waiting"]) == (ask.id, 1, 4, 0, 1)
+    assert 0 < body["seconds_left"] <= 100 and body["id"] == ask.id and got["scene"] == SCENE
+    # A page that has the comparison gets only the counts.
+    again = json.loads(request(page, "GET", f"/api/next?have={ask.id}")[1])
+    assert again["comparison"] is None and again["id"] == ask.id and again["waiting"] == 1
     import base64
     poses = np.frombuffer(base64.b64decode(got["left"][0]["poses"]), "<f4")
     np.testing.assert_array_equal(poses, ask.left[0].poses.ravel())
-    assert not {"returns", "return", "candidate"} & set(got)
+    assert not {"returns", "return", "candidate"} & (set(got) | set(body))
 
 
 def test_an_answer_is_taken_once_and_every_bad_request_is_refused_and_counted(page):
