@@ -141,6 +141,9 @@ def cells(spec: dict) -> list:
                     raise ConfigError(f"{label}: budget_episodes {spec['budget_episodes']} is below one "
                                       f"round ({probe.episodes_per_round} episodes)")
                 config = RunConfig.from_dict({**fields, "rounds": rounds})
+                if config.preference == "human":     # a grid runs unattended: no one would answer
+                    raise ConfigError(f"{label}: an experiment cannot ask a person (preference human); "
+                                      f"use fedzo simulate --human")
                 grid_part = "-".join(f"{k}={v}" for k, v in zip(keys, values))
                 folder = "/".join(slug(p) for p in (label, grid_part, f"seed-{seed}") if p)
                 out.append({"label": label, "grid": dict(zip(keys, values)), "folder": folder,

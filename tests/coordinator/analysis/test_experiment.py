@@ -48,6 +48,7 @@ def test_grid_crosses_variants_but_not_keys_they_set(tmp_path):
     ({"budget_episodes": 1}, "below one round"),
     ({"variants": []}, "at least one run"),
     ({"base": {"task": "hopper", "batch": 0}}, "batch must be >= 1"),
+    ({"base": {"task": "hopper", "preference": "human"}}, "cannot ask a person"),
 ])
 def test_bad_experiment_files_are_clear_errors(tmp_path, bad, message):
     with pytest.raises(ConfigError, match=message):
