@@ -113,14 +113,18 @@ def run(args) -> int:
     from fedzo.coordinator.run.lifecycle import Run
     from fedzo.coordinator.run.summary_text import print_summary
     run_key = os.urandom(32)
+    person = None
     try:
         with new_run_folder(out, args.overwrite, command="fedzo simulate"):
             the_run = Run(config, out, round_timeout=args.round_timeout, log=log)
+            if config.preference == "human":
+                # Here, so that a page address in use or a bad answers file leaves no run folder.
+                person = _start_person(args, config, out)
     except (OSError, ValueError) as exc:
         print(f"fedzo simulate: {exc}", file=sys.stderr)
         return 2
     try:
-        summary = _simulate(args, the_run, run_key, profile, faults, log)
+        summary = _simulate(args, the_run, run_key, profile, faults, log, person)
     except FolderWriteError as exc:
         print(f"fedzo simulate: {exc}; the run folder keeps its last checkpoint", file=sys.stderr)
         return 1
@@ -129,6 +133,9 @@ def run(args) -> int:
               f"continues with `fedzo coordinator --resume`; a simulation starts again with --overwrite)",
               file=sys.stderr)
         return 130
+    finally:
+        if person is not None:
+            person.stop()
     if summary is None:
         return 1
     print_summary(summary, out)
@@ -139,7 +146,7 @@ def run(args) -> int:
     return 1 if summary.get("errors") else 0
 
 
-def _simulate(args, the_run, run_key, profile, faults, log):
+def _simulate(args, the_run, run_key, profile, faults, log, person=None):
     """Run the simulation over the chosen link; its summary, or None if it failed (said why)."""
     config = the_run.config
     if profile is not None:
@@ -158,8 +165,10 @@ def _simulate(args, the_run, run_key, profile, faults, log):
     if args.link == "inproc":
         from fedzo.coordinator.transports.inproc import run_inproc
         from fedzo.edge.agent.runtime import AgentRuntime
-        if config.preference == "human":
-            return _simulate_person(args, the_run, run_key)
+        if person is not None:
+            agents = [AgentRuntime(log=lambda *a: None, preference=source) for source in person.sources]
+            # One thread per agent, so every agent's comparison queues on the page at once.
+            return run_inproc(the_run, agents, run_key, workers=config.agents, log=print)
         agents = [AgentRuntime(log=lambda *a: None) for _ in range(config.agents)]
         return run_inproc(the_run, agents, run_key, log=print)
     from fedzo.coordinator.transports.tcp import AgentsGone, simulate_tcp
@@ -170,23 +179,14 @@ def _simulate(args, the_run, run_key, profile, faults, log):
         return None
 
 
-def _simulate_person(args, the_run, run_key):
-    """In-process agents answered by one person at one page (or by a replay of their answers).
+def _start_person(args, config, out):
+    """One page for every in-process agent (or a replay of their answers); answers to OUT/answers.jsonl.
 
-    Every agent runs in its own thread, so all their comparisons queue on the page at once.
-    In this process the coordinator waits for its agents' threads: a round waits for the person.
+    The coordinator waits for its in-process agents' threads, so a round waits for the person.
     """
-    from fedzo.coordinator.transports.inproc import run_inproc
-    from fedzo.edge.agent.runtime import AgentRuntime
     from fedzo.edge.human.person import start_person
-    config = the_run.config
-    person = start_person(config.agents, page=args.human, answers=Path(the_run.folder.path) / "answers.jsonl",
-                          replay=args.replay, log=lambda text: print(text, flush=True))
-    try:
-        agents = [AgentRuntime(log=lambda *a: None, preference=source) for source in person.sources]
-        return run_inproc(the_run, agents, run_key, workers=config.agents, log=print)
-    finally:
-        person.stop()
+    return start_person(config.agents, page=args.human, answers=Path(out) / "answers.jsonl",
+                        replay=args.replay, log=lambda text: print(text, flush=True))
 
 
 def run_null_control(config, out, rounds) -> dict:

@@ -5,7 +5,8 @@
                   the GET /api/next that carries them (base64 in JSON, with the scene)
     peak RSS      of one `fedzo agent` process in a real run over loopback TCP, with
                   the page on (--human, answered by a scripted person over HTTP) and
-                  off (the simulated panel); the agent reports it at the end of the run
+                  off (the simulated panel); the agent reports it at the end of the run;
+                  the median of a few runs of each
 
 The comparison is the run's own: the packaged actor of the task, D = `batch`
 episodes of up to the task's 1000 steps on each side, drawn from the same
@@ -117,12 +118,19 @@ def answer_times(path) -> dict:
             "seconds_per_20": round(20 * sum(seconds) / len(seconds), 1)}
 
 
-def run(task_name="hopper", log=print) -> dict:
-    """Every figure of the module docstring, as one record."""
+def run(task_name="hopper", repeats=3, log=print) -> dict:
+    """Every figure of the module docstring, as one record. The peak RSS of separate processes
+    varies by about a megabyte from run to run, so each is the median of `repeats` runs, off and on
+    alternating (their spread is in the record)."""
     record = page_and_comparison_bytes(task_name)
-    log("measuring the agent's peak RSS with the page off, then on (two short runs) ...")
-    record["rss_off_bytes"] = agent_peak_rss(False, task_name)
-    record["rss_on_bytes"] = agent_peak_rss(True, task_name)
+    log(f"measuring the agent's peak RSS with the page off and on ({repeats} short runs each) ...")
+    peaks = {False: [], True: []}
+    for _ in range(repeats):
+        for page in (False, True):
+            peaks[page].append(agent_peak_rss(page, task_name))
+    for page, name in ((False, "off"), (True, "on")):
+        record[f"rss_{name}_bytes"] = int(statistics.median(peaks[page]))
+        record[f"rss_{name}_runs"] = sorted(peaks[page])
     return record
 
 
@@ -133,9 +141,14 @@ def format_record(r) -> str:
         f"  page load (GET / and /page.js, with HTTP headers): {r['page_load_bytes']} B",
         f"  one comparison: clips {r['clip_bytes']} B of float32 poses ({r['frames']} frames for "
         f"{r['steps']} env steps); GET /api/next {r['comparison_bytes']} B on the wire",
-        f"  agent peak RSS: page off {r['rss_off_bytes'] / mib:.1f} MiB, on {r['rss_on_bytes'] / mib:.1f} MiB "
-        f"({(r['rss_on_bytes'] - r['rss_off_bytes']) / mib:+.1f} MiB)",
+        f"  agent peak RSS (median of {len(r['rss_on_runs'])} runs each): page off {r['rss_off_bytes'] / mib:.1f} "
+        f"MiB, on {r['rss_on_bytes'] / mib:.1f} MiB ({(r['rss_on_bytes'] - r['rss_off_bytes']) / mib:+.1f} MiB); "
+        f"runs off {_span(r['rss_off_runs'])}, on {_span(r['rss_on_runs'])} MiB",
     ])
+
+
+def _span(values) -> str:
+    return f"{min(values) / 2**20:.1f}-{max(values) / 2**20:.1f}"
 
 
 def format_times(t) -> str:

@@ -56,6 +56,7 @@ class ClipRecorder:
 
     def __init__(self, task, fps: float = FPS):
         model, self.data = task.model, task.data
+        self.task = task
         drawn = drawn_geoms(model)
         # Geoms of the world body never move: the scene carries their pose once.
         self.moving = np.array([g for g in drawn if model.geom_bodyid[g] != 0], dtype=np.intp)
@@ -63,12 +64,16 @@ class ClipRecorder:
         self.stride = frame_stride(task.dt, fps)
         self.fps = 1.0 / (self.stride * task.dt)
         self.scene = describe_scene(task.name, model, self.moving, self.fixed, self.fps)
-        self._frames = []
+        self._frames = None          # this episode's frames, filled up to _count
+        self._count = 0
         self._quat = np.empty(4)
 
     def begin(self) -> None:
-        """A new episode: record its first frame (the reset state)."""
-        self._frames = []
+        """A new episode: room for all its frames, and its first one (the reset state)."""
+        # The first state, one frame every stride-th step up to the time limit, and the last.
+        most = self.task.max_episode_steps // self.stride + 2
+        self._frames = np.empty((most, len(self.moving), POSE_WIDTH), np.float32)
+        self._count = 0
         self._record()
 
     def after_step(self, steps: int) -> None:
@@ -79,18 +84,20 @@ class ClipRecorder:
         """The episode is over after `steps` steps: its clip (the last state is always in it)."""
         if steps % self.stride:
             self._record()
-        poses = np.stack(self._frames) if self._frames else np.empty((0, len(self.moving), POSE_WIDTH), np.float32)
-        self._frames = []
+        poses = self._frames[:self._count].copy()      # just the frames, not the room left over
+        self._frames = None
         return Clip(poses, self.fps, steps)
 
     def _record(self) -> None:
+        if self._count == len(self._frames):          # stepped past the time limit: make room
+            self._frames = np.concatenate([self._frames, np.empty_like(self._frames)])
         data, quat = self.data, self._quat
-        frame = np.empty((len(self.moving), POSE_WIDTH), np.float32)
+        frame = self._frames[self._count]
         frame[:, :3] = data.geom_xpos[self.moving]
         for row, g in enumerate(self.moving):
             mujoco.mju_mat2Quat(quat, data.geom_xmat[g])
             frame[row, 3:] = quat
-        self._frames.append(frame)
+        self._count += 1
 
 
 def describe_scene(task_name, model, moving, fixed, fps) -> dict:

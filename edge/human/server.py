@@ -23,14 +23,37 @@ import hmac
 import json
 import secrets
 import socketserver
+import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from fedzo.edge.human import payload
 from fedzo.edge.human.desk import Refused
+
+
+def _import_http_server():
+    """http.server, without the ssl module that its http.client imports for HTTPS clients.
+
+    The page is plain HTTP and an agent makes no HTTPS requests, while ssl and its
+    libraries cost a board about 0.9 MiB of resident memory (docs/human.md). Where ssl
+    or http.client is loaded already (a test run, say) this changes nothing; otherwise
+    http.client in this process has no HTTPSConnection, which nothing of fedzo's uses.
+    """
+    if "ssl" in sys.modules or "http.client" in sys.modules:
+        import http.server
+        return http.server
+    sys.modules["ssl"] = None            # makes `import ssl` fail, which http.client allows for
+    try:
+        import http.server
+    finally:
+        del sys.modules["ssl"]
+    return http.server
+
+
+_http = _import_http_server()
+BaseHTTPRequestHandler, HTTPServer = _http.BaseHTTPRequestHandler, _http.HTTPServer
 
 DEFAULT_ADDRESS = ("127.0.0.1", 8080)
 REQUEST_SECONDS = 10.0          # a request must arrive whole within this

@@ -35,3 +35,19 @@ def test_a_human_run_refuses_what_cannot_answer_it(tmp_path):
         assert process.wait(120) == 2
         wait_until(lambda: what in "".join(lines), f"the message {what!r}")
     assert not (tmp_path / "r").exists()
+
+
+def test_a_page_address_in_use_or_a_bad_answers_file_stops_before_the_run_folder(tmp_path):
+    import socket
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text("not json\n")
+        for argv, what in ((["--human", f"127.0.0.1:{port}"], "in use"), (["--replay", str(bad)], "bad.jsonl:1"),
+                           (["--replay", str(tmp_path / "none.jsonl")], "No such file")):
+            process, lines = start_command("simulate", "--out", str(tmp_path / "r"), *argv, *RUN)
+            assert process.wait(120) == 2
+            wait_until(lambda: what in "".join(lines), f"the message {what!r}")
+            assert not (tmp_path / "r").exists()

@@ -91,3 +91,20 @@ def test_off_loopback_every_request_but_the_script_needs_the_token():
         assert server.counters["bad_token"] == 3
     finally:
         server.stop()
+
+
+def test_an_agent_serving_the_page_does_not_load_ssl():
+    # ssl costs a board about 0.9 MiB, and the page is plain HTTP (docs/human.md).
+    from isolated import in_fresh_interpreter
+    report = in_fresh_interpreter(
+        "import fedzo.edge.commands.agent, fedzo.edge.human.person\n"
+        "from fedzo.edge.human.desk import Desk\n"
+        "from fedzo.edge.human.server import PageServer\n"
+        "server = PageServer(Desk(), ('127.0.0.1', 0)).start()\n"
+        "import http.client\n"                       # already loaded by the server, without HTTPS
+        "conn = http.client.HTTPConnection(*server.address, timeout=60)\n"
+        "conn.request('GET', '/api/next')\n"
+        "report['status'] = conn.getresponse().status\n"
+        "server.stop()\n"
+        "report['ssl'] = [m for m in sys.modules if m == 'ssl' or m.startswith('_ssl')]")
+    assert report == {"status": 200, "ssl": []}
