@@ -31,10 +31,10 @@ class Person:
         if self.server is not None:
             self.server.stop()
             counts = {**self.desk.counters, **self.server.counters}
-            refused = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in counts.items()
-                                if n and what != "answered")
+            refused = {what.replace("_", " "): n for what, n in counts.items() if n and what != "answered"}
             self.log(f"fedzo: the page took {counts['answered']} answers"
-                     + (f" and refused {refused}" if refused else ""))
+                     + (f" and refused {sum(refused.values())} requests ("
+                        + ", ".join(f"{what}: {n}" for what, n in refused.items()) + ")" if refused else ""))
 
 
 def page_address(text: str) -> tuple:

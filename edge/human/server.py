@@ -22,6 +22,7 @@ the server or the agent.
 import hmac
 import json
 import secrets
+import socket
 import socketserver
 import sys
 import threading
@@ -101,7 +102,9 @@ class PageServer:
 
     @property
     def url(self) -> str:
+        """Where a browser finds the page (on every address: this machine's name), with the token."""
         host, port = self.address
+        host = socket.gethostname() if host in ("0.0.0.0", "::") else host
         shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}/" + (f"?token={self.token}" if self.token else "")
 

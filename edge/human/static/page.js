@@ -228,6 +228,7 @@
     state.t = 0;
     document.body.classList.toggle("idle", !comparison);
     document.body.dataset.comparison = comparison ? comparison.id : "";   // which one is on screen
+    showStatus();
   }
 
   async function poll() {

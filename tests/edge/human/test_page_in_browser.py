@@ -49,8 +49,8 @@ def _shown(driver):
 
 
 def _status(driver):
-    """The page's status line while it shows a comparison, or None while it waits for one."""
-    return driver.execute_script("return document.body.classList.contains('idle') ? null : "
+    """The page's status line while it shows a comparison ("" while it waits for one)."""
+    return driver.execute_script("return document.body.classList.contains('idle') ? '' : "
                                  "document.getElementById('status').textContent;")
 
 
@@ -75,7 +75,7 @@ def test_a_person_answers_a_run_in_the_browser_and_the_replay_repeats_it(driver,
     try:
         driver.get(base)
         first_tab = driver.current_window_handle
-        wait_until(lambda: _status(driver), "the page to show a comparison")
+        wait_until(lambda: _shown(driver), "the page to show a comparison")
         assert "round 1" in _status(driver) and "waiting" in _status(driver)
 
         # Both canvases animate, and they differ.
@@ -95,7 +95,7 @@ def test_a_person_answers_a_run_in_the_browser_and_the_replay_repeats_it(driver,
         driver.switch_to.new_window("tab")
         second_tab = driver.current_window_handle
         driver.get(base)
-        wait_until(lambda: _status(driver), "the second tab to show the comparison")
+        wait_until(lambda: _shown(driver), "the second tab to show the comparison")
         first = _shown(driver)
 
         # A click in the first tab answers it ...
@@ -140,3 +140,39 @@ def test_a_person_answers_a_run_in_the_browser_and_the_replay_repeats_it(driver,
         assert votes[r["round"]][r["agent"]] == agent_vote(r["outcome"], CONFIG["seed"], r["agent"], r["round"])
     replayed = _run(tmp_path / "replay", [ReplayPreference(answers) for _ in range(2)])
     assert replayed["theta_hash"] == result["theta_hash"]
+
+
+def test_a_tcp_agent_on_every_address_serves_its_page_with_a_token_and_the_browser_fine_tunes(driver, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from humans import page_url, start_command
+    from serving import free_port
+    port, out, answers = free_port(), tmp_path / "run", tmp_path / "answers.jsonl"
+    coordinator, clines = start_command("coordinator", "--listen", f"127.0.0.1:{port}", "--out", str(out),
+                                        "--preference", "human", "--agents", "1", "--rounds", "2", "--batch", "1",
+                                        "--horizon", "80", "--mu", "0.3", "--eval-every", "0",
+                                        "--eval-episodes", "1")
+    wait_until(lambda: (out / "run.key").is_file() or coordinator.poll() is not None, "the run key")
+    agent, alines = start_command("agent", "--connect", f"127.0.0.1:{port}", "--key-file", str(out / "run.key"),
+                                  "--human", "0.0.0.0:0", "--answers", str(answers))
+    try:
+        printed = wait_until(lambda: page_url(alines) or agent.poll() is not None and "exited", "the page's URL")
+        assert "?token=" in printed, "".join(alines)
+        page_port, token = printed.split(":")[-1].split("/?token=")
+        base = f"http://127.0.0.1:{page_port}/"
+        driver.get(base)                                            # no token: refused
+        assert "wrong or missing token" in driver.find_element(By.TAG_NAME, "body").text
+        driver.get(f"{base}?token={token}")
+        for n, key in enumerate((Keys.ARROW_LEFT, Keys.SPACE), start=1):
+            wait_until(lambda: _shown(driver) and "round %d" % n in _status(driver), f"round {n}'s comparison")
+            driver.switch_to.active_element.send_keys(key)
+            wait_until(lambda n=n: answers.is_file() and answers.read_text().count("\n") >= n, f"answer {n}")
+        assert agent.wait(120) == 0, "".join(alines)
+        assert coordinator.wait(120) == 0, "".join(clines)
+    finally:
+        for process in (agent, coordinator):
+            if process.poll() is None:
+                process.kill()
+    assert [json.loads(x)["answer"] for x in answers.read_text().splitlines()] == ["left", "tie"]
+    assert any("the page took 2 answers and refused" in line and "bad token" in line for line in alines), \
+        "".join(alines)
