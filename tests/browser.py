@@ -1,6 +1,6 @@
 """A headless Chromium driven by selenium, for the page tests; skipped, saying why, where there is none.
 
-Debian's packages (`apt-get install chromium chromium-driver`, which .ci/run
+Debian's packages (`apt-get install chromium chromium-driver`, which `make test`
 does when they are missing) put the browser and its driver on fixed paths;
 selenium comes with the test extras. The browser's DevTools performance log
 is on, so a test can read every request the page made.
