@@ -110,7 +110,7 @@ class CoordinatorRuntime:
 
     def __init__(self, config, store, welcome_config: dict, *, start_round=0, round_timeout=120.0,
                  join_timeout=None, quorum=None, report_timeout=10.0, on_round_closed=None,
-                 takeover_silence=None, log=print, clock=time.monotonic):
+                 takeover_silence=None, hold_finish=None, log=print, clock=time.monotonic):
         self.config, self.store = config, store
         self.welcome_json = config_json(welcome_config)
         self.slots = [AgentSlot(k) for k in range(config.agents)]
@@ -121,6 +121,9 @@ class CoordinatorRuntime:
         # A Join without the holder's rejoin secret takes a live slot only after this much silence.
         self.takeover_silence = round_timeout if takeover_silence is None else takeover_silence
         self.on_round_closed = on_round_closed or (lambda info: None)
+        # True while the run must not end yet: its rounds' records are still being written
+        # (coordinator/run/recorder.py); the final Bye waits, so agents stay for a --resume.
+        self.hold_finish = hold_finish or (lambda: False)
         self._closed = []               # rounds closed since the last after_dispatch()
         self.log, self.clock = log, clock
         self.phase = "joining"
@@ -206,7 +209,7 @@ class CoordinatorRuntime:
             late = [s.block for s in self._waiting_for()]
             self.log(f"coordinator: round {self.round} timed out; no vote from {late}")
             return self._close_round()
-        if self.phase == "finishing" and now >= self.deadline:
+        if self.phase == "finishing" and (now >= self.deadline or self._reported()) and not self.hold_finish():
             return self._finish()
         return []
 
@@ -388,13 +391,16 @@ class CoordinatorRuntime:
 
     def _begin_finish(self) -> list:
         # Agents send their Report after the last RoundResult; wait for them
-        # (up to report_timeout), then say Bye.
+        # (up to report_timeout) and for hold_finish to lift, then say Bye.
         self.phase = "finishing"
         self.deadline = self.clock() + self.report_timeout
         return self._maybe_finish()
 
+    def _reported(self) -> bool:
+        return all(s.report is not None for s in self.connected())
+
     def _maybe_finish(self) -> list:
-        if self.phase == "finishing" and all(s.report is not None for s in self.connected()):
+        if self.phase == "finishing" and self._reported() and not self.hold_finish():
             return self._finish()
         return []
 

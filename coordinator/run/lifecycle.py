@@ -5,6 +5,14 @@ Every transport (in-process, TCP, serial) builds a `Run`, feeds its
 round `Run` counts the work, evaluates when due, prints one progress line,
 appends the round's metrics and writes an atomic checkpoint; `--resume`
 continues from that checkpoint and ends bit-identical to an uninterrupted run.
+
+The evaluation, the metrics line, the checkpoint and the progress line of a
+round are its record, written in round order by a Recorder: at once in the
+in-process link, on a worker thread when a server serves the run
+(`record_in_background`), so its loop keeps serving the links meanwhile. The
+next round starts as soon as a round closes, whether its record is written or
+not: the record works on its own copy of theta and of the counts as of that
+round, so it comes out the same either way.
 """
 import time
 from collections import Counter
@@ -15,6 +23,7 @@ import numpy as np
 from fedzo.coordinator.rounds.runtime import CoordinatorRuntime
 from fedzo.coordinator.run.evaluate import evaluate, summarise
 from fedzo.coordinator.run.folder import CHECKPOINT, CONFIG, SUMMARY, RunFolder
+from fedzo.coordinator.run.recorder import Recorder
 from fedzo.edge.learning import streams
 from fedzo.edge.learning.algorithm import initial_store, load_actor
 from fedzo.edge.learning.config import ConfigError, RunConfig, welcome_config
@@ -81,9 +90,13 @@ class Run:
         self.store = store
         welcome = welcome_config(config, actor.obs_mean, actor.obs_std, store.fmt.dtype.name,
                                  store.fmt.frac_bits)
+        # Rounds are recorded in order by the recorder (coordinator/run/recorder.py); the
+        # run's Bye waits until every round is, so a run that ends has its checkpoint.
+        self.recorder = Recorder()
         self.runtime = CoordinatorRuntime(config, store, welcome, start_round=start_round,
                                           round_timeout=round_timeout, join_timeout=join_timeout,
-                                          quorum=quorum, on_round_closed=self._after_round, log=log)
+                                          quorum=quorum, on_round_closed=self._after_round,
+                                          hold_finish=lambda: not self.recorder.settled, log=log)
         self.started = time.monotonic()
         self._pace_start = None     # (time, rounds done) when this process's first round closed
         self.elapsed_before = self.totals["wall_seconds"]
@@ -184,11 +197,23 @@ class Run:
         return out
 
     def _after_round(self, info: dict) -> None:
+        """Round t closed and its results were handed to the links: count its work, then leave
+        the rest (evaluation, metrics line, checkpoint, progress line) to the recorder."""
         config, t = self.config, info["round"]
         per_vote = config.comparisons * (config.local_steps if config.algo == "fedavg-s2zpo" else 1)
         self.totals["comparisons"] += info["voters"] * per_vote
         self.totals["episodes"] += info["voters"] * per_vote * 2 * config.batch
         self.totals["saturated"] += info["saturated"]
+        # Read now what the loop goes on changing while the recorder works: the totals
+        # and the links' byte counts as of this round.
+        counts = {key: self.totals[key] for key in ("episodes", "comparisons", "saturated")}
+        round_bytes, agent_bytes = self._round_bytes(t), self.agent_bytes()
+        self.recorder.submit(lambda: self._record(info, counts, round_bytes, agent_bytes))
+
+    def _record(self, info: dict, counts: dict, round_bytes: dict, agent_bytes: dict) -> None:
+        """Round t's record, in round order (the recorder's thread when a server runs the run):
+        evaluate theta_{t+1} when due, append the metrics line, write the checkpoint, log."""
+        config, t = self.config, info["round"]
         done = t + 1
         theta = ParameterStore(info["theta"], self.store.fmt)    # theta right after round t
         evaluation = None
@@ -198,20 +223,29 @@ class Run:
         elapsed = self.elapsed_before + time.monotonic() - self.started
         self.totals["wall_seconds"] = elapsed
         record = {"round": t, "votes": info["votes"], "voters": info["voters"], "absent": info["absent"],
-                  "episodes": self.totals["episodes"], "comparisons": self.totals["comparisons"],
+                  "episodes": counts["episodes"], "comparisons": counts["comparisons"],
                   **self._return_fields(evaluation),
                   "saturated": info["saturated"], "theta_hash": info["theta_hash"],
-                  "elapsed_s": round(elapsed, 3), **self._round_bytes(t)}
+                  "elapsed_s": round(elapsed, 3), **round_bytes}
         self.folder.append_metrics(record)
         self.folder.save_checkpoint(theta.values, self.store.fmt.frac_bits, done,
-                                    {**self.totals, "agent_bytes": self.agent_bytes()})
+                                    {**self.totals, **counts, "agent_bytes": agent_bytes})
         left = self._time_left(done)
         shown = f"{self.last_evaluation['mean']:.1f}" + ("" if evaluation else " (earlier)")
         absent = f" | absent {','.join(map(str, info['absent']))}" if info["absent"] else ""
         self.log(f"round {t} ({done}/{config.rounds} done) | return {shown} | "
                  f"votes {''.join('+' if v > 0 else '-' if v < 0 else '0' for v in info['votes'])}{absent} | "
-                 f"comparisons {self.totals['comparisons']} | elapsed {elapsed:.0f} s | "
+                 f"comparisons {counts['comparisons']} | elapsed {elapsed:.0f} s | "
                  f"left {left}")
+
+    def record_in_background(self) -> None:
+        """Evaluate and write each round's record on a worker thread, so that the caller's loop
+        (a server serving links) never waits for it; call before the first round closes."""
+        self.recorder.background = True
+
+    def check(self) -> None:
+        """Raise what failed in a round's record (a full disk, a failed evaluation), if anything did."""
+        self.recorder.check()
 
     def _time_left(self, done: int) -> str:
         """The time the remaining rounds should take, at the pace since this process's first
@@ -265,7 +299,10 @@ class Run:
         return Counter(block for record in self.folder.metrics() for block in record.get("absent", []))
 
     def finish(self) -> dict:
-        """Write summary.json from the counters and the agents' reports; return it."""
+        """Write summary.json from the counters and the agents' reports; return it (after every
+        round's record is written; what failed in one is raised here)."""
+        self.recorder.wait()
+        self.recorder.close()
         config, d, K = self.config, self.store.d, self.config.agents
         per_agent, totals = [], {"bytes_up": 0, "bytes_down": 0, "payload_bits_up": 0,
                                  "payload_bits_down": 0, "wire_bytes_up": 0, "wire_bytes_down": 0}

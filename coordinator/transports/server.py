@@ -270,6 +270,7 @@ class Server:
         if listen is None and not serial:
             raise ValueError("a server needs a TCP address to listen on or a serial port")
         self.run, self.runtime, self.key, self.log = run, run.runtime, run_key, log
+        run.record_in_background()          # evaluation and checkpoints never stop this loop
         self.secrets = RejoinSecrets()      # agent id -> rejoin secret, shared by every link
         self.selector = selectors.DefaultSelector()
         self.listener = None
@@ -323,6 +324,7 @@ class Server:
                 self._service_ports()
                 self._expire_handshakes()
                 self.tally.tick()
+                self.run.check()            # a round's record failed (a full disk): stop here
                 if check is not None:
                     check()
         finally:
@@ -596,6 +598,7 @@ class Server:
         endpoint.errors.clear()
 
     def _dispatch(self, outputs):
+        written = []
         for link, msg in outputs:
             if isinstance(link, SerialSession):
                 self._send_serial(link, msg)
@@ -620,6 +623,12 @@ class Server:
                 self._close(link)
                 continue
             self.selector.modify(link.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, link)
+            written.append(link)
+        # Hand the bytes to the sockets now, before a closed round's record starts
+        # (serial ports are flushed as each message is sent).
+        for link in dict.fromkeys(written):
+            if link.open and link.outbox:
+                self._write(link)
         self.runtime.after_dispatch()           # sent and counted: the round's metrics are complete
 
     def _send_serial(self, link, msg):
