@@ -332,8 +332,11 @@ class Run:
             "alpha_lsb": self.runtime.alpha_steps, "mu_lsb": self.store.fmt.steps(config.mu),
             "frac_bits": self.store.fmt.frac_bits,
             "episodes": self.totals["episodes"], "comparisons": self.totals["comparisons"],
-            "env_steps": sum(r["env_steps"] for r in reports) if len(reports) == K else None,
-            "reviewer_votes": sum(r["reviewer_votes"] for r in reports) if len(reports) == K else None,
+            # From the agents' reports: an agent that left or lost its link before the end
+            # sent none, and these count only the agents that did (`agents_reported`).
+            "env_steps": sum(r["env_steps"] for r in reports),
+            "reviewer_votes": sum(r["reviewer_votes"] for r in reports),
+            "agents_reported": len(reports),
             "preference": config.preference, "comparison": config.comparison,
             **self.evaluation_summary(),
             **totals,

@@ -23,7 +23,9 @@ def print_summary(summary: dict, out_dir) -> None:
     print()
     print(f"=== {s['algo']} on {s['task']}: K = {K}, {s['rounds']} rounds, d = {d} ===")
     print_returns(s)
-    print(f"work: {s['episodes']} episodes, {s['env_steps']} env steps, {s['comparisons']} comparisons "
+    reported = s.get("agents_reported", K)
+    steps = f"{s['env_steps']} env steps" + (f" (reports of {reported} of {K} agents)" if reported < K else "")
+    print(f"work: {s['episodes']} episodes, {steps}, {s['comparisons']} comparisons "
           f"(human queries), {s['wall_seconds']:.0f} s")
     print(f"bytes per agent per round: up {s['bytes_per_agent_per_round_up']:.1f} B, "
           f"down {s['bytes_per_agent_per_round_down']:.1f} B (frames incl. framing, header and tag)")
@@ -43,6 +45,10 @@ def print_summary(summary: dict, out_dir) -> None:
         state = "-" if a["learning_state_bytes"] is None else f"{a['learning_state_bytes']} B"
         print(f"{a['id']:>5} {a['bytes_up']:>9} {a['bytes_down']:>9} {_mib(a['peak_rss_bytes']):>11} "
               f"{_mib(a['floor_rss_bytes']):>11} {state:>15}")
+    silent = [str(a["id"]) for a in s["per_agent"] if a["peak_rss_bytes"] is None]
+    if silent:
+        print(f"  no report from agent {', '.join(silent)} (it left or lost its link before the end): "
+              f"its env steps and memory are not known")
     print_links(s)
     print_boards(s)
     print(f"run folder: {out_dir}")

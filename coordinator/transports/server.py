@@ -507,6 +507,7 @@ class Server:
                 # The agent restarted (or lost the link before we noticed): its old
                 # session is over; the Session object itself already restarted.
                 old = link
+                old.link_failed = True       # lost all the same: the summary counts it
                 link = port.new_session(session=port.endpoint.session, drop_backlog=True)
                 self._dispatch(self.runtime.disconnected(old))
             elif isinstance(msg, Hello) and port.endpoint.arq.keys is not None:

@@ -266,4 +266,7 @@ def test_a_board_that_reboots_on_its_port_is_resynced_in_the_open_round(tmp_path
     assert run.folder.metrics()[2]["voters"] == 2      # the reborn agent voted in the open round
     assert reborn.logic.digest().hex() == steady.logic.digest().hex() == summary["theta_hash"]
     assert summary["per_agent"][1]["joins"] == 2
+    # The reboot cost agent 1 its session, and the summary's "lost" says so (before: 0, since
+    # the agent's new Hello, not the coordinator's ARQ, ended it).
+    assert [a["link_failures"] for a in summary["per_agent"]] == [0, 1]
     assert not any(isinstance(l, TcpLink) for l in server.links)
