@@ -301,8 +301,10 @@ class Run:
     def finish(self) -> dict:
         """Write summary.json from the counters and the agents' reports; return it (after every
         round's record is written; what failed in one is raised here)."""
-        self.recorder.wait()
-        self.recorder.close()
+        try:
+            self.recorder.wait()
+        finally:
+            self.recorder.close()
         config, d, K = self.config, self.store.d, self.config.agents
         per_agent, totals = [], {"bytes_up": 0, "bytes_down": 0, "payload_bits_up": 0,
                                  "payload_bits_down": 0, "wire_bytes_up": 0, "wire_bytes_down": 0}
