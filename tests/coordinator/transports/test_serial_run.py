@@ -171,6 +171,11 @@ def test_cut_cables_end_the_sessions_and_the_boards_come_back_resynced(tmp_path)
     coordinator_gave_up = sum(a["link_failures"] for a in summary["per_agent"])
     agents_gave_up = sum(t.result.link_failures for t in threads)
     assert coordinator_gave_up + agents_gave_up >= 2      # each cut link was given up at one end at least
+    # The summary says so whichever end gave up (a session the agent's new Hello ended counts
+    # too), and the agents' work is all there: both reported after joining again.
+    assert all(a["link_failures"] >= 1 for a in summary["per_agent"])
+    assert summary["agents_reported"] == 2 and summary["env_steps"] > 0
+    assert all(a["peak_rss_bytes"] for a in summary["per_agent"])
     assert all(t.result.sessions >= 2 for t in threads)
 
 
