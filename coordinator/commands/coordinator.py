@@ -156,8 +156,9 @@ def run(args) -> int:
               file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"fedzo coordinator: interrupted with {the_run.runtime.round} of {config.rounds} rounds done; "
-              f"`fedzo coordinator --resume {out}` continues the run from its last checkpoint",
+        # The checkpoint's count, not the runtime's: rounds may close before they are recorded.
+        print(f"fedzo coordinator: interrupted with {the_run.checkpointed_rounds} of {config.rounds} rounds "
+              f"saved; `fedzo coordinator --resume {out}` continues the run from there",
               file=sys.stderr)
         return 130
     for error in summary["errors"]:

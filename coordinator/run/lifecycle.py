@@ -93,6 +93,7 @@ class Run:
         # Rounds are recorded in order by the recorder (coordinator/run/recorder.py); the
         # run's Bye waits until every round is, so a run that ends has its checkpoint.
         self.recorder = Recorder()
+        self.checkpointed_rounds = start_round   # rounds the checkpoint on disk holds
         self.runtime = CoordinatorRuntime(config, store, welcome, start_round=start_round,
                                           round_timeout=round_timeout, join_timeout=join_timeout,
                                           quorum=quorum, on_round_closed=self._after_round,
@@ -230,6 +231,7 @@ class Run:
         self.folder.append_metrics(record)
         self.folder.save_checkpoint(theta.values, self.store.fmt.frac_bits, done,
                                     {**self.totals, **counts, "agent_bytes": agent_bytes})
+        self.checkpointed_rounds = done
         left = self._time_left(done)
         shown = f"{self.last_evaluation['mean']:.1f}" + ("" if evaluation else " (earlier)")
         absent = f" | absent {','.join(map(str, info['absent']))}" if info["absent"] else ""

@@ -78,3 +78,13 @@ def test_ctrl_c_says_how_to_resume(tmp_path, monkeypatch, capsys):
     assert main(["coordinator", "--listen", f"127.0.0.1:{free_port()}", "--out", str(out), *args]) == 130
     err = capsys.readouterr().err
     assert f"`fedzo coordinator --resume {out}` continues the run" in err       # before: "fedzo: interrupted"
+    assert f"interrupted with 0 of {small_config().rounds} rounds saved" in err
+
+
+def test_the_rounds_saved_are_the_checkpoints_not_the_rounds_closed(tmp_path):
+    """Rounds close on the loop and are recorded after (coordinator/run/recorder.py): what an
+    interrupted run reports is what its checkpoint holds."""
+    run, _, _ = run_small(tmp_path, "done", rounds=2)
+    assert run.checkpointed_rounds == 2
+    resumed = Run(small_config(rounds=3), tmp_path / "done", resume=True, extend=True, log=lambda *a: None)
+    assert resumed.checkpointed_rounds == 2 and resumed.runtime.round == 2
