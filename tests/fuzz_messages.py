@@ -19,6 +19,7 @@ from fedzo.edge.protocol import (
     Join,
     ModelDownload,
     ModelUpload,
+    Refusal,
     Report,
     RoundResult,
     RoundStart,
@@ -29,7 +30,7 @@ from fedzo.edge.protocol import (
 from fedzo.edge.protocol.constants import MAX_ROUND
 
 AGENT_KINDS = (Vote, ModelUpload, Error, Report, Hello, Bye)
-COORDINATOR_KINDS = (Challenge, Welcome, RoundStart, RoundResult, Sync, ModelDownload)
+COORDINATOR_KINDS = (Challenge, Welcome, RoundStart, RoundResult, Sync, ModelDownload, Refusal)
 EVERY_KIND = (Join,) + AGENT_KINDS + COORDINATOR_KINDS
 
 
@@ -88,4 +89,7 @@ def malformed(rng, kind, d: int, round_: int, digest: bytes):
                            _hash(rng, digest))
     if kind is Welcome:
         return Welcome(0, 0, 2, d, 7, r, _hash(rng, digest), "{}", bytes(32))   # key share (protocol 2)
+    if kind is Refusal:
+        return Refusal(int(_pick(rng, [ErrorCode.AUTH_FAILED, ErrorCode.BAD_VERSION, int(rng.integers(0, 65536))])),
+                       rng.bytes(16))
     raise TypeError(f"no fuzzing rule for {kind}")

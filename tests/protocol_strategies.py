@@ -12,6 +12,7 @@ from fedzo.edge.protocol import (
     Join,
     ModelDownload,
     ModelUpload,
+    Refusal,
     Report,
     RoundResult,
     RoundStart,
@@ -44,7 +45,6 @@ joins = st.builds(
     lambda agent_id, caps, state, share, proof: Join(agent_id, caps, state[0], state[1], share, proof),
     u32, capabilities, st.one_of(st.tuples(st.none(), st.none()), st.tuples(rounds, hashes)), shares, nonces)
 hellos = st.builds(Hello, nonces)
-challenges = st.builds(Challenge, nonces)
 
 json_values = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63),
                         st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20))
@@ -56,6 +56,9 @@ welcomes = st.integers(1, MAX_AGENTS).flatmap(lambda k: st.builds(
     d=u32, seed=st.integers(0, 2**64 - 1), round=rounds, theta_hash=hashes, config_json=configs,
     key_share=shares))
 
+challenges = st.builds(Challenge, nonces, u32,
+                       st.one_of(st.just(""), configs.filter(lambda c: len(c.encode()) <= 255)))
+refusals = st.builds(Refusal, st.integers(0, 0xFFFF), nonces)
 round_starts = st.builds(RoundStart, rounds)
 votes = st.builds(Vote, rounds, st.sampled_from([-1, 0, 1]), hashes)
 round_results = st.builds(RoundResult, rounds,
@@ -96,7 +99,7 @@ reports = st.builds(Report, rounds, *([u64s] * len(Report.COUNTS)))
 AGENT_MESSAGES = st.one_of(votes, model_chunks(ModelUpload), errors, reports)
 COORDINATOR_MESSAGES = st.one_of(round_starts, round_results, syncs(), model_chunks(ModelDownload),
                                  errors)
-ALL_MESSAGES = st.one_of(hellos, challenges, joins, welcomes, round_starts, votes, round_results, syncs(),
+ALL_MESSAGES = st.one_of(hellos, challenges, refusals, joins, welcomes, round_starts, votes, round_results, syncs(),
                          model_chunks(ModelUpload), model_chunks(ModelDownload), errors, byes,
                          reports)
 

@@ -1,4 +1,4 @@
-"""fedzo's wire protocol (version 2): messages, authentication, framing, accounting.
+"""fedzo's wire protocol (version 3): messages, authentication, framing, accounting.
 
 Layers, bottom up (each module has one job):
 
@@ -19,13 +19,14 @@ Layers, bottom up (each module has one job):
 
 Frame (the unit the session seals and opens; at most MAX_FRAME_BYTES = 16384):
 
-    header 7 B: version u8 (=2) | type u8 | flags u8 | seq u32 (big-endian)
+    header 7 B: version u8 (=3) | type u8 | flags u8 | seq u32 (big-endian)
     body   0..16361 B (layouts below)
     tag    16 B: HMAC-SHA256(key, [binding ||] header || body), first 16 bytes
 
     flags: bit 0 = handshake frame (tagged under the handshake key and bound
-    to the handshake's nonces, see auth.py); other bits must be 0. seq: per
-    direction, from 0 at each Hello, strictly increasing.
+    to the handshake's nonces, see auth.py); bit 1 = refusal (see below);
+    other bits must be 0. seq: per direction, from 0 at each Hello, strictly
+    increasing.
 
 Handshake (session.py, auth.py; docs/SECURITY.md says what it guards):
 
@@ -37,6 +38,10 @@ Handshake (session.py, auth.py; docs/SECURITY.md says what it guards):
 
     Nothing but a Challenge answers a Hello, so no Welcome (and no theta)
     goes out before a Join has proved the run key for this very handshake.
+    A Hello whose tag fails (wrong key) or of another version may be answered
+    with a Refusal instead: unauthenticated (flag bit 1, zero tag, seq 0),
+    a code and the Hello's nonce_a; an agent takes it only as the answer to
+    its own Hello (session.py). Its layout is the same in every version.
 
 On the line: TCP adds a 4-byte length prefix (frame + 4 bytes). Serial adds a
 4-byte CRC-32, COBS overhead (1 byte per started 254 bytes) and a 0x00
@@ -46,7 +51,9 @@ a session's packets a 6-byte ARQ tag (arq.py, arqline.py).
 Messages (type code, sender, body; scalars big-endian, arrays little-endian):
 
     0x0C hello         agent  nonce_a 16 B = 16 B
-    0x0D challenge     coord  nonce_c 16 B = 16 B
+    0x0D challenge     coord  nonce_c 16 B | d u32 | terms: UTF-8 JSON object
+                              {task, algo, agents, dtype} to the end, or
+                              empty (<= 255 B) = 20 B + terms
     0x01 join          agent  agent_id u32 (0xFFFFFFFF = assign me one)
                               | backend u8 (0 numpy, 1 c)
                               | store_bits u8 (16/32) | max_frame u32
@@ -76,10 +83,12 @@ Messages (type code, sender, body; scalars big-endian, arrays little-endian):
                               | learning_state u64 | episodes u64 | env_steps u64
                               | comparisons u64 | reviewer_votes u64
                               | saturations u64 = 68 B (after the last round)
+    0x0E refusal       coord  code u16 (2 AUTH_FAILED, 1 BAD_VERSION)
+                              | nonce_a 16 B = 18 B; NOT authenticated
 
 Frame sizes (header + body + tag; TCP adds 4): round_start 27, vote 36,
-round_result 37 + ceil(K/4), hello 39, challenge 39, join 101,
-welcome 87 + config, error/bye 25 + text.
+round_result 37 + ceil(K/4), hello 39, challenge 43 + terms, join 101,
+welcome 87 + config, error/bye 25 + text, refusal 41.
 
 Payload bits (accounting.py) are 8 x the body length.
 
@@ -119,6 +128,7 @@ from .constants import (
 from .endpoint import ArqEndpoint, Endpoint
 from .errors import (
     BadChecksum,
+    BadRefusal,
     BadTag,
     Garbage,
     HashMismatch,
@@ -149,6 +159,7 @@ from .messages import (
     Hello,
     Join,
     Message,
+    Refusal,
     ModelDownload,
     ModelUpload,
     Report,
@@ -162,15 +173,15 @@ from .messages import (
     unpack_votes,
 )
 from .serialframe import SerialFraming, SerialReader, serial_decode, serial_encode
-from .session import AGENT, COORDINATOR, RejoinSecrets, Session, State, check_round
+from .session import AGENT, COORDINATOR, RejoinSecrets, Session, State, check_round, seal_refusal
 
 __all__ = [
     # messages
     "Message", "Hello", "Challenge", "Join", "Capabilities", "Welcome", "RoundStart", "Vote", "RoundResult", "Sync",
-    "ModelUpload", "ModelDownload", "Error", "Bye", "Report", "ErrorCode", "ByeReason", "MESSAGE_TYPES",
+    "ModelUpload", "ModelDownload", "Error", "Bye", "Report", "Refusal", "ErrorCode", "ByeReason", "MESSAGE_TYPES",
     "config_json", "pack_votes", "unpack_votes",
     # session and link sides
-    "Session", "State", "AGENT", "COORDINATOR", "RejoinSecrets", "check_round",
+    "Session", "State", "AGENT", "COORDINATOR", "RejoinSecrets", "check_round", "seal_refusal",
     "Endpoint", "ArqEndpoint", "ArqLink", "Header", "peek_header",
     # framing
     "FrameReader", "LengthPrefixFraming", "NoFraming", "length_prefixed",
@@ -184,6 +195,6 @@ __all__ = [
     "MAX_TEXT_BYTES", "ASSIGN_AGENT_ID", "NONCE_BYTES", "HASH_BYTES", "KEY_SHARE_BYTES", "PROOF_BYTES",
     # errors
     "ProtocolError", "TruncatedFrame", "OversizedFrame", "WrongVersion", "UnknownType", "BadTag",
-    "ReplayedFrame", "MalformedFrame", "InvalidField", "UnexpectedMessage", "StaleRound",
+    "ReplayedFrame", "BadRefusal", "MalformedFrame", "InvalidField", "UnexpectedMessage", "StaleRound",
     "BadChecksum", "Garbage", "StreamBroken", "SessionClosed", "HashMismatch", "LinkFailed",
 ]

@@ -9,7 +9,10 @@ from fedzo.edge.learning.store_format import HASH_BYTES  # noqa: F401
 
 # Bumped on any incompatible change of the header, a body layout, the MAC
 # construction or the key derivation.
-PROTOCOL_VERSION = 2   # 2: Hello/Challenge before Join, X25519 session keys, rejoin proofs
+# 2: Hello/Challenge before Join, X25519 session keys, rejoin proofs.
+# 3: the Challenge carries d and the run's terms (an agent checks its memory
+#    budget before it takes a slot); the unauthenticated Refusal frame.
+PROTOCOL_VERSION = 3
 
 # Header: version u8, type u8, flags u8, sequence number u32 (big-endian).
 HEADER_FORMAT = ">BBBI"
@@ -32,7 +35,10 @@ MIN_PEER_MAX_FRAME = 1024
 
 # Flags byte.
 FLAG_HANDSHAKE = 0x01          # MAC'd under the handshake key (see auth.py)
-KNOWN_FLAGS = FLAG_HANDSHAKE
+# A Refusal: not authenticated (zero tag), read only as the answer to the
+# reader's own Hello (session.py). Frozen across versions, like its body.
+FLAG_REFUSAL = 0x02
+KNOWN_FLAGS = FLAG_HANDSHAKE | FLAG_REFUSAL
 
 # Reserved agent id in Join: "assign me one".
 ASSIGN_AGENT_ID = 0xFFFFFFFF
@@ -51,6 +57,7 @@ PROOF_BYTES = 16
 # Bounded variable-length fields.
 MAX_CONFIG_BYTES = 8192        # Welcome run config, UTF-8 JSON object
 MAX_TEXT_BYTES = 255           # Error / Bye text, UTF-8
+MAX_TERMS_BYTES = 255          # Challenge: the run's terms, a small UTF-8 JSON object
 MAX_AGENTS = 0xFFFF            # K is carried as u16
 
 # Largest parameter vector a chunk assembler accepts (elements). The policies

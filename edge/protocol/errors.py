@@ -100,11 +100,17 @@ class HashMismatch(ProtocolError):
     reason = "hash_mismatch"
 
 
+class BadRefusal(UnexpectedMessage):
+    """A Refusal that is not the answer to this agent's own Hello (forged, replayed or late)."""
+
+    reason = "bad_refusal"
+
+
 # The reasons a receiver counts, in the order reports show them.
 REJECTION_REASONS = (
     "bad_tag", "replay", "wrong_version", "unknown_type", "truncated",
     "oversized", "malformed", "unexpected", "stale_round", "bad_crc",
-    "garbage", "stream_broken", "closed", "hash_mismatch",
+    "garbage", "stream_broken", "closed", "hash_mismatch", "bad_refusal",
 )
 
 

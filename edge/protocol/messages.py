@@ -35,6 +35,7 @@ from .constants import (
     MAX_CONFIG_BYTES,
     MAX_FRAME_BYTES,
     MAX_ROUND,
+    MAX_TERMS_BYTES,
     MAX_TEXT_BYTES,
     MIN_PEER_MAX_FRAME,
     NO_ROUND,
@@ -136,6 +137,13 @@ def _exact(body: bytes, size: int, name: str) -> None:
 def _at_least(body: bytes, size: int, name: str) -> None:
     if len(body) < size:
         raise TruncatedFrame(f"{name} body is {len(body)} bytes, needs at least {size}")
+
+
+def _tail_text(body: bytes, offset: int, limit: int, what: str) -> str:
+    """The UTF-8 text from `offset` to the end of a body, at most `limit` bytes."""
+    if len(body) - offset > limit:
+        raise MalformedFrame(f"{what} is {len(body) - offset} bytes, limit {limit}")
+    return _utf8(body[offset:], what)
 
 
 def _reject_constant(token):
@@ -249,7 +257,7 @@ class Capabilities:
 
 @dataclass(frozen=True, slots=True)
 class _Nonce(Message):
-    """Shared codec of Hello/Challenge: one fresh 16-byte nonce."""
+    """Hello's codec: one fresh 16-byte nonce."""
 
     nonce: bytes = field(default_factory=new_nonce)
 
@@ -278,14 +286,50 @@ class Hello(_Nonce):
 
 
 @dataclass(frozen=True, slots=True)
-class Challenge(_Nonce):
+class Challenge(Message):
     """Coordinator -> agent: the answer to Hello. nonce (nonce_c) is fresh for
     every Hello; the Join must be tagged over it, so no Join recorded before
-    (by this coordinator or before a restart) is accepted."""
+    (by this coordinator or before a restart) is accepted.
+
+    d and terms_json are the run's terms, what an agent needs to decide
+    whether it can take part before it asks for a slot: the parameter count
+    and a small JSON object {"task", "algo", "agents", "dtype"} ("" = not
+    stated; at most MAX_TERMS_BYTES, so a join costs a few dozen bytes more,
+    not a second copy of the Welcome's config). An agent with a memory
+    budget checks it against them and declines before it joins
+    (edge/agent/budget.py), so it never takes a slot it cannot keep. Only a
+    Hello tagged under the run key earns a Challenge; theta is never in it.
+    """
 
     TYPE: ClassVar[int] = 0x0D
     NAME: ClassVar[str] = "challenge"
     SENDER: ClassVar[str] = "coordinator"
+    _S: ClassVar[struct.Struct] = struct.Struct(f">{NONCE_BYTES}sI")
+
+    nonce: bytes = field(default_factory=new_nonce)
+    d: int = 0
+    terms_json: str = ""
+
+    def __post_init__(self):
+        _check_bytes(self, "nonce", NONCE_BYTES)
+        _check_int(self, "d", 0, 2**32 - 1)
+        _check_text(self, "terms_json", MAX_TERMS_BYTES)
+        if self.terms_json:
+            parse_config(self.terms_json)
+
+    @property
+    def terms(self) -> dict | None:
+        """The run's terms as a dict, or None if the coordinator did not state them."""
+        return parse_config(self.terms_json) if self.terms_json else None
+
+    def encode_body(self) -> bytes:
+        return self._S.pack(self.nonce, self.d) + self.terms_json.encode("utf-8")
+
+    @classmethod
+    def decode_body(cls, body: bytes) -> Challenge:
+        _at_least(body, cls._S.size, "challenge")
+        terms = _tail_text(body, cls._S.size, MAX_TERMS_BYTES, "challenge terms")
+        return cls(*cls._S.unpack_from(body), terms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,11 +444,8 @@ class Welcome(Message):
     @classmethod
     def decode_body(cls, body: bytes) -> Welcome:
         _at_least(body, cls._S.size, "welcome")
-        if len(body) - cls._S.size > MAX_CONFIG_BYTES:
-            raise MalformedFrame(f"welcome: config is {len(body) - cls._S.size} bytes, "
-                                 f"limit {MAX_CONFIG_BYTES}")
+        text = _tail_text(body, cls._S.size, MAX_CONFIG_BYTES, "welcome config")
         fields = cls._S.unpack_from(body)
-        text = _utf8(body[cls._S.size:], "welcome config")
         agent_id, block, n_agents, d, seed, rnd, h, share = fields
         return cls(agent_id, block, n_agents, d, seed, rnd, h, text, share)
 
@@ -695,7 +736,44 @@ class Report(Message):
 
 
 # The single table of message types: wire code -> class.
+@dataclass(frozen=True, slots=True)
+class Refusal(Message):
+    """Coordinator -> agent, NOT authenticated: the answer to a Hello the
+    coordinator cannot accept (a tag that does not verify under the run key:
+    a wrong key or another run's; or another protocol version).
+
+    It is the only frame the coordinator sends without knowing the agent
+    holds the run key, so it carries nothing but a code (ErrorCode
+    AUTH_FAILED or BAD_VERSION) and the refused Hello's nonce, echoed so
+    that an agent takes it only as the answer to its own Hello (see
+    session.py); no text, since whoever forged one would choose it. Its frame
+    has FLAG_REFUSAL set and a zero tag, and its layout (this body after the
+    7-byte header) stays the same in every protocol version, so that an
+    agent can read a refusal from a coordinator of another version.
+    """
+
+    TYPE: ClassVar[int] = 0x0E
+    NAME: ClassVar[str] = "refusal"
+    SENDER: ClassVar[str] = "coordinator"
+    _S: ClassVar[struct.Struct] = struct.Struct(f">H{NONCE_BYTES}s")
+
+    code: int
+    nonce: bytes
+
+    def __post_init__(self):
+        _check_int(self, "code", 0, 0xFFFF)
+        _check_bytes(self, "nonce", NONCE_BYTES)
+
+    def encode_body(self) -> bytes:
+        return self._S.pack(self.code, self.nonce)
+
+    @classmethod
+    def decode_body(cls, body: bytes) -> Refusal:
+        _exact(body, cls._S.size, cls.NAME)
+        return cls(*cls._S.unpack_from(body))
+
+
 MESSAGE_TYPES: dict[int, type[Message]] = {
     cls.TYPE: cls for cls in (Join, Welcome, RoundStart, Vote, RoundResult, Sync,
-                              ModelUpload, ModelDownload, Error, Bye, Report, Hello, Challenge)
+                              ModelUpload, ModelDownload, Error, Bye, Report, Hello, Challenge, Refusal)
 }

@@ -42,7 +42,20 @@ Anti-replay:
   an agent restarting on the same link (serial); the session restarts. (A
   replayed Hello only earns a Challenge that nobody can answer.)
 
-Check order in open(): size (truncated/oversized), version, tag, sequence,
+Refusals (protocol 3): a coordinator that cannot accept a Hello (its tag
+does not verify under the run key, or it speaks another version) can answer
+with a Refusal, the one frame not authenticated: FLAG_REFUSAL, a zero tag,
+a code and the refused Hello's nonce_a (messages.py). `refuse_hello` marks
+such a rejection with the Refusal to send (`exc.refusal`); the transport
+decides whether to send it (coordinator/transports/refusals.py, rate-limited
+per source). An agent's Session takes a Refusal only while GREETED (its
+Hello sent, no Challenge yet) and only if it echoes its own nonce_a; any
+other is rejected as "bad_refusal" and changes nothing. So a stranger who
+has not seen this agent's Hello cannot make it stop; one who sees the link
+and can write on it can (and could cut the link anyway): docs/SECURITY.md.
+
+Check order in open(): refusal (agent: before the version, whose layout it
+does not depend on), size (truncated/oversized), version, tag, sequence,
 type, state/direction, body. The sequence number is consumed once the tag
 verifies, even if the body is then rejected. Every rejection raises a
 ProtocolError subclass and counts its reason in `counters.rejected`.
@@ -70,12 +83,16 @@ from .auth import (
 )
 from .constants import (
     FLAG_HANDSHAKE,
+    FLAG_REFUSAL,
+    HEADER_BYTES,
     KNOWN_FLAGS,
     MAX_FRAME_BYTES,
     MAX_SEQ,
     NONCE_BYTES,
+    TAG_BYTES,
 )
 from .errors import (
+    BadRefusal,
     BadTag,
     MalformedFrame,
     OversizedFrame,
@@ -86,9 +103,22 @@ from .errors import (
     TruncatedFrame,
     UnexpectedMessage,
     UnknownType,
+    WrongVersion,
 )
-from .header import frame_size, pack_header, split_frame
-from .messages import MESSAGE_TYPES, NO_PROOF, Bye, Challenge, Error, Hello, Join, Message, Welcome
+from .header import frame_size, pack_header, peek_header, split_frame
+from .messages import (
+    MESSAGE_TYPES,
+    NO_PROOF,
+    Bye,
+    Challenge,
+    Error,
+    ErrorCode,
+    Hello,
+    Join,
+    Message,
+    Refusal,
+    Welcome,
+)
 
 AGENT = "agent"
 COORDINATOR = "coordinator"
@@ -127,11 +157,40 @@ class RejoinSecrets:
         return len(self._by_id)
 
 
+def seal_refusal(msg: Refusal) -> bytes:
+    """The frame of a Refusal: header with FLAG_REFUSAL and seq 0, body, zero tag.
+    Nothing authenticates it; no session state is involved or changed."""
+    return pack_header(Refusal.TYPE, FLAG_REFUSAL, 0) + msg.encode_body() + bytes(TAG_BYTES)
+
+
+def refuse_hello(frame, exc: ProtocolError) -> ProtocolError:
+    """Mark the rejection of a Hello frame with the Refusal that answers it (exc.refusal):
+    AUTH_FAILED for a tag that does not verify, BAD_VERSION for another version.
+    A frame that is not a Hello, or too short to hold a nonce, gets none."""
+    code = ErrorCode.BAD_VERSION if isinstance(exc, WrongVersion) else ErrorCode.AUTH_FAILED
+    try:
+        header = peek_header(frame)
+    except ProtocolError:
+        return exc
+    body = bytes(frame[HEADER_BYTES:len(frame) - TAG_BYTES])
+    if header.type == Hello.TYPE and len(body) >= NONCE_BYTES:
+        exc.refusal = Refusal(code, body[:NONCE_BYTES])
+    return exc
+
+
 def check_round(msg: Message, current_round: int) -> None:
     """Raise StaleRound unless msg carries current_round (no counting)."""
     r = msg.round_number
     if r != current_round:
         raise StaleRound(f"{msg.NAME} for round {r}, the current round is {current_round}")
+
+
+def _is_refusal(frame) -> bool:
+    """A frame laid out as a Refusal (whatever its version): flag and type, right size."""
+    if len(frame) < HEADER_BYTES + TAG_BYTES:
+        return False
+    header = peek_header(frame)
+    return bool(header.flags & FLAG_REFUSAL) and header.type == Refusal.TYPE
 
 
 class Session:
@@ -214,8 +273,8 @@ class Session:
         SessionClosed after Bye or when sequence numbers run out.
         """
         cls = type(msg)
-        if MESSAGE_TYPES.get(getattr(cls, "TYPE", None)) is not cls:
-            raise TypeError(f"not a protocol message: {msg!r}")
+        if MESSAGE_TYPES.get(getattr(cls, "TYPE", None)) is not cls or cls is Refusal:
+            raise TypeError(f"not a protocol message a session seals: {msg!r} (a Refusal: seal_refusal)")
         if cls.SENDER not in (self.role, "either"):
             raise UnexpectedMessage(f"the {self.role} does not send {cls.NAME}")
         if cls is Hello:
@@ -287,10 +346,18 @@ class Session:
             raise
 
     def _open(self, frame) -> Message:
-        header, hbytes, body, tag = split_frame(frame, self.max_frame)
+        if self.role == AGENT and _is_refusal(frame):
+            return self._open_refusal(frame)
+        try:
+            header, hbytes, body, tag = split_frame(frame, self.max_frame)
+        except WrongVersion as exc:
+            raise refuse_hello(frame, exc) if self.role == COORDINATOR else exc
         handshake = bool(header.flags & FLAG_HANDSHAKE)
         if handshake and self.role == COORDINATOR and header.type == Hello.TYPE:
-            return self._open_hello(header, hbytes, body, tag)
+            try:
+                return self._open_hello(header, hbytes, body, tag)
+            except BadTag as exc:
+                raise refuse_hello(frame, exc)
         if self.state is State.CLOSED:
             raise SessionClosed("frame received after the session closed")
         if handshake:
@@ -350,6 +417,21 @@ class Session:
         msg = Hello.decode_body(body)
         self._reset(nonce)
         self.recv_seq = header.seq
+        return msg
+
+    def _open_refusal(self, frame) -> Refusal:
+        """Agent: a Refusal counts only as the answer to our own Hello (see the module docstring)."""
+        body = bytes(frame[HEADER_BYTES:len(frame) - TAG_BYTES])
+        try:
+            msg = Refusal.decode_body(body)
+        except ProtocolError as exc:
+            raise BadRefusal(f"refusal: {exc}") from None
+        if any(frame[len(frame) - TAG_BYTES:]):
+            raise BadRefusal("refusal with a non-zero tag")
+        if self.state is not State.GREETED or msg.nonce != self.agent_nonce:
+            raise BadRefusal(f"refusal (code {msg.code}) that does not answer this session's hello "
+                             f"(state {self.state.value}); ignored")
+        self.state = State.CLOSED
         return msg
 
     def _take_join(self, msg: Join) -> Join:

@@ -16,6 +16,7 @@ from fedzo.edge.protocol import (
     MalformedFrame,
     ModelUpload,
     ProtocolError,
+    Refusal,
     RoundResult,
     RoundStart,
     Sync,
@@ -30,8 +31,8 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 
 
 def test_type_table_is_consistent():
-    assert len(MESSAGE_TYPES) == 13
-    assert len({cls.NAME for cls in MESSAGE_TYPES.values()}) == 13
+    assert len(MESSAGE_TYPES) == 14
+    assert len({cls.NAME for cls in MESSAGE_TYPES.values()}) == 14
     for code, cls in MESSAGE_TYPES.items():
         assert cls.TYPE == code and 0 < code < 0x80
         assert cls.SENDER in ("agent", "coordinator", "either")
@@ -51,7 +52,9 @@ def test_every_message_round_trips(msg):
     (Vote(5, -1, bytes(8)), 13),
     (RoundResult(5, (1, 0, -1, 1, 1), bytes(8)), 16),
     (Hello(), 16),
-    (Challenge(), 16),
+    (Challenge(), 20),
+    (Challenge(d=10, terms_json="{}"), 22),
+    (Refusal(2, bytes(16)), 18),
     (Join(), 78),
     (Welcome(0, 0, 1, 10, 1, 0, bytes(8), "{}"), 66),
     (Error(3, "abc"), 5),

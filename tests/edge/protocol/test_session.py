@@ -13,15 +13,18 @@ from protocol_strategies import (
 from fedzo.edge.protocol import (
     AGENT,
     COORDINATOR,
+    BadRefusal,
     BadTag,
     Bye,
     Challenge,
     Error,
+    ErrorCode,
     Hello,
     Join,
     MalformedFrame,
     OversizedFrame,
     ProtocolError,
+    Refusal,
     RejoinSecrets,
     ReplayedFrame,
     RoundResult,
@@ -37,6 +40,7 @@ from fedzo.edge.protocol import (
     Welcome,
     WrongVersion,
     peek_header,
+    seal_refusal,
 )
 from fedzo.edge.protocol.constants import (
     FLAG_HANDSHAKE,
@@ -471,3 +475,81 @@ def test_mutated_frames_are_the_original_or_rejected(msg, data):
         assert frame != original
     else:
         assert frame in (original, spare) and opened in (msg, RoundStart(9))
+
+
+# -- refusals (protocol 3): unauthenticated, taken only as the answer to our own Hello --
+
+OTHER_KEY = b"another-run-key-0123456789abcdef"
+
+
+def test_a_hello_under_another_key_is_rejected_with_the_refusal_that_answers_it():
+    agent, coord = Session(AGENT, OTHER_KEY), Session(COORDINATOR, RUN_KEY)
+    hello = Hello()
+    with pytest.raises(BadTag) as rejected_hello:
+        coord.open(agent.seal(hello))
+    refusal = rejected_hello.value.refusal
+    assert refusal == Refusal(ErrorCode.AUTH_FAILED, hello.nonce)
+    assert coord.state is State.IDLE                         # nothing changed on the coordinator
+    frame = seal_refusal(refusal)
+    assert len(frame) == HEADER_BYTES + 18 + TAG_BYTES and frame[-TAG_BYTES:] == bytes(TAG_BYTES)
+    assert agent.open(frame) == refusal and agent.state is State.CLOSED
+
+
+def test_a_hello_of_another_version_is_refused_with_bad_version():
+    agent, coord = Session(AGENT, RUN_KEY), Session(COORDINATOR, RUN_KEY)
+    hello = Hello()
+    frame = bytearray(agent.seal(hello))
+    frame[0] = PROTOCOL_VERSION + 1
+    with pytest.raises(WrongVersion) as rejected_hello:
+        coord.open(bytes(frame))
+    assert rejected_hello.value.refusal == Refusal(ErrorCode.BAD_VERSION, hello.nonce)
+    # ... and an agent reads a refusal whatever version its header says (the layout is frozen).
+    refusal = bytearray(seal_refusal(rejected_hello.value.refusal))
+    refusal[0] = PROTOCOL_VERSION + 1
+    assert agent.open(bytes(refusal)).code == ErrorCode.BAD_VERSION
+
+
+def test_other_rejections_carry_no_refusal():
+    agent, coord = established_pair()
+    frame = bytearray(agent.seal(Vote(0, 1, H)))
+    frame[-1] ^= 1
+    with pytest.raises(BadTag) as bad_vote:
+        coord.open(bytes(frame))
+    assert getattr(bad_vote.value, "refusal", None) is None  # only a Hello is answered
+
+
+@pytest.mark.parametrize("when", ["other nonce", "after the challenge", "established", "non-zero tag",
+                                  "before any hello"])
+def test_a_refusal_that_does_not_answer_our_own_hello_is_counted_and_ignored(when):
+    agent, coord = Session(AGENT, RUN_KEY), Session(COORDINATOR, RUN_KEY)
+    hello = Hello()
+    if when not in ("before any hello", "established"):
+        coord.open(agent.seal(hello))
+    refusal = seal_refusal(Refusal(ErrorCode.AUTH_FAILED, hello.nonce))
+    if when == "other nonce":
+        refusal = seal_refusal(Refusal(ErrorCode.AUTH_FAILED, bytes(16)))
+    elif when == "after the challenge":
+        agent.open(coord.seal(Challenge()))
+    elif when == "established":
+        handshake(agent, coord, agent_nonce=hello.nonce)
+    elif when == "non-zero tag":
+        refusal = refusal[:-1] + b"\x01"
+    state = agent.state
+    with pytest.raises(BadRefusal):
+        agent.open(refusal)
+    assert agent.state is state and agent.rejections["bad_refusal"] == 1
+    if when in ("other nonce", "non-zero tag"):              # the real answer is still taken
+        assert isinstance(agent.open(coord.seal(Challenge())), Challenge)
+
+
+def test_a_session_does_not_seal_a_refusal():
+    with pytest.raises(TypeError, match="seal_refusal"):
+        Session(COORDINATOR, RUN_KEY).seal(Refusal(ErrorCode.AUTH_FAILED, bytes(16)))
+
+
+def test_the_challenge_carries_the_runs_terms():
+    agent, coord = Session(AGENT, RUN_KEY), Session(COORDINATOR, RUN_KEY)
+    coord.open(agent.seal(Hello()))
+    challenge = agent.open(coord.seal(Challenge(d=5123, terms_json='{"task":"hopper"}')))
+    assert challenge.d == 5123 and challenge.terms == {"task": "hopper"}
+    assert Challenge().terms is None
