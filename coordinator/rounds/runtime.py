@@ -34,7 +34,9 @@ A vote whose theta hash differs from the coordinator's theta_t is discarded
 divergence (Error DIVERGED) or rejoins holding another theta.
 
 Joins and slots (docs/SECURITY.md): a Hello is answered with a Challenge and
-nothing else; only a Join that verified against that Challenge (the Session
+nothing else (it carries d and the run's terms, so that an agent can decline
+before it takes a slot: an Error or Bye from a link without a slot is such a
+decline, logged and counted in rejected["declined"], and that link closed); only a Join that verified against that Challenge (the Session
 checks it) reaches `_on_join`, so no Welcome or theta goes to anyone who has
 not proved the run key in this handshake. One slot per link and one link per
 slot: a Hello (a new session) on a link that holds a slot frees that slot
@@ -113,6 +115,9 @@ class CoordinatorRuntime:
                  takeover_silence=None, hold_finish=None, log=print, clock=time.monotonic):
         self.config, self.store = config, store
         self.welcome_json = config_json(welcome_config)
+        # What a Challenge tells a joiner about the run (its memory check needs no more).
+        self.terms_json = config_json({"task": config.task, "algo": config.algo, "agents": config.agents,
+                                       "dtype": store.fmt.dtype.name})
         self.slots = [AgentSlot(k) for k in range(config.agents)]
         self.round = start_round
         self.round_timeout, self.join_timeout = round_timeout, join_timeout
@@ -133,7 +138,7 @@ class CoordinatorRuntime:
         self.alpha_steps = store.fmt.steps(config.alpha)
         self.round_digest = store.digest()
         self.rejected = {"unknown_agent": 0, "run_full": 0, "stale_vote": 0, "unexpected": 0,
-                         "id_in_use": 0}
+                         "id_in_use": 0, "declined": 0}
 
     # ---- queries ----
 
@@ -154,10 +159,15 @@ class CoordinatorRuntime:
         """Handle one message from a link."""
         if isinstance(msg, Hello):
             # A new session on this link: whatever slot its old session held is free.
-            return self._release(link) + [(link, Challenge())]
+            return self._release(link) + [(link, Challenge(d=self.store.d, terms_json=self.terms_json))]
         if isinstance(msg, Join):
             return self._on_join(link, msg)
         slot = self.slot_of(link)
+        if slot is None and isinstance(msg, (Error, Bye)):
+            # An agent that read the Challenge's terms and cannot take part (its memory budget).
+            self.rejected["declined"] += 1
+            self.log(f"coordinator: {link.name} declined to join ({msg.text or msg.code})")
+            return [(link, CLOSE)]
         if slot is None:
             self.rejected["unexpected"] += 1
             return [(link, Error(ErrorCode.BAD_MESSAGE, f"{msg.NAME} before join")), (link, CLOSE)]

@@ -31,6 +31,12 @@ source address; a connection that closes without ever joining is forgotten
 grows past `outbox_limit` bytes (it does not read what it is sent) is
 dropped. Refusals and rejected frames are logged as counts per interval
 (tally.py), not a line each.
+
+A Hello the coordinator cannot accept (wrong key, another version) is
+answered with an unauthenticated Refusal, at most a few per source address
+and minute (refusals.py), so the agent learns why instead of retrying; a TCP
+connection is then closed, a serial port's session goes on untouched (a
+stranger on the line must not disturb the agent it serves).
 """
 import selectors
 import socket
@@ -38,6 +44,7 @@ import time
 
 from fedzo.coordinator.rounds.boundary import deliver
 from fedzo.coordinator.rounds.runtime import CLOSE
+from fedzo.coordinator.transports.refusals import Refusals
 from fedzo.coordinator.transports.tally import Tally
 from fedzo.edge.links.serial_link import (
     DEFAULT_BAUD,
@@ -280,6 +287,7 @@ class Server:
         self.ports = []           # every serial port
         self.closed_streams = 0
         self.tally = Tally(log)
+        self.refusals = Refusals(self.tally)
         # A Sync, a FedAvg download and a spare, at 4 bytes an element, beyond a floor.
         self.outbox_limit = OUTBOX_MIN_BYTES + OUTBOX_VECTORS * 4 * run.store.d
         try:
@@ -416,6 +424,7 @@ class Server:
             self.log(f"coordinator: closing {link.name}: {exc}")
             self._close(link)
             return
+        self._refuse_tcp(link)
         self._log_rejections(link.endpoint, link.name)
         for msg in messages:
             if not link.open or link.closing:
@@ -423,6 +432,21 @@ class Server:
             self._dispatch(deliver(self.runtime, link, msg, self.log))
             if not link.joined and self.runtime.slot_of(link) is not None:
                 link.joined = True
+
+    def _refuse_tcp(self, link):
+        """Answer a Hello the coordinator cannot accept (if the source's allowance lasts) and close."""
+        pending = Refusals.pending(link.endpoint.errors)
+        if not pending:
+            return
+        frame = self.refusals.answer(link.host, pending[0])
+        if frame is not None:
+            wire = link.endpoint.framing.wrap(frame)
+            link.counters.record_other(link.endpoint.session.send_direction, len(wire))
+            link.outbox += wire
+            self.selector.modify(link.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, link)
+        link.closing = True                # nothing this connection says next can be taken
+        if not link.outbox:
+            self._close(link, notify=False)
 
     def _write(self, link):
         try:
@@ -499,6 +523,10 @@ class Server:
             return
         port.bytes_in += len(data)
         messages = port.endpoint.feed(data, time.monotonic())
+        for refusal in Refusals.pending(port.endpoint.errors)[:1]:
+            frame = self.refusals.answer(port.name, refusal)
+            if frame is not None:       # queued on the line; the session it serves goes on
+                port.endpoint.send_frame(frame, time.monotonic(), name="refusal")
         self._log_rejections(port.endpoint, port.link.name)
         self._flush_port(port)          # acknowledge first: the runtime may take a while
         for msg in messages:

@@ -16,7 +16,7 @@ from waiting import PATIENCE
 from fedzo.coordinator.rounds.boundary import deliver
 from fedzo.coordinator.run.lifecycle import Run
 from fedzo.edge.agent.runtime import AgentRuntime
-from fedzo.edge.protocol import MESSAGE_TYPES, ProtocolError
+from fedzo.edge.protocol import MESSAGE_TYPES, Challenge, ProtocolError
 
 QUIET = dict(log=lambda *a: None)
 TCP_BUDGET = 400          # malformed messages the fuzzing agent sends over TCP
@@ -35,7 +35,9 @@ class FuzzingAgent(AgentRuntime):
 
     def handle(self, msg):
         honest = super().handle(msg)
-        if self.logic is None or self.done:
+        if self.logic is None or self.done or isinstance(msg, Challenge):
+            # Before the Welcome nothing but the Join can be sealed: fuzz would end the
+            # attempt unsent, and failed attempts back off (edge/agent/reconnect.py).
             return honest
         n = min(self.per_message, self.budget - self.sent)
         self.sent += n
