@@ -5,16 +5,21 @@ transports: the TCP client, the serial client and the in-process simulator
 all feed it the messages their link delivers and send what it returns.
 
     hello()                     -> Hello (the first frame of every session)
-    Challenge                   -> [Join] (first contact, or rejoin with round + hash)
+    Refusal                     -> AgentRefused (the coordinator does not take this
+                                   key, or speaks another version; refused.py)
+    Challenge                   -> [Join] (first contact, or rejoin with round + hash);
+                                   with a memory budget, first checks it against the
+                                   run's terms (d, task, ...): BudgetTooSmall before any
+                                   slot is taken (budget.py)
     Welcome                     -> set up task, store, policy; [] or [Error DIVERGED]
     RoundStart t                -> [Vote] (FedAvg: [ModelUpload..., Vote])
     RoundResult t               -> apply votes (FedAvg: the downloaded average);
                                    [] or [Error DIVERGED] if the hashes differ;
                                    after the last round, [Report]
     Sync / ModelDownload chunks -> assemble; a complete Sync replaces theta
-    Error                       -> logged; REFUSALS end the run; ID_IN_USE (another
-                                   live session holds this id) ends the session:
-                                   the transport joins again after a back-off
+    Error                       -> logged; REFUSALS raise AgentRefused; ID_IN_USE
+                                   (another live session holds this id) ends the
+                                   session: the transport joins again after a back-off
     Bye                         -> DONE, SHUTDOWN, EXCLUDED, PROTOCOL: done (a
                                    session is closed after Bye, which is why the
                                    Report goes first); REPLACED, TIMEOUT: this
@@ -30,7 +35,8 @@ import time
 import numpy as np
 
 from fedzo.edge import kernel
-from fedzo.edge.agent import memory
+from fedzo.edge.agent import budget, memory
+from fedzo.edge.agent.refused import REFUSALS, AgentRefused, refused_by_coordinator
 from fedzo.edge.learning.agent_logic import FedAvgAgent, ParS2ZPOAgent
 from fedzo.edge.learning.algorithm import ACTOR_DIR, starts_from_packaged_actor
 from fedzo.edge.learning.config import parse_welcome_config
@@ -38,7 +44,6 @@ from fedzo.edge.learning.fixedpoint import FixedPoint, ParameterStore
 from fedzo.edge.policy.mlp import Actor
 from fedzo.edge.protocol import (
     ASSIGN_AGENT_ID,
-    MAX_TEXT_BYTES,
     Bye,
     ByeReason,
     Capabilities,
@@ -48,6 +53,7 @@ from fedzo.edge.protocol import (
     Join,
     ModelDownload,
     ModelUpload,
+    Refusal,
     Report,
     RoundResult,
     RoundStart,
@@ -60,21 +66,12 @@ from fedzo.edge.protocol import (
 )
 from fedzo.edge.tasks import make
 
-# Errors from the coordinator that mean this agent cannot take part in the run.
-REFUSALS = (ErrorCode.UNKNOWN_AGENT, ErrorCode.RUN_FULL, ErrorCode.BAD_VERSION, ErrorCode.INCOMPATIBLE)
+__all__ = ["AgentRuntime", "AgentRefused", "REFUSALS", "REJOIN_BYES"]
+
 # Byes that end a session but not the run: another session took this agent's id
 # (which may have been a stranger's doing, so the agent claims it back), or the
 # coordinator lost the link. The agent joins again.
 REJOIN_BYES = (ByeReason.REPLACED, ByeReason.TIMEOUT)
-
-
-class AgentRefused(RuntimeError):
-    """The agent cannot take part (memory budget, incompatible run); the text says why."""
-
-    def goodbye(self) -> list:
-        """What the agent sends before it leaves: why (Error INCOMPATIBLE), then Bye."""
-        return [Error(ErrorCode.INCOMPATIBLE, str(self)[:MAX_TEXT_BYTES]),
-                Bye(ByeReason.SHUTDOWN, "memory budget too small")]
 
 
 class AgentRuntime:
@@ -91,8 +88,9 @@ class AgentRuntime:
         self.done = False
         self.rejoin = False          # the session is over but the run is not: join again
         self.in_use_refusals = 0     # Error ID_IN_USE in a row (reset by a Welcome)
-        self.refusal = None          # why the coordinator will not have this agent, if it said so
+        self.voted = None            # the round of the last Vote sent
         self.floor_rss = 0
+        self._task = None            # (name, task) loaded for the budget check before joining
         self._sync = None
         self._download = None
         self._average = None
@@ -129,7 +127,7 @@ class AgentRuntime:
 
     def handle(self, msg) -> list:
         """React to one message from the coordinator; returns the replies."""
-        handler = {Challenge: self._on_challenge, Welcome: self._on_welcome,
+        handler = {Challenge: self._on_challenge, Refusal: self._on_refusal, Welcome: self._on_welcome,
                    RoundStart: self._on_round_start,
                    RoundResult: self._on_round_result, Sync: self._on_sync,
                    ModelDownload: self._on_download, Error: self._on_error,
@@ -138,7 +136,27 @@ class AgentRuntime:
             return [Error(ErrorCode.BAD_MESSAGE, f"agent does not expect {msg.NAME}")]
         return handler(msg)
 
+    def waiting_for(self) -> str:
+        """What this agent waits for now, for the lines of a long wait (waits.py)."""
+        if self.logic is None:
+            return "the coordinator to welcome this agent (joining)"
+        if not self.synced:
+            return "theta from the coordinator (a sync)"
+        if self.round >= self.logic.config.rounds:
+            return "the coordinator to end the run"
+        if self.voted == self.round:
+            return f"the result of round {self.round} (other agents are still voting)"
+        if self.voted is None:
+            return "the run to start (the coordinator starts it once every agent has joined)"
+        return f"round {self.round} to start"
+
+    def _on_refusal(self, msg: Refusal) -> list:
+        raise refused_by_coordinator(msg.code)
+
     def _on_challenge(self, msg: Challenge) -> list:
+        if self.memory_budget and self.logic is None and msg.terms is not None:
+            # Decide before taking a slot (BudgetTooSmall: Error + Bye, no Join).
+            self._task = budget.check_terms(self.memory_budget, msg.d, msg.terms)
         return [self.join()]
 
     def _on_welcome(self, msg: Welcome) -> list:
@@ -166,7 +184,8 @@ class AgentRuntime:
         if (config.preference == "human") != (self.preference is not None and self.preference.is_person):
             raise AgentRefused(f"this run's preferences come from {config.preference!r}; an agent answers a "
                                f"human run, and only a human run, with --human or --replay FILE")
-        task = make(config.task)
+        kept, self._task = self._task, None
+        task = kept[1] if kept is not None and kept[0] == config.task else make(config.task)
         self.floor_rss = memory.current_rss_bytes()   # interpreter + numpy + mujoco + task model
         fmt = FixedPoint(np.dtype(dtype), frac_bits)
         actor = Actor(config.task, task.obs_dim, task.act_dim, np.zeros(msg.d, np.float32),
@@ -179,12 +198,8 @@ class AgentRuntime:
                 store.set_from_float(theta)
         cls = FedAvgAgent if config.algo == "fedavg-s2zpo" else ParS2ZPOAgent
         logic = cls(config, msg.block, store, task, actor, self.preference)
-        needed = self.floor_rss + logic.learning_state_bytes
-        if self.memory_budget and needed > self.memory_budget:
-            raise AgentRefused(
-                f"memory budget {self.memory_budget / 2**20:.1f} MiB is below what this agent needs: "
-                f"{needed / 2**20:.1f} MiB (floor {self.floor_rss / 2**20:.1f} MiB for Python, NumPy, "
-                f"MuJoCo and the {config.task} model, plus {logic.learning_state_bytes} bytes of learning state)")
+        # Checked before joining already (the Challenge's terms); again with the exact block.
+        budget.check(self.memory_budget, self.floor_rss, logic.learning_state_bytes, config.task)
         self.logic = logic
         self._sync = VectorAssembler(expected_total=msg.d)
         self._download = VectorAssembler(expected_total=msg.d)
@@ -203,6 +218,7 @@ class AgentRuntime:
         else:
             vote = self.logic.vote(msg.round)
             replies = [Vote(msg.round, vote, digest)]
+        self.voted = msg.round
         self.log(f"agent {self.agent_id}: round {msg.round} ({msg.round + 1}/{self.logic.config.rounds}) "
                  f"vote {vote:+d} ({self.logic.episodes - episodes} episodes, "
                  f"{time.monotonic() - started:.1f} s)")
@@ -249,16 +265,18 @@ class AgentRuntime:
         return []
 
     def _on_error(self, msg: Error) -> list:
-        self.log(f"agent {self.agent_id}: coordinator says error {msg.code}: {msg.text}")
-        if msg.code == ErrorCode.ID_IN_USE:
-            # Another live session holds our id: try again later (transports back off).
-            self.in_use_refusals += 1
-            self.rejoin = True
-            return []
         if msg.code in REFUSALS:
             # Not a passing fault: retrying would be refused the same way.
-            self.refusal = f"{ErrorCode(msg.code).name.lower()}: {msg.text}"
-            self.done = True
+            raise refused_by_coordinator(msg.code, msg.text)
+        if msg.code == ErrorCode.ID_IN_USE:
+            # Another live session holds our id: try again later (transports back off).
+            # Said on the first refusal and every tenth, not on each retry.
+            self.in_use_refusals += 1
+            self.rejoin = True
+            if self.in_use_refusals % 10 == 1:
+                self.log(f"agent {self.agent_id}: {msg.text}; trying again ({self.in_use_refusals} so far)")
+            return []
+        self.log(f"agent {self.agent_id}: coordinator says error {msg.code}: {msg.text}")
         return []
 
     def _on_bye(self, msg: Bye) -> list:

@@ -11,7 +11,11 @@ restarted). Then the agent joins again on the same port, with its id, round
 and theta hash, so the coordinator resyncs it if needed. If the port itself
 fails (a USB adapter pulled out), it is reopened. The agent never hangs: it
 gives up with AgentGaveUp when `reconnect_seconds` pass after a loss (or
-after starting) without a single valid message from the coordinator.
+after starting) without a single valid message from the coordinator; a
+session that ends without a welcome, or a port that does not open, is a
+failed attempt with a growing back-off and a rate-limited line
+(reconnect.py). A refusal ends the agent with AgentRefused (refused.py); a
+wait longer than a few seconds says what it waits for (waits.py).
 
 One thread does everything. Received bytes are acknowledged before the
 messages they complete are handled, so a long rollout does not make the
@@ -21,8 +25,9 @@ import json
 import time
 
 from fedzo.edge.agent.boundary import MessageRefused, take
-from fedzo.edge.agent.reconnect import DEFAULT_RECONNECT_SECONDS, AgentGaveUp, Reconnect, in_use_delay
+from fedzo.edge.agent.reconnect import DEFAULT_RECONNECT_SECONDS, Reconnect, in_use_delay
 from fedzo.edge.agent.runtime import AgentRefused, AgentRuntime
+from fedzo.edge.agent.waits import WaitNotes
 from fedzo.edge.links.serial_link import (
     DEFAULT_BAUD,
     DEFAULT_FRAGMENT_BYTES,
@@ -40,11 +45,10 @@ from fedzo.edge.protocol import (
     MAX_FRAME_BYTES,
     Bye,
     ByeReason,
-    Error,
-    ErrorCode,
     LinkCounters,
     LinkFailed,
     Session,
+    Welcome,
 )
 from fedzo.edge.protocol.arq import ARQ_STAT_KEYS
 from fedzo.edge.protocol.errors import ProtocolError
@@ -58,8 +62,6 @@ IDLE_SECONDS = 300.0
 # coordinator gave up on the line meanwhile) would otherwise cost IDLE_SECONDS:
 # what the coordinator sends next is sealed with keys this agent never got.
 WELCOME_SECONDS = 10.0
-# Answers to a Join that joining again cannot change.
-REFUSALS = (ErrorCode.RUN_FULL, ErrorCode.UNKNOWN_AGENT, ErrorCode.AUTH_FAILED, ErrorCode.BAD_VERSION)
 
 
 class SerialAgentStats:
@@ -112,38 +114,30 @@ def run_agent_serial(port: str, run_key: bytes, runtime: AgentRuntime, *, baud: 
     # One Session for every session on the line: it keeps the last session's
     # rejoin secret, which lets this agent's next Join take back its id at once.
     session = Session(AGENT, run_key, counters=stats.counters)
-    reconnect = Reconnect(reconnect_seconds)
+    reconnect = Reconnect(reconnect_seconds, port, log)
+    notes = WaitNotes(log)
     while not runtime.done:
         try:
             port_io = PortIO(port, baud)
         except SerialLinkError as exc:
-            _check_give_up(reconnect, port, exc)
-            log(f"agent: {exc}; retrying in {reconnect.delay:.1f} s")
-            reconnect.back_off()
+            reconnect.failed(str(exc))
             continue
-        reconnect.connected()
         try:
             while not runtime.done:
-                _session(port_io, session, runtime, stats, reconnect, baud=baud, fragment=fragment,
-                         link_timeout=link_timeout, idle_timeout=idle_timeout,
-                         welcome_timeout=welcome_timeout, log=log)
-                if not runtime.done:
-                    _check_give_up(reconnect, port, "no valid answer")
+                unwelcomed = _session(port_io, session, runtime, stats, reconnect, notes, baud=baud,
+                                      fragment=fragment, link_timeout=link_timeout,
+                                      idle_timeout=idle_timeout, welcome_timeout=welcome_timeout, log=log)
                 if runtime.in_use_refusals and not runtime.done:
                     time.sleep(in_use_delay(runtime.in_use_refusals))
+                elif unwelcomed and not runtime.done:
+                    reconnect.failed(unwelcomed)     # gives up in time; a line now and then
         except SerialLinkError as exc:
             stats.port_errors += 1
             log(f"agent: {exc}; reopening the port")
-            _check_give_up(reconnect, port, exc)
-            time.sleep(reconnect.delay)   # the port opened a moment ago: no back-off yet
+            reconnect.failed(str(exc))
         finally:
             port_io.close()
     return stats
-
-
-def _check_give_up(reconnect, port, why):
-    if reconnect.expired():
-        raise AgentGaveUp(f"no answer from the coordinator on {port} for {reconnect.limit:.0f} s ({why})")
 
 
 def welcome_wait(baud: int) -> float:
@@ -151,9 +145,11 @@ def welcome_wait(baud: int) -> float:
     return WELCOME_SECONDS + 2 * wire_seconds(MAX_FRAME_BYTES, baud)
 
 
-def _session(port_io, session, runtime, stats, reconnect, *, baud, fragment, link_timeout, idle_timeout,
-             welcome_timeout, log):
-    """One session: join, then answer messages until the link is lost or the run ends."""
+def _session(port_io, session, runtime, stats, reconnect, notes, *, baud, fragment, link_timeout,
+             idle_timeout, welcome_timeout, log):
+    """One session: join, then answer messages until the link is lost or the run ends.
+
+    Returns why it ended if it ended without a welcome (a failed attempt), else None."""
     arq = make_arq(baud, fragment=fragment, link_timeout=link_timeout)
     endpoint = SerialEndpoint(session, arq, fragment=fragment)
     stats.sessions += 1
@@ -167,16 +163,17 @@ def _session(port_io, session, runtime, stats, reconnect, *, baud, fragment, lin
         if outbox:
             del outbox[:port_io.write(outbox)]
 
+    welcomed = False
     try:
         endpoint.send(runtime.hello(), time.monotonic())
+        notes.progress()
         welcome_by = time.monotonic() + welcome_timeout
         while True:
             now = time.monotonic()
             endpoint.tick(now)
             flush()
             if not endpoint.session.established and now > welcome_by:
-                log(f"agent: no welcome within {welcome_timeout:.0f} s; joining again")
-                return
+                return f"no welcome within {welcome_timeout:.0f} s"
             if runtime.done:
                 # Stay a moment to acknowledge a retransmitted Bye (our ack may be lost).
                 linger_until = linger_until or now + min(2.0, 3 * arq.rto)
@@ -188,7 +185,8 @@ def _session(port_io, session, runtime, stats, reconnect, *, baud, fragment, lin
             if not data:
                 if now - last_message > idle_timeout:
                     log(f"agent: nothing from the coordinator for {idle_timeout:.0f} s; rejoining")
-                    return
+                    return None if welcomed else "nothing from the coordinator"
+                notes.tick(runtime.waiting_for())
                 continue
             messages = endpoint.feed(data, now)
             for error in list(endpoint.errors):
@@ -197,16 +195,18 @@ def _session(port_io, session, runtime, stats, reconnect, *, baud, fragment, lin
             flush()                      # acknowledge before the work starts
             for msg in messages:
                 last_message = time.monotonic()
-                reconnect.heard(last_message)
+                reconnect.heard()
+                notes.progress()
                 heard = True
-                if isinstance(msg, Error) and msg.code in REFUSALS and not endpoint.session.established:
-                    raise AgentGaveUp(f"the coordinator refused this agent: {msg.text}")
+                if isinstance(msg, Welcome) and not welcomed:
+                    welcomed = True
+                    reconnect.welcomed()
                 if isinstance(msg, Bye) and msg.code == ByeReason.TIMEOUT:
                     # The coordinator gave up on this link while we were quiet: the
                     # run goes on, so join again rather than end.
                     stats.link_failures += 1
                     log(f"agent: the coordinator lost this link ({msg.text}); joining again")
-                    return
+                    return None
                 try:
                     replies = take(runtime, msg, stats.counters)
                 except AgentRefused as exc:
@@ -217,17 +217,21 @@ def _session(port_io, session, runtime, stats, reconnect, *, baud, fragment, lin
                     log(f"agent: {exc}; joining again")
                     endpoint.send(exc.reply, time.monotonic())
                     flush()
-                    return
+                    return None
                 for reply in replies:
                     endpoint.send(reply, time.monotonic())
                 flush()
                 if runtime.rejoin:       # Bye(REPLACED): this session is over, the run is not
-                    return
+                    return None
     except LinkFailed as exc:
         stats.link_failures += 1
-        log(f"agent: serial link lost ({exc}); joining again")
+        if welcomed:
+            log(f"agent: serial link lost ({exc}); joining again")
+            return None
+        return f"no acknowledgement from the coordinator ({exc})"
     except ProtocolError as exc:        # e.g. sending after the session closed
         log(f"agent: session ended ({exc}); joining again")
+        return None
     finally:
         stats.add_arq(arq.stats)
         if heard and not runtime.done:

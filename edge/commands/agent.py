@@ -2,7 +2,7 @@
 import sys
 
 from fedzo.edge import kernel
-from fedzo.edge.agent.exit_codes import EXIT_BAD_INPUT, EXIT_OUT_OF_MEMORY, EXIT_REFUSED
+from fedzo.edge.agent.exit_codes import EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_OUT_OF_MEMORY, EXIT_REFUSED
 from fedzo.edge.agent.out_of_memory import describe, is_out_of_memory
 from fedzo.edge.agent.reconnect import DEFAULT_RECONNECT_SECONDS, AgentGaveUp
 from fedzo.edge.agent.runtime import AgentRefused, AgentRuntime
@@ -28,9 +28,11 @@ def add_arguments(parser):
     parser.add_argument("--key-file", required=True, help="the run key (the coordinator writes run.key)")
     parser.add_argument("--id", type=int, default=None, help="agent id to (re)join as (default: assigned)")
     parser.add_argument("--memory-budget", type=float, default=0,
-                        help="MB this agent may use; it refuses to start if it needs more")
+                        help="MB this agent may use; before it takes a slot it checks the run's d and "
+                             "task against this and exits with code 3 if it needs more (default 0: no limit)")
     parser.add_argument("--reconnect-seconds", type=float, default=DEFAULT_RECONNECT_SECONDS,
-                        help="how long to keep trying when the coordinator cannot be reached")
+                        help="how long to keep trying without an answer from the coordinator before "
+                             f"giving up with exit code 5 (default {DEFAULT_RECONNECT_SECONDS:.0f})")
     parser.add_argument("--link-timeout", type=float, default=DEFAULT_LINK_TIMEOUT,
                         help="serial: seconds without an acknowledgement before the link counts as lost "
                              f"and the agent joins again (default {DEFAULT_LINK_TIMEOUT:.0f})")
@@ -94,24 +96,24 @@ def run(args) -> int:
             if args.stats_out:
                 _write_json(args.stats_out, {"transport": "tcp", "counters": counters.to_dict()})
     except AgentRefused as exc:
-        print(f"fedzo agent: refusing to start: {exc}", file=sys.stderr)
+        print(f"fedzo agent: refused: {exc}", file=sys.stderr)
         return EXIT_REFUSED
+    except AgentGaveUp as exc:
+        print(f"fedzo agent: {exc}", file=sys.stderr)
+        return EXIT_GAVE_UP
     except Exception as exc:   # noqa: BLE001 - sorted below; anything else is re-raised
         if is_out_of_memory(exc):
             # Under a RAM cap (a small board, or firmware_sim's limit) say so plainly.
             print(f"fedzo agent: out of memory ({describe(exc)}); this board has too little RAM for the run",
                   file=sys.stderr)
             return EXIT_OUT_OF_MEMORY
-        if isinstance(exc, (AgentGaveUp, ValueError, OSError)):
+        if isinstance(exc, (ValueError, OSError)):
             print(f"fedzo agent: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
         raise
     finally:
         if person is not None:
             person.stop()
-    if runtime.refusal:
-        print(f"fedzo agent: the coordinator will not have this agent ({runtime.refusal})", file=sys.stderr)
-        return EXIT_BAD_INPUT
     report = runtime.report()
     _log(f"agent {runtime.agent_id}: done; {report.episodes} episodes, peak RSS "
          f"{report.peak_rss / 2**20:.1f} MiB (floor {report.floor_rss / 2**20:.1f} MiB, "

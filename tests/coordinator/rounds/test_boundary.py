@@ -117,7 +117,10 @@ def test_the_agent_tcp_loop_answers_a_message_it_cannot_take_and_reconnects():
     with ours, theirs:
         theirs.sendall(b"anything")
         endpoint = FakeEndpoint()
-        agent_tcp._serve(ours, endpoint, Breaks(**QUIET), QUIET["log"])   # returns: the loop reconnects
+        from fedzo.edge.agent.reconnect import Reconnect
+        from fedzo.edge.agent.waits import WaitNotes
+        agent_tcp._serve(ours, endpoint, Breaks(**QUIET), Reconnect(60.0, "here", QUIET["log"]),
+                         WaitNotes(QUIET["log"]), 900.0, [])   # returns: the loop reconnects
     assert endpoint.sent[-1].code == ErrorCode.BAD_MESSAGE
     assert endpoint.counters.rejected[REFUSED_REASON] == 1
     with pytest.raises(MessageRefused):

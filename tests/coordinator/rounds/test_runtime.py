@@ -202,13 +202,25 @@ def test_stale_and_duplicate_votes_are_rejected(tmp_path):
     assert slot0.vote == 1 and h.runtime.rejected["stale_vote"] == 2
 
 
-def test_agent_refuses_a_memory_budget_below_its_needs(tmp_path):
-    from fedzo.edge.agent.runtime import AgentRefused
-    h = Harness(tmp_path, agents=1)
-    agent = AgentRuntime(memory_budget=10 * 2**20, log=lambda *a: None)   # 10 MiB: far too little
-    h.connect(agent)
-    with pytest.raises(AgentRefused, match="memory budget 10.0 MiB is below"):
-        h.step_agent(0)
+def test_an_agent_over_its_memory_budget_declines_before_it_takes_a_slot(tmp_path):
+    """Issue 12: the budget was checked only after the Welcome, so the slot was taken
+    (and a run could start) with an agent about to leave. Now the Challenge's terms
+    decide it: no Join, no slot, a counted decline; the run waits for others."""
+    from fedzo.edge.agent.refused import BudgetTooSmall
+    h = Harness(tmp_path, agents=2)
+    small = AgentRuntime(memory_budget=10 * 2**20, log=lambda *a: None)   # 10 MiB: far too little
+    with pytest.raises(BudgetTooSmall, match="memory budget 10.0 MiB is below") as refused:
+        h.connect(small)
+    link = h.links[0]
+    for msg in refused.value.goodbye():             # what the agent loops send before leaving
+        if not link.closed:
+            h.deliver_up(link, link.agent_end.send(msg))
+    assert link.closed and h.runtime.rejected["declined"] == 1
+    assert h.runtime.connected() == [] and all(s.joins == 0 for s in h.runtime.slots)
+    assert small.logic is None and small.round is None           # it never received theta
+    for _ in range(2):
+        h.connect(AgentRuntime(log=lambda *a: None))
+    assert h.runtime.phase == "round" and [s.in_round for s in h.runtime.slots] == [True, True]
 
 
 def test_an_agent_round_allocates_nothing_proportional_to_d(tmp_path):

@@ -16,6 +16,7 @@ from fedzo.edge.protocol.keyfile import write_key_file
 from fedzo.coordinator.run.lifecycle import Run
 from fedzo.coordinator.transports.server import Server
 from fedzo.coordinator.transports.tcp import simulate_tcp
+from fedzo.edge.agent.exit_codes import EXIT_REFUSED
 from fedzo.edge.agent.runtime import AgentRuntime
 from fedzo.edge.agent.tcp import run_agent_tcp
 from fedzo.edge.protocol import (
@@ -417,8 +418,8 @@ def test_an_agent_the_coordinator_refuses_exits_with_the_reason(tmp_path):
     stranger = subprocess.run(
         [sys.executable, "-m", "fedzo.cli", "agent", "--connect", f"127.0.0.1:{server.address[1]}",
          "--key-file", str(key_file), "--id", "7"], capture_output=True, text=True, timeout=PATIENCE)
-    assert stranger.returncode == 2
-    assert "will not have this agent (unknown_agent: agent id 7 is not in this run" in stranger.stderr
+    assert stranger.returncode == EXIT_REFUSED
+    assert "refused: the coordinator refused this agent: agent id 7 is not in this run" in stranger.stderr
     run_agent_tcp(server.address, KEY, AgentRuntime(**QUIET), **QUIET)   # the run still completes
     thread.join(PATIENCE)
     assert not thread.is_alive() and not errors and run.runtime.done

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from waiting import PATIENCE
 
+from fedzo.edge.agent.exit_codes import EXIT_GAVE_UP
 from fedzo.edge.protocol.keyfile import write_key_file
 from fedzo.edge.links.serial_link import (
     FIRST,
@@ -253,7 +254,7 @@ def test_agent_command_line_checks(tmp_path):
     assert baud.returncode == 2 and "--baud applies to --serial only" in baud.stderr
     gone = _fedzo("agent", "--serial", "/dev/nonexistent-fedzo", "--key-file", str(key),
                   "--reconnect-seconds", "0.5")
-    assert gone.returncode == 2 and "no answer from the coordinator on /dev/nonexistent-fedzo" in gone.stderr
+    assert gone.returncode == EXIT_GAVE_UP and "no answer from the coordinator at /dev/nonexistent-fedzo" in gone.stderr
     coord = _fedzo("coordinator", "--serial", "/dev/nonexistent-fedzo", "--out", str(tmp_path / "c"),
                    "--agents", "1", "--rounds", "1")
     assert coord.returncode == 2 and "cannot open serial port /dev/nonexistent-fedzo" in coord.stderr
