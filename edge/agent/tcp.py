@@ -11,6 +11,7 @@ waits a little longer each time before it does. A refusal (refused.py)
 ends the agent with AgentRefused. A wait longer than a few seconds says
 what it waits for (waits.py).
 """
+import select
 import socket
 import time
 
@@ -78,18 +79,18 @@ def _serve(sock, endpoint, runtime, reconnect, notes, idle_timeout, welcomed) ->
     """One connection: hello and join, then answer messages until it closes, the run
     ends or the coordinator ends the session (Bye REPLACED/TIMEOUT: join again).
     Returns how it ended (for the log); appends to `welcomed` once established."""
-    sock.settimeout(FIRST_NOTE_SECONDS)        # wake up to say what we wait for
+    sock.settimeout(idle_timeout)              # sends too: a busy coordinator may read late
     sock.sendall(endpoint.send(runtime.hello()))
     notes.progress()
     silent_since = time.monotonic()
     while not runtime.done:
-        try:
-            data = sock.recv(RECV_BYTES)
-        except socket.timeout:
+        # Wake up now and then to say what we wait for (waits.py).
+        if not select.select([sock], [], [], FIRST_NOTE_SECONDS)[0]:
             if time.monotonic() - silent_since > idle_timeout:
                 return f"nothing from the coordinator for {idle_timeout:.0f} s"
             notes.tick(runtime.waiting_for())
             continue
+        data = sock.recv(RECV_BYTES)
         if not data:
             return ("the coordinator closed the connection"
                     + ("" if endpoint.session.established else " before welcoming this agent"))
