@@ -55,6 +55,10 @@ def run_agent_tcp(address, run_key: bytes, runtime: AgentRuntime, *, idle_timeou
                 for msg in exc.goodbye():
                     sock.sendall(endpoint.send(msg))
                 raise
+            except ConnectionResetError:
+                # A coordinator that closes while our Hello is unread resets the connection:
+                # the same event as a close, whichever the kernel reports first.
+                ended = "the coordinator reset the connection" + ("" if welcomed else " before welcoming this agent")
             except (OSError, ProtocolError) as exc:
                 ended = f"link lost ({exc})"
         if runtime.done:
