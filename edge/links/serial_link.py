@@ -43,7 +43,7 @@ from collections import deque
 from fedzo.edge.protocol import ArqEndpoint
 from fedzo.edge.protocol.arq import ARQ_HEADER_BYTES, ARQ_TAG_BYTES
 from fedzo.edge.protocol.arqline import ArqLine
-from fedzo.edge.protocol.constants import CRC_BYTES, FLAG_HANDSHAKE
+from fedzo.edge.protocol.constants import CRC_BYTES, FLAG_HANDSHAKE, FLAG_REFUSAL
 from fedzo.edge.protocol.endpoint import payload_bits
 from fedzo.edge.protocol.errors import MalformedFrame, OversizedFrame, TruncatedFrame
 
@@ -110,8 +110,9 @@ def make_arq(baud: int, *, window: int = DEFAULT_WINDOW, fragment: int = DEFAULT
 
 
 def is_handshake_frame(frame) -> bool:
-    """True for a frame sealed under the handshake keys (it goes on the clear channel)."""
-    return len(frame) > _FLAGS_AT and bool(frame[_FLAGS_AT] & FLAG_HANDSHAKE)
+    """True for a frame of the handshake: one sealed under the handshake keys, or the
+    Refusal that answers a Hello (no session exists for either): it goes on the clear channel."""
+    return len(frame) > _FLAGS_AT and bool(frame[_FLAGS_AT] & (FLAG_HANDSHAKE | FLAG_REFUSAL))
 
 
 class _Reassembly:
