@@ -19,12 +19,16 @@ wait longer than a few seconds says what it waits for (waits.py).
 
 One thread does everything. Received bytes are acknowledged before the
 messages they complete are handled, so a long rollout does not make the
-coordinator retransmit what already arrived.
+coordinator retransmit what already arrived. While a person chooses
+(--human), the person's source pumps the line (line_pump.py): what arrives
+is acknowledged at once and its messages wait in the session's inbox,
+handled in order once the vote is sent.
 """
 import json
 import time
 
 from fedzo.edge.agent.boundary import MessageRefused, take
+from fedzo.edge.agent.line_pump import LinePump
 from fedzo.edge.agent.reconnect import DEFAULT_RECONNECT_SECONDS, Reconnect, in_use_delay
 from fedzo.edge.agent.runtime import AgentRefused, AgentRuntime
 from fedzo.edge.agent.waits import WaitNotes
@@ -152,26 +156,21 @@ def _session(port_io, session, runtime, stats, reconnect, notes, *, baud, fragme
     Returns why it ended if it ended without a welcome (a failed attempt), else None."""
     arq = make_arq(baud, fragment=fragment, link_timeout=link_timeout)
     endpoint = SerialEndpoint(session, arq, fragment=fragment)
+    line = LinePump(port_io, endpoint, log)
     stats.sessions += 1
-    outbox = bytearray()
     last_message = time.monotonic()
     linger_until = None
     heard = False
-
-    def flush():
-        outbox.extend(endpoint.output())
-        if outbox:
-            del outbox[:port_io.write(outbox)]
-
     welcomed = False
     try:
+        line.serve(runtime.preference)     # a person's source pumps the line while it waits
         endpoint.send(runtime.hello(), time.monotonic())
         notes.progress()
         welcome_by = time.monotonic() + welcome_timeout
         while True:
             now = time.monotonic()
             endpoint.tick(now)
-            flush()
+            line.flush()
             if not endpoint.session.established and now > welcome_by:
                 return f"no welcome within {welcome_timeout:.0f} s"
             if runtime.done:
@@ -179,22 +178,16 @@ def _session(port_io, session, runtime, stats, reconnect, notes, *, baud, fragme
                 linger_until = linger_until or now + min(2.0, 3 * arq.rto)
                 if now >= linger_until:
                     return
-            port_io.wait(POLL_SECONDS, want_write=bool(outbox))
-            data = port_io.read()
-            now = time.monotonic()
-            if not data:
-                if now - last_message > idle_timeout:
-                    log(f"agent: nothing from the coordinator for {idle_timeout:.0f} s; rejoining")
-                    return None if welcomed else "nothing from the coordinator"
-                notes.tick(runtime.waiting_for())
-                continue
-            messages = endpoint.feed(data, now)
-            for error in list(endpoint.errors):
-                log(f"agent: rejected a frame: {error}")
-            endpoint.errors.clear()
-            flush()                      # acknowledge before the work starts
-            for msg in messages:
-                last_message = time.monotonic()
+            if not line.inbox:           # what the pump queued meanwhile goes first
+                port_io.wait(POLL_SECONDS, want_write=bool(line.outbox))
+                if not line.receive():   # (it acknowledges before the work starts)
+                    if time.monotonic() - last_message > idle_timeout:
+                        log(f"agent: nothing from the coordinator for {idle_timeout:.0f} s; rejoining")
+                        return None if welcomed else "nothing from the coordinator"
+                    notes.tick(runtime.waiting_for())
+                    continue
+            while line.inbox:
+                msg = line.inbox.popleft()
                 reconnect.heard()
                 notes.progress()
                 heard = True
@@ -216,11 +209,16 @@ def _session(port_io, session, runtime, stats, reconnect, notes, *, baud, fragme
                     # Say why and join again (a fresh Welcome, and a Sync if needed).
                     log(f"agent: {exc}; joining again")
                     endpoint.send(exc.reply, time.monotonic())
-                    flush()
+                    line.flush()
                     return None
+                line.check()             # the line failed while a person was choosing
                 for reply in replies:
                     endpoint.send(reply, time.monotonic())
-                flush()
+                line.flush()
+                # Silence counts from here: the time taken by this message (a person
+                # choosing) was this agent's, not a sign the coordinator went away.
+                last_message = time.monotonic()
+                notes.progress()
                 if runtime.rejoin:       # Bye(REPLACED): this session is over, the run is not
                     return None
     except LinkFailed as exc:
@@ -233,6 +231,7 @@ def _session(port_io, session, runtime, stats, reconnect, notes, *, baud, fragme
         log(f"agent: session ended ({exc}); joining again")
         return None
     finally:
+        line.release()
         stats.add_arq(arq.stats)
         if heard and not runtime.done:
             reconnect.heard()              # the time to give up counts from the loss

@@ -22,10 +22,11 @@ class HumanPreference(PreferenceSource):
 
     is_person = True
 
-    def __init__(self, desk, log, round_timeout=None, idle=None):
+    def __init__(self, desk, log, round_timeout=None, idle=None, idle_every=1.0):
         self.desk, self.log = desk, log
         self.round_timeout = round_timeout      # shown on the page; None: the round waits for the person
         self.idle = idle                        # run while waiting (a transport keeping its link alive)
+        self.idle_every = idle_every            # ... every this many seconds
         self.scene = None
         self.comparisons = 0
         self.reviewer_votes = 0
@@ -40,7 +41,7 @@ class HumanPreference(PreferenceSource):
         left, right = (candidate, baseline) if side == "left" else (baseline, candidate)
         deadline = None if self.round_timeout is None or where is None else where.started + self.round_timeout
         ask = self.desk.post(where, left.clips, right.clips, self.scene, deadline)
-        answer = self.desk.wait(ask, idle=self.idle)
+        answer = self.desk.wait(ask, poll=self.idle_every, idle=self.idle)
         result = outcome(answer, side)
         self.log.append({"agent": where.agent, "round": where.round, "comparison": where.comparison,
                          "candidate": side, "answer": answer, "outcome": result, "seconds": ask.seconds})

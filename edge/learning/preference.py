@@ -82,6 +82,11 @@ class PreferenceSource(abc.ABC):
     comparisons = 0
     reviewer_votes = 0
     is_person = False       # a person's answers (live or replayed): only a "human" run takes them
+    # A source that blocks waiting for an answer from outside (a person) calls
+    # idle() every idle_every seconds meanwhile; a transport that must keep its
+    # link alive sets them (edge/agent/line_pump.py). The others never wait.
+    idle = None
+    idle_every = 1.0
 
     @abc.abstractmethod
     def compare(self, candidate: Batch, baseline: Batch, rng: np.random.Generator, where: Where = None) -> int:
