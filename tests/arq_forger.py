@@ -56,6 +56,16 @@ def session_frame_start(wire: bytes):
     return None if packet[_FRAME_FLAGS_AT] & FLAG_HANDSHAKE else (epoch, seq)
 
 
+def whole_packets(buf: bytearray, data: bytes):
+    """Add what a side wrote to `buf` (held back bytes) and take out each whole packet
+    (its bytes up to and with its 0x00) that it completes."""
+    buf += data
+    while (end := buf.find(0)) >= 0:
+        wire = bytes(buf[:end + 1])
+        del buf[:end + 1]
+        yield wire
+
+
 class Forger:
     """tamper(direction, data) for a SerialLine (see the module docstring).
 
@@ -76,14 +86,7 @@ class Forger:
         self.forged = Counter()         # sealed forgeries by (kind, direction they travelled)
 
     def __call__(self, direction: str, data: bytes) -> bytes:
-        buf = self._buffers[direction]
-        buf += data
-        out = bytearray()
-        while (end := buf.find(0)) >= 0:
-            wire = bytes(buf[:end + 1])
-            del buf[:end + 1]
-            out += self._packet(direction, wire)
-        return bytes(out)
+        return b"".join(self._packet(direction, wire) for wire in whole_packets(self._buffers[direction], data))
 
     def _forge(self, kind: int, epoch: int, seq: int, payload: bytes = b"") -> bytes:
         return b"".join(forged_packet(kind, epoch, seq, payload, sealed=sealed, rng=self.rng)

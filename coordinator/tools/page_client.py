@@ -53,8 +53,10 @@ def api(url: str, path: str, body=None) -> tuple:
         return exc.code, json.loads(exc.read())
 
 
-def answer_until_exit(process, url, rule, poll=0.02) -> list:
-    """Answer every comparison with rule(comparison) until `process` exits: [(agent, round, answer)]."""
+def answer_until_exit(process, url, rule, poll=0.02, ready=None) -> list:
+    """Answer every comparison with rule(comparison) until `process` exits: [(agent, round, answer)].
+
+    ready(comparison), if given, returns when the person is ready to answer it (a slow person)."""
     given, pause = [], threading.Event()
     while process.poll() is None:
         try:
@@ -65,6 +67,8 @@ def answer_until_exit(process, url, rule, poll=0.02) -> list:
         if comparison is None:
             pause.wait(poll)
             continue
+        if ready is not None:
+            ready(comparison)
         status, _ = api(url, "api/answer", {"id": comparison["id"], "answer": rule(comparison)})
         if status == 200:
             given.append((comparison["agent"], comparison["round"], rule(comparison)))

@@ -66,11 +66,6 @@ def run(args) -> int:
     if args.baud is not None and args.serial is None:
         print("fedzo agent: --baud applies to --serial only", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if (args.human or args.replay) and args.serial is not None:
-        # The serial loop is one thread: waiting for a person, it would not acknowledge the line.
-        print("fedzo agent: --human and --replay need --connect (a serial agent cannot wait for a person yet)",
-              file=sys.stderr)
-        return EXIT_BAD_INPUT
     person = None
     if args.human or args.replay:
         from fedzo.edge.human.person import start_person
