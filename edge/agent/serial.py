@@ -6,8 +6,8 @@ ARQ gets no acknowledgement for `link_timeout` seconds; the coordinator,
 whose own ARQ gave up while this agent had nothing to send, says
 Bye(TIMEOUT) once the line works again (Bye REPLACED, too, means join
 again; any other Bye ends the run); or
-nothing at all arrives for `idle_timeout` seconds (a coordinator that was
-restarted). Then the agent joins again on the same port, with its id, round
+nothing at all arrives for `idle_timeout` seconds while it waits for the
+coordinator (a coordinator that was restarted). Then the agent joins again on the same port, with its id, round
 and theta hash, so the coordinator resyncs it if needed. If the port itself
 fails (a USB adapter pulled out), it is reopened. The agent never hangs: it
 gives up with AgentGaveUp when `reconnect_seconds` pass after a loss (or
