@@ -7,15 +7,25 @@ that the link needed service while the agent waited for the person, and the
 link timeout has passed since. Before the agent pumped its line while
 waiting (edge/agent/line_pump.py), the coordinator gave the link up in both
 tests: the summary showed a lost link and the agent a second session.
+The last test runs in-process: the agent's own silence limit.
 """
 import json
 import struct
+import threading
 import time
 
 from arq_forger import whole_packets
 from humans import answer_until_exit, page_url, start_command
+from people import human_sources
+from serving import serve_in_thread
+from small_runs import KEY, small_config
 from waiting import PATIENCE, wait_until
 
+from fedzo.coordinator.run.lifecycle import Run
+from fedzo.coordinator.transports.server import Server
+from fedzo.edge.agent.runtime import AgentRuntime
+from fedzo.edge.agent.serial import run_agent_serial
+from fedzo.edge.agent.tcp import run_agent_tcp
 from fedzo.edge.learning.algorithm import agent_vote
 from fedzo.edge.links.serial_link import FIRST
 from fedzo.edge.protocol import RoundStart
@@ -182,3 +192,49 @@ def test_an_answer_after_the_round_closed_counts_zero_and_the_serial_agent_carri
     assert [m["votes"] for m in metrics if "votes" in m] == [[0], [agent_vote(on_time["outcome"], SEED, 0, 1)]]
     assert "vote for round 0 not accepted" in log        # the late vote reached the coordinator
     assert summary["rounds"] == 2 and summary["agents_reported"] == 1
+
+
+def test_a_person_slower_than_the_agent_s_silence_limit_does_not_make_it_join_again(tmp_path):
+    """In-process: a serial agent (silence limit `silence`) and a TCP agent, each with its own
+    person. The serial agent's person takes longer than that limit; the other person answers
+    after the serial agent's vote is in, so the coordinator says nothing to it for a while.
+    The silence limit counts from the vote, not from the round start: before, the agent
+    took its own person's time for the coordinator's silence and joined again at once."""
+    silence = 4.0
+    quiet = dict(log=lambda *a: None)
+    (desk_a, (source_a,)), (desk_b, (source_b,)) = (human_sources(1, tmp_path / f"answers-{k}.jsonl")
+                                                    for k in "ab")
+    logs = []
+    with SerialLine(BAUD) as line:
+        run = Run(small_config(preference="human", agents=2, rounds=1, horizon=50), tmp_path / "run",
+                  round_timeout=PATIENCE, **quiet)
+        server = Server(run, KEY, listen=("127.0.0.1", 0), serial=[line.coordinator_port], baud=BAUD, **quiet)
+        serving, errors = serve_in_thread(server)
+        a = AgentRuntime(agent_id=0, preference=source_a, **quiet)
+        b = AgentRuntime(agent_id=1, preference=source_b, **quiet)
+        result = {}
+        agents = [threading.Thread(target=lambda: result.update(a=run_agent_serial(
+                      line.agent_port, KEY, a, baud=BAUD, idle_timeout=silence, reconnect_seconds=PATIENCE,
+                      log=logs.append)), daemon=True),
+                  threading.Thread(target=lambda: run_agent_tcp(server.address, KEY, b, reconnect_seconds=PATIENCE,
+                                                                **quiet), daemon=True)]
+        for t in agents:
+            t.start()
+        ask_a, ask_b = wait_until(desk_a.next_open, "agent 0's comparison"), wait_until(desk_b.next_open, "1's")
+        clock_passes(ask_a.posted + 1.5 * silence, "longer than the agent's silence limit")
+        desk_a.answer(ask_a.id, "left")
+        wait_until(lambda: run.runtime.slots[0].vote is not None, "agent 0's vote at the coordinator")
+        voted = time.monotonic()
+        # The other person answers once the serial agent has waited a while for the round result
+        # (or has joined again, as it did before).
+        wait_until(lambda: any("rejoining" in x for x in logs) or time.monotonic() > voted + silence / 2,
+                   "half the silence limit after agent 0's vote")
+        desk_b.answer(ask_b.id, "right")
+        for t in [serving, *agents]:
+            t.join(PATIENCE)
+    assert not errors and not serving.is_alive() and a.done and b.done
+    summary = run.finish()
+    assert not [x for x in logs if "rejoining" in x or "joining again" in x], logs
+    assert (result["a"].sessions, result["a"].link_failures) == (1, 0)
+    serial, tcp = summary["per_agent"]
+    assert (serial["transport"], serial["link_failures"], serial["joins"], tcp["joins"]) == ("serial", 0, 1, 1)
