@@ -20,6 +20,7 @@ COMMANDS = {
     "calibrate": ("fedzo.coordinator.commands.calibrate", "measure return differences that set the panel scale c"),
     "pretrain": ("fedzo.coordinator.commands.pretrain", "train a starting actor with ARS on the true reward"),
     "eval": ("fedzo.coordinator.commands.eval", "true return of an actor, in float32 and quantised"),
+    "export": ("fedzo.coordinator.commands.export", "write a run's trained theta as an actor file"),
     "boards": ("fedzo.firmware_sim.commands.boards", "list the simulated board profiles (RAM, link, CPU)"),
 }
 

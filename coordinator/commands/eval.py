@@ -1,6 +1,7 @@
 """`fedzo eval`: true return over evaluation episodes, of an actor file or of a run's theta.
 
     fedzo eval --task NAME [--policy PATH]    an actor, in float32 and quantised
+    fedzo eval --policy PATH                  the same, for the actor file's own task
     fedzo eval --run RUN_DIR                  a run folder's latest checkpoint beside its start
 
 Episodes run to the task's own time limit; for a run, each episode's length
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from fedzo.coordinator.commands.pretrain import quantised_check
+from fedzo.coordinator.run.folder import CHECKPOINT, CONFIG
 from fedzo.coordinator.run.trained import NotARunFolder, load_trained
 from fedzo.edge.learning import streams
 from fedzo.edge.learning.algorithm import ACTOR_DIR, initial_store, load_actor
@@ -23,7 +25,8 @@ from fedzo.edge.tasks import TASK_NAMES, make
 
 def add_arguments(parser):
     parser.add_argument("--task", choices=TASK_NAMES, help="the task of the actor (not with --run)")
-    parser.add_argument("--policy", help="an actor .npz file (default: the packaged actor)")
+    parser.add_argument("--policy", help="an actor .npz file, e.g. from fedzo pretrain or fedzo export "
+                                         "(default: the packaged actor of --task)")
     parser.add_argument("--run", help="a run folder: evaluate its checkpoint's theta beside the run's start")
     parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the evaluation episodes (default 0)")
@@ -36,19 +39,23 @@ def run(args) -> int:
         if args.task or args.policy:
             raise SystemExit("fedzo eval: --run takes its task and policy from the run folder")
         return evaluate_run(Path(args.run), args.episodes, args.seed)
-    if not args.task:
-        raise SystemExit("fedzo eval: give --task (with --policy for an actor file) or --run RUN_DIR")
+    if not args.task and not args.policy:
+        raise SystemExit("fedzo eval: give --task, --policy ACTOR_FILE or --run RUN_DIR")
     path = Path(args.policy) if args.policy else ACTOR_DIR / f"{args.task}.npz"
+    if path.is_dir() or (path.name == CHECKPOINT and (path.parent / CONFIG).is_file()):
+        folder = path if path.is_dir() else path.parent
+        raise SystemExit(f"fedzo eval: {path} is a run, not an actor file: fedzo eval --run {folder} scores "
+                         f"it, fedzo export {folder} --out policy.npz makes an actor file of it")
     try:
         actor = Actor.load(path)
     except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"fedzo eval: {exc}")
-    if actor.task != args.task:
+    if args.task and actor.task != args.task:
         raise SystemExit(f"fedzo eval: {path} is an actor for {actor.task}, not {args.task}")
-    check = quantised_check(actor, make(args.task), streams.eval_seeds(args.seed, args.episodes))
+    check = quantised_check(actor, make(actor.task), streams.eval_seeds(args.seed, args.episodes))
     for name in ("float", "quantised"):
         s = check[name]
-        print(f"{args.task} {name:>9}: return {s['mean']:.1f} ± {s['std']:.1f} "
+        print(f"{actor.task} {name:>9}: return {s['mean']:.1f} ± {s['std']:.1f} "
               f"(min {s['min']:.1f}, max {s['max']:.1f}, {s['episodes']} episodes)")
     print(f"quantised to int16 with {check['frac_bits']} fraction bits: "
           f"return changes by {100 * check['relative_change']:.3f} %")
