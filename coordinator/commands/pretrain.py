@@ -6,6 +6,7 @@ from fedzo.coordinator.run.evaluate import returns_at_time_limit, summarise
 from fedzo.coordinator.tools.pretrain import ARSSettings, pretrain
 from fedzo.edge.learning import streams
 from fedzo.edge.learning.fixedpoint import ParameterStore
+from fedzo.edge.learning.layout import format_hidden, parse_hidden
 from fedzo.edge.tasks import TASK_NAMES, make
 
 EVAL_EPISODES = 20
@@ -28,6 +29,9 @@ def add_arguments(parser):
                         help=f"seed of the directions and episodes (default {defaults.seed})")
     parser.add_argument("--workers", type=int, default=defaults.workers,
                         help=f"processes that run the episodes (default {defaults.workers})")
+    parser.add_argument("--hidden", default=format_hidden(defaults.hidden),
+                        help=f"the policy's hidden tanh layers, widths separated by commas "
+                             f"(default {format_hidden(defaults.hidden)}); a run of it sets the same hidden")
     parser.add_argument("--out", required=True, help="where to write the actor (.npz)")
 
 
@@ -45,8 +49,12 @@ def quantised_check(actor, task, seeds) -> dict:
 
 
 def run(args) -> int:
+    try:
+        hidden = parse_hidden(args.hidden)
+    except ValueError as exc:
+        raise SystemExit(f"fedzo pretrain: --hidden {exc}")
     settings = ARSSettings(args.iterations, args.directions, args.top, args.step, args.noise,
-                           args.seed, args.workers)
+                           args.seed, args.workers, hidden)
     if not 1 <= settings.top <= settings.directions:
         raise SystemExit("fedzo pretrain: --top must be between 1 and --directions")
     started = time.perf_counter()

@@ -1,7 +1,7 @@
 """Pretraining the starting actors on the true reward with ARS (written here).
 
 Augmented Random Search, version V2-t (Mania, Guy and Recht, 2018), applied to
-fedzo's own 64-64 tanh MLP policy so that the actor fine-tuned later is
+fedzo's own tanh MLP policy (64-64 unless told otherwise) so that the actor fine-tuned later is
 exactly the network that was pretrained:
 
     for each iteration:
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedzo.edge.learning.layout import mlp_layers, mlp_param_count
+from fedzo.edge.learning.layout import DEFAULT_HIDDEN, mlp_layers, mlp_param_count
 from fedzo.edge.policy.mlp import Actor, MLPPolicy
 from fedzo.edge.tasks import make
 
@@ -40,12 +40,13 @@ class ARSSettings:
     noise: float = 0.03         # nu
     seed: int = 0
     workers: int = 2
+    hidden: tuple = DEFAULT_HIDDEN   # the policy's hidden tanh layers
 
 
-def initial_theta(obs_dim, act_dim, rng) -> np.ndarray:
+def initial_theta(obs_dim, act_dim, rng, hidden=DEFAULT_HIDDEN) -> np.ndarray:
     """Small random weights (scaled by fan-in), zero biases, a near-zero output layer."""
-    theta = np.zeros(mlp_param_count(obs_dim, act_dim), np.float64)
-    layers = mlp_layers(obs_dim, act_dim)
+    theta = np.zeros(mlp_param_count(obs_dim, act_dim, hidden), np.float64)
+    layers = mlp_layers(obs_dim, act_dim, hidden)
     for i, layer in enumerate(layers):
         scale = 0.01 if i == len(layers) - 1 else 1.0 / np.sqrt(layer.inputs)
         theta[layer.weight_start:layer.bias_start] = rng.normal(0, scale, layer.inputs * layer.outputs)
@@ -55,10 +56,10 @@ def initial_theta(obs_dim, act_dim, rng) -> np.ndarray:
 class _Worker:
     """One process's task and policy; evaluates perturbed parameters."""
 
-    def __init__(self, task_name):
+    def __init__(self, task_name, hidden):
         self.task = make(task_name)
         low, high = self.task.model.actuator_ctrlrange.T
-        self.policy = MLPPolicy(self.task.obs_dim, self.task.act_dim, act_low=low, act_high=high)
+        self.policy = MLPPolicy(self.task.obs_dim, self.task.act_dim, hidden, act_low=low, act_high=high)
         self.shift = ALIVE_BONUS[task_name]
 
     def episode(self, theta, mean, std, reset_seed):
@@ -82,9 +83,9 @@ class _Worker:
 _worker = None
 
 
-def _init(task_name):
+def _init(task_name, hidden):
     global _worker
-    _worker = _Worker(task_name)
+    _worker = _Worker(task_name, hidden)
 
 
 def _evaluate_direction(args):
@@ -118,11 +119,11 @@ def pretrain(task_name: str, settings: ARSSettings, log=print) -> Actor:
     """Run ARS on a task; returns the actor with its settings and timings in `info`."""
     probe = make(task_name)
     rng = np.random.default_rng(settings.seed)
-    theta = initial_theta(probe.obs_dim, probe.act_dim, rng)
+    theta = initial_theta(probe.obs_dim, probe.act_dim, rng, settings.hidden)
     stats = RunningStats(probe.obs_dim)
     started = time.perf_counter()
     ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(settings.workers, initializer=_init, initargs=(task_name,)) as pool:
+    with ctx.Pool(settings.workers, initializer=_init, initargs=(task_name, settings.hidden)) as pool:
         for iteration in range(settings.iterations):
             mean, std = stats.mean_std()
             seeds = rng.integers(0, 2**31, size=(settings.directions, 2))
@@ -145,5 +146,6 @@ def pretrain(task_name: str, settings: ARSSettings, log=print) -> Actor:
     mean, std = stats.mean_std()
     info = {"algorithm": "ARS V2-t", "iterations": settings.iterations, "directions": settings.directions,
             "top": settings.top, "step": settings.step, "noise": settings.noise, "seed": settings.seed,
-            "workers": settings.workers, "seconds": round(time.perf_counter() - started, 1)}
-    return Actor(task_name, probe.obs_dim, probe.act_dim, theta.astype(np.float32), mean, std, info=info)
+            "workers": settings.workers, "hidden": list(settings.hidden), "seconds": round(time.perf_counter() - started, 1)}
+    return Actor(task_name, probe.obs_dim, probe.act_dim, theta.astype(np.float32), mean, std,
+                 hidden=tuple(settings.hidden), info=info)

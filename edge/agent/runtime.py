@@ -41,6 +41,7 @@ from fedzo.edge.learning.agent_logic import FedAvgAgent, ParS2ZPOAgent
 from fedzo.edge.learning.algorithm import ACTOR_DIR, starts_from_packaged_actor
 from fedzo.edge.learning.config import parse_welcome_config
 from fedzo.edge.learning.fixedpoint import FixedPoint, ParameterStore
+from fedzo.edge.learning.layout import mlp_param_count
 from fedzo.edge.policy.mlp import Actor
 from fedzo.edge.protocol import (
     ASSIGN_AGENT_ID,
@@ -188,8 +189,12 @@ class AgentRuntime:
         task = kept[1] if kept is not None and kept[0] == config.task else make(config.task)
         self.floor_rss = memory.current_rss_bytes()   # interpreter + numpy + mujoco + task model
         fmt = FixedPoint(np.dtype(dtype), frac_bits)
+        if mlp_param_count(task.obs_dim, task.act_dim, config.hidden_sizes) != msg.d:
+            raise AgentRefused(f"this run's policy has d = {msg.d} parameters; hidden {config.hidden} on this "
+                               f"agent's {config.task} ({task.obs_dim} observations, {task.act_dim} actions) "
+                               f"gives {mlp_param_count(task.obs_dim, task.act_dim, config.hidden_sizes)}")
         actor = Actor(config.task, task.obs_dim, task.act_dim, np.zeros(msg.d, np.float32),
-                      np.asarray(obs_mean), np.asarray(obs_std))
+                      np.asarray(obs_mean), np.asarray(obs_std), config.hidden_sizes)
         store = ParameterStore(np.zeros(msg.d, fmt.dtype), fmt)
         packaged = ACTOR_DIR / f"{config.task}.npz"
         if config.actor == "" and packaged.is_file():

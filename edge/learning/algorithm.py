@@ -13,7 +13,7 @@ import numpy as np
 
 from fedzo.edge.learning import perturbation, streams
 from fedzo.edge.learning.fixedpoint import FixedPoint, ParameterStore
-from fedzo.edge.learning.layout import partition
+from fedzo.edge.learning.layout import format_hidden, partition
 from fedzo.edge.policy.mlp import Actor
 
 ACTOR_DIR = Path(__file__).resolve().parent.parent / "policy" / "actors"
@@ -25,10 +25,14 @@ def actor_path(config) -> Path:
 
 
 def load_actor(config) -> Actor:
-    """The starting actor, checked against the task."""
+    """The starting actor, checked against the task and the run's hidden sizes."""
     actor = Actor.load(actor_path(config))
     if actor.task != config.task:
         raise ValueError(f"{actor_path(config)} is an actor for {actor.task}, not {config.task}")
+    if actor.hidden != config.hidden_sizes:
+        raise ValueError(f"{actor_path(config)} has hidden layers {format_hidden(actor.hidden)}, the run "
+                         f"{config.hidden} (set hidden to {format_hidden(actor.hidden)}, or start from "
+                         f"an actor of that size)")
     return actor
 
 

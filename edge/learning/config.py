@@ -12,6 +12,7 @@ path is short enough for the Welcome's config to fit its frame.
 import math
 from dataclasses import asdict, dataclass, fields
 
+from fedzo.edge.learning.layout import DEFAULT_HIDDEN, format_hidden, parse_hidden
 from fedzo.edge.learning.perturbation import KINDS as PERTURBATION_KINDS
 from fedzo.edge.learning.preference import DEFAULT_REVIEWERS, DEFAULT_SCALE, LINKS, PREFERENCES
 from fedzo.edge.learning.store_format import STORE_DTYPE_NAMES
@@ -51,6 +52,7 @@ FIELD_MEANINGS = {
     "store_dtype": "storage type of the fixed-point parameters",
     "frac_bits": "fractional bits of the fixed-point store (-1: the finest with 2x headroom)",
     "actor": "path of the starting actor (.npz; empty: the packaged actor of the task)",
+    "hidden": "the policy's hidden tanh layers, widths separated by commas; the actor must have them",
     "perturbation": "rademacher: +-1 signs from the shared stream (the paper); gaussian: an experiment",
     "horizon": "time limit of training episodes in env steps (evaluation always uses the task's 1000)",
     "preference": "who answers a comparison: the simulated panel, a fair coin (the null control), or a "
@@ -85,6 +87,7 @@ class RunConfig:
     store_dtype: str = "int16"
     frac_bits: int = -1             # -1: the finest scale with 2x headroom
     actor: str = ""                 # path of the starting actor; "": the packaged one
+    hidden: str = format_hidden(DEFAULT_HIDDEN)   # the policy's hidden widths, "64,64"; d follows
     perturbation: str = "rademacher"  # "gaussian": an experiment option outside the kernel
     horizon: int = 1000             # training episodes' time limit in env steps (the tasks' own is 1000)
     preference: str = "panel"       # who answers: the simulated panel, "coin" (the null control) or "human"
@@ -108,6 +111,10 @@ class RunConfig:
         if len(self.actor.encode("utf-8", errors="replace")) > MAX_ACTOR_PATH_BYTES:
             raise ConfigError(f"actor must be a path of at most {MAX_ACTOR_PATH_BYTES} bytes, "
                               f"got {len(self.actor.encode('utf-8', errors='replace'))}")
+        try:
+            parse_hidden(self.hidden)
+        except ValueError as exc:
+            raise ConfigError(f"hidden {exc}") from None
         for name, choices in FIELD_CHOICES.items():
             _choice(name, getattr(self, name), choices)
         _at_least("agents", self.agents, 1)
@@ -139,6 +146,11 @@ class RunConfig:
         """The panel's link scale c: panel_scale, or the task's default for 1000-step
         episodes scaled to the run's horizon (returns shrink with shorter episodes)."""
         return self.panel_scale or DEFAULT_SCALE[self.task] * self.horizon / 1000
+
+    @property
+    def hidden_sizes(self) -> tuple:
+        """`hidden` as a tuple of widths, (64, 64)."""
+        return parse_hidden(self.hidden)
 
     @property
     def episodes_per_round(self) -> int:

@@ -8,6 +8,27 @@ one per agent in Par-S2ZPO.
 from dataclasses import dataclass
 
 DEFAULT_HIDDEN = (64, 64)
+MAX_HIDDEN_LAYERS = 16          # what an actor file may declare (edge/policy/mlp.py)
+MAX_HIDDEN_WIDTH = 1 << 12      # units in one hidden layer
+
+
+def parse_hidden(text: str) -> tuple:
+    """Hidden layer widths from their written form, "64,64" -> (64, 64).
+
+    ValueError saying what is wrong: one to MAX_HIDDEN_LAYERS whole numbers,
+    each from 1 to MAX_HIDDEN_WIDTH, separated by commas."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if not all(p.isdigit() for p in parts):
+        raise ValueError(f"must be layer widths separated by commas, such as 64,64; got {text!r}")
+    widths = tuple(int(p) for p in parts)
+    if len(widths) > MAX_HIDDEN_LAYERS or not all(1 <= w <= MAX_HIDDEN_WIDTH for w in widths):
+        raise ValueError(f"must be 1 to {MAX_HIDDEN_LAYERS} layers of 1 to {MAX_HIDDEN_WIDTH} units; got {text!r}")
+    return widths
+
+
+def format_hidden(widths) -> str:
+    """The written form of hidden widths, (32, 32) -> "32,32" (a run config's `hidden`)."""
+    return ",".join(str(int(w)) for w in widths)
 
 
 @dataclass(frozen=True)
