@@ -83,7 +83,8 @@ def simulate_boards(run, run_key: bytes, profile: BoardProfile, *, faults: Fault
         for line in lines:
             line.start()
         for k in range(K):
-            args = links[k] + ["--key-file", key_file, "--id", k, "--reconnect-seconds", reconnect_seconds,
+            args = links[k] + ["--key-file", key_file, "--id", k, "--task", run.config.task,
+                               "--reconnect-seconds", reconnect_seconds,
                                "--stats-out", _link_stats_path(folder, k)]
             boards.append(Board(k, profile, args, folder / agent_log_name(k)).start())
         log(f"{K} simulated {profile.name} boards ({profile.ram_mb} MB RAM, {profile.link_text()}, "

@@ -25,7 +25,7 @@ def small_config(**overrides):
 def run_small(tmp_path, name="run", resume=False, **overrides):
     config = small_config(**overrides)
     run = Run(config, tmp_path / name, resume=resume, log=lambda *a: None)
-    agents = [AgentRuntime(log=lambda *a: None) for _ in range(config.agents)]
+    agents = [AgentRuntime(log=lambda *a: None, task=config.task) for _ in range(config.agents)]
     summary = run_inproc(run, agents, KEY, log=lambda *a: None)
     return run, agents, summary
 

@@ -169,7 +169,7 @@ def run_cell(out_dir: str, cell: dict) -> tuple:
     cpu_before = _cpu_seconds()
     # No per-run plots: the report draws the grid's curves, and committed cells stay small.
     run = Run(config, folder, resume=resume, log=lambda *a: None, plots=False)
-    agents = [AgentRuntime(log=lambda *a: None) for _ in range(config.agents)]
+    agents = [AgentRuntime(log=lambda *a: None, task=config.task) for _ in range(config.agents)]
     summary = run_inproc(run, agents, os.urandom(32), workers=1, log=lambda *a: None)
     summary["cpu_seconds"] = round(_cpu_seconds() - cpu_before, 2)   # this session's share if resumed
     run.folder.write_json(SUMMARY, summary)

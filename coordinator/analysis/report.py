@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from fedzo.coordinator.run.folder import CONFIG, METRICS, SUMMARY
+from fedzo.edge.tasks.plugins import file_label
 
 # Two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom.
 _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
@@ -195,7 +196,7 @@ def plot_series(groups: dict, out_dir: Path, title: str, task: str) -> list:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
         fig.tight_layout()
-        path = out_dir / f"{slug_name(title)}-{task}-return-vs-{axis}.png"
+        path = out_dir / f"{slug_name(title)}-{file_label(task)}-return-vs-{axis}.png"
         fig.savefig(path)
         plt.close(fig)
         written.append(path)

@@ -10,7 +10,11 @@ from fedzo.edge.tasks import TASK_NAMES
 
 
 def add_arguments(parser):
-    parser.add_argument("--task", choices=TASK_NAMES, action="append", help="task(s) (default: all four)")
+    parser.add_argument("--task", action="append", metavar="TASK",
+                        help=f"task(s): {', '.join(TASK_NAMES)} (default: all four) or a user's task spec "
+                             f"(docs/tasks.md), which needs --actor")
+    parser.add_argument("--actor", default="", help="the starting actor (.npz; default: the task's packaged one)")
+    parser.add_argument("--hidden", default=None, help="the actor's hidden sizes, e.g. 32,32 (default 64,64)")
     parser.add_argument("--samples", type=int, default=40, help="perturbations measured per task")
     parser.add_argument("--accuracy", action="store_true",
                         help="measure vote accuracy instead: how often the D-episode comparison (and the "
@@ -30,8 +34,9 @@ def add_arguments(parser):
 
 def _accuracy_config(args, task, run_config=None) -> RunConfig:
     """The measured setting: the run's (or the defaults), with the options given on top."""
-    fields = run_config.to_dict() if run_config else {"task": task, "horizon": 1000, "batch": 2}
-    for name in ("horizon", "batch", "mu", "comparison"):
+    fields = run_config.to_dict() if run_config else {"task": task, "horizon": 1000, "batch": 2,
+                                                      "actor": args.actor}
+    for name in ("horizon", "batch", "mu", "comparison", "hidden"):
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
     return RunConfig.from_dict(fields)
@@ -52,7 +57,7 @@ def run(args) -> int:
                 config = _accuracy_config(args, task)
                 print(json.dumps(vote_accuracy(config, args.samples, args.reference_episodes)))
             else:
-                print(json.dumps(calibrate(task, args.samples)))
+                print(json.dumps(calibrate(task, args.samples, args.actor, args.hidden or "64,64", args.mu)))
     except (ConfigError, FileNotFoundError, ValueError, OSError) as exc:
         print(f"fedzo calibrate: {exc}", file=sys.stderr)
         return 2

@@ -21,10 +21,13 @@ from fedzo.edge.learning.config import ConfigError
 from fedzo.edge.policy.mlp import Actor
 from fedzo.edge.policy.rollout import run_episode
 from fedzo.edge.tasks import TASK_NAMES, make
+from fedzo.edge.tasks.plugins import task_name
 
 
 def add_arguments(parser):
-    parser.add_argument("--task", choices=TASK_NAMES, help="the task of the actor (not with --run)")
+    parser.add_argument("--task", metavar="TASK",
+                        help=f"the task of the actor (not with --run): {', '.join(TASK_NAMES)}, or a user's "
+                             f"task spec (docs/tasks.md; needed with --policy for a user's task)")
     parser.add_argument("--policy", help="an actor .npz file, e.g. from fedzo pretrain or fedzo export "
                                          "(default: the packaged actor of --task)")
     parser.add_argument("--run", help="a run folder: evaluate its checkpoint's theta beside the run's start")
@@ -50,9 +53,18 @@ def run(args) -> int:
         actor = Actor.load(path)
     except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"fedzo eval: {exc}")
-    if args.task and actor.task != args.task:
-        raise SystemExit(f"fedzo eval: {path} is an actor for {actor.task}, not {args.task}")
-    check = quantised_check(actor, make(actor.task), streams.eval_seeds(args.seed, args.episodes))
+    spec = args.task or actor.task
+    try:
+        task = make(spec)
+        expected = task_name(spec)
+    except ValueError as exc:
+        if not args.task and actor.task not in TASK_NAMES:
+            raise SystemExit(f"fedzo eval: {path} is an actor for {actor.task}, not a built-in task: "
+                             f"give --task with its spec (package.module:Class or robot.xml)")
+        raise SystemExit(f"fedzo eval: {exc}")
+    if actor.task != expected:
+        raise SystemExit(f"fedzo eval: {path} is an actor for {actor.task}, not {expected}")
+    check = quantised_check(actor, task, streams.eval_seeds(args.seed, args.episodes))
     for name in ("float", "quantised"):
         s = check[name]
         print(f"{actor.task} {name:>9}: return {s['mean']:.1f} ± {s['std']:.1f} "
@@ -66,6 +78,7 @@ def evaluate_run(folder: Path, episodes: int, seed: int) -> int:
     """Print the start's and the checkpoint's return and episode lengths on the same episodes."""
     try:
         config, trained, next_round = load_trained(folder)
+        task = make(config.task)
         actor = load_actor(config)
     except NotARunFolder as exc:
         print(f"fedzo eval: {exc}", file=sys.stderr)
@@ -73,7 +86,6 @@ def evaluate_run(folder: Path, episodes: int, seed: int) -> int:
     except (FileNotFoundError, ValueError, ConfigError, OSError) as exc:
         print(f"fedzo eval: {folder}: {exc}", file=sys.stderr)
         return 2
-    task = make(config.task)
     low, high = task.model.actuator_ctrlrange.T
     seeds = streams.eval_seeds(seed, episodes)
     stores = {"start": initial_store(config, actor), f"round {next_round}": trained}

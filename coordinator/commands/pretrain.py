@@ -14,7 +14,9 @@ EVAL_EPISODES = 20
 
 def add_arguments(parser):
     defaults = ARSSettings()
-    parser.add_argument("--task", required=True, choices=TASK_NAMES, help="the task to train an actor for")
+    parser.add_argument("--task", required=True, metavar="TASK",
+                        help=f"the task to train an actor for: {', '.join(TASK_NAMES)}, or a user's task "
+                             f"(package.module:Class, a fedzo.tasks entry point, robot.xml; docs/tasks.md)")
     parser.add_argument("--iterations", type=int, default=defaults.iterations,
                         help=f"ARS updates (default {defaults.iterations})")
     parser.add_argument("--directions", type=int, default=defaults.directions,
@@ -57,9 +59,13 @@ def run(args) -> int:
                            args.seed, args.workers, hidden)
     if not 1 <= settings.top <= settings.directions:
         raise SystemExit("fedzo pretrain: --top must be between 1 and --directions")
+    try:
+        task = make(args.task)       # a user's task that cannot be built: one line, before any work
+    except ValueError as exc:
+        raise SystemExit(f"fedzo pretrain: {exc}")
     started = time.perf_counter()
     actor = pretrain(args.task, settings)
-    check = quantised_check(actor, make(args.task), streams.eval_seeds(0, EVAL_EPISODES))
+    check = quantised_check(actor, task, streams.eval_seeds(0, EVAL_EPISODES))
     actor.info.update({"eval": check, "total_seconds": round(time.perf_counter() - started, 1)})
     actor.save(args.out)
     print(json.dumps(actor.info, indent=2))

@@ -1,8 +1,8 @@
 """Command-line options that make a RunConfig (shared by simulate, coordinator, experiment)."""
-import json
 from dataclasses import fields
 
 from fedzo.edge.learning.config import FIELD_CHOICES, FIELD_MEANINGS, ConfigError, RunConfig
+from fedzo.edge.learning.json_file import load_json_file
 
 MAX_CONFIG_FILE_BYTES = 1 << 20     # a run config is a few hundred bytes; refuse anything huge unread
 
@@ -10,14 +10,8 @@ MAX_CONFIG_FILE_BYTES = 1 << 20     # a run config is a few hundred bytes; refus
 def read_config_file(path) -> dict:
     """The JSON object in a --config file; ConfigError naming the file (and the field) if it is bad."""
     try:
-        with open(path, "rb") as f:
-            text = f.read(MAX_CONFIG_FILE_BYTES + 1)
-        if len(text) > MAX_CONFIG_FILE_BYTES:
-            raise ConfigError(f"larger than {MAX_CONFIG_FILE_BYTES} bytes")
-        data = json.loads(text)
-    except RecursionError:          # a deeply nested document
-        raise ConfigError(f"{path}: JSON nested too deeply") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:   # JSONDecodeError and ConfigError are ValueErrors
+        data = load_json_file(path, MAX_CONFIG_FILE_BYTES)
+    except (OSError, ValueError) as exc:   # not UTF-8, not JSON, too large or too deep: ValueErrors
         raise ConfigError(f"{path}: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a run config must be a JSON object, got {type(data).__name__}")

@@ -51,7 +51,8 @@ def add_arguments(parser):
 
 
 def default_out(config) -> Path:
-    return Path("runs") / f"{config.algo}-{config.task}-{time.strftime('%Y%m%d-%H%M%S')}"
+    from fedzo.edge.tasks.plugins import file_label
+    return Path("runs") / f"{config.algo}-{file_label(config.task)}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def _board_options(args):
@@ -166,10 +167,11 @@ def _simulate(args, the_run, run_key, profile, faults, log, person=None):
         from fedzo.coordinator.transports.inproc import run_inproc
         from fedzo.edge.agent.runtime import AgentRuntime
         if person is not None:
-            agents = [AgentRuntime(log=lambda *a: None, preference=source) for source in person.sources]
+            agents = [AgentRuntime(log=lambda *a: None, preference=source, task=config.task)
+                      for source in person.sources]
             # One thread per agent, so every agent's comparison queues on the page at once.
             return run_inproc(the_run, agents, run_key, workers=config.agents, log=print)
-        agents = [AgentRuntime(log=lambda *a: None) for _ in range(config.agents)]
+        agents = [AgentRuntime(log=lambda *a: None, task=config.task) for _ in range(config.agents)]
         return run_inproc(the_run, agents, run_key, log=print)
     from fedzo.coordinator.transports.tcp import AgentsGone, simulate_tcp
     try:
@@ -201,7 +203,7 @@ def run_null_control(config, out, rounds) -> dict:
     print(f"\nnull control: the same run with coin-flip votes ({null.rounds} rounds, in-process) ...",
           flush=True)
     the_run = Run(null, out, log=lambda *a: None, plots=False)
-    agents = [AgentRuntime(log=lambda *a: None) for _ in range(null.agents)]
+    agents = [AgentRuntime(log=lambda *a: None, task=null.task) for _ in range(null.agents)]
     summary = run_inproc(the_run, agents, os.urandom(32), log=lambda *a: None)
     print_returns(summary, label="null (coin-flip votes)")
     print("  a gain well beyond the null's drift (in units of their standard errors) is learning; "

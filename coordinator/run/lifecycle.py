@@ -30,6 +30,7 @@ from fedzo.edge.learning.config import ConfigError, RunConfig, welcome_config
 from fedzo.edge.learning.fixedpoint import FixedPoint, ParameterStore
 from fedzo.edge.protocol import LinkCounters
 from fedzo.edge.tasks import make
+from fedzo.edge.tasks.model_hash import model_hash
 
 
 def transport_figures(links, counters: LinkCounters) -> dict:
@@ -58,6 +59,14 @@ def transport_figures(links, counters: LinkCounters) -> dict:
     return out
 
 
+def _panel_scale(config: RunConfig):
+    """The panel's scale c, or None for a run that has none (a user's task under the coin)."""
+    try:
+        return config.scale
+    except ConfigError:
+        return None
+
+
 class Run:
     """A run of the coordinator; see the module docstring."""
 
@@ -67,8 +76,10 @@ class Run:
         have more rounds than the folder's (the caller then saves the new config.json)."""
         self.config, self.log, self.plots = config, log, plots
         self.folder = RunFolder(out_dir, create=not resume)
-        actor = load_actor(config)
         self.task = make(config.task)
+        actor = load_actor(config)
+        if config.preference == "panel":
+            config.scale          # a user's task must say its panel scale: refused here, before any round
         # Evaluation always reaches the task's own time limit, and also the
         # training horizon when that is shorter (evaluate.py says why).
         self.time_limit = self.task.max_episode_steps
@@ -89,7 +100,7 @@ class Run:
             self.folder.truncate_metrics(0)
         self.store = store
         welcome = welcome_config(config, actor.obs_mean, actor.obs_std, store.fmt.dtype.name,
-                                 store.fmt.frac_bits)
+                                 store.fmt.frac_bits, model_hash(self.task.model))
         # Rounds are recorded in order by the recorder (coordinator/run/recorder.py); the
         # run's Bye waits until every round is, so a run that ends has its checkpoint.
         self.recorder = Recorder()
@@ -332,7 +343,7 @@ class Run:
         reports = [s.report for s in self.runtime.slots if s.report]
         summary = {
             "algo": config.algo, "task": config.task, "agents": K, "rounds": self.runtime.round,
-            "d": d, "seed": config.seed, "panel_scale": config.scale,
+            "d": d, "seed": config.seed, "panel_scale": _panel_scale(config),
             "alpha_lsb": self.runtime.alpha_steps, "mu_lsb": self.store.fmt.steps(config.mu),
             "frac_bits": self.store.fmt.frac_bits,
             "episodes": self.totals["episodes"], "comparisons": self.totals["comparisons"],

@@ -36,7 +36,7 @@ class _Probe:
         self.config = config
         actor = load_actor(config)
         self.task = make(config.task)
-        self.task.max_episode_steps = config.horizon
+        self.task.max_episode_steps = min(config.horizon, self.task.max_episode_steps)
         self.store = store if store is not None else initial_store(config, actor)
         low, high = self.task.model.actuator_ctrlrange.T
         self.policy = actor.policy(low, high)
@@ -119,9 +119,12 @@ def panel_majority_probability(p: float, reviewers: int) -> float:
                      for j in range(reviewers // 2 + 1, reviewers + 1)))
 
 
-def calibrate(task_name: str, samples=40) -> dict:
-    """The measured differences and the scale c they give."""
-    diffs = return_differences(task_name, samples)
+def calibrate(task_name: str, samples=40, actor: str = "", hidden: str = "64,64", mu: float | None = None) -> dict:
+    """The measured differences and the scale c they give (a user's task names its actor,
+    and its hidden sizes and mu where they are not the defaults)."""
+    config = RunConfig(task=task_name, agents=5, actor=actor, hidden=hidden,
+                       **({} if mu is None else {"mu": mu}))
+    diffs = return_differences(task_name, samples, config=config)
     median = float(np.median(diffs))
     return {"task": task_name, "samples": samples, "median_abs_diff": median,
             "p25": float(np.percentile(diffs, 25)), "p75": float(np.percentile(diffs, 75)),

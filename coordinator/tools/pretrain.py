@@ -25,8 +25,15 @@ import numpy as np
 from fedzo.edge.learning.layout import DEFAULT_HIDDEN, mlp_layers, mlp_param_count
 from fedzo.edge.policy.mlp import Actor, MLPPolicy
 from fedzo.edge.tasks import make
+from fedzo.edge.tasks.plugins import task_name as task_name_of
 
 ALIVE_BONUS = {"hopper": 1.0, "walker2d": 1.0, "halfcheetah": 0.0, "swimmer": 0.0}
+
+
+def alive_bonus(spec: str, task) -> float:
+    """The per-step alive bonus training subtracts: the built-in table, else the task's
+    optional `alive_bonus` (an MJCF task's alive weight)."""
+    return ALIVE_BONUS[spec] if spec in ALIVE_BONUS else float(getattr(task, "alive_bonus", 0.0))
 
 
 @dataclass
@@ -60,7 +67,7 @@ class _Worker:
         self.task = make(task_name)
         low, high = self.task.model.actuator_ctrlrange.T
         self.policy = MLPPolicy(self.task.obs_dim, self.task.act_dim, hidden, act_low=low, act_high=high)
-        self.shift = ALIVE_BONUS[task_name]
+        self.shift = alive_bonus(task_name, self.task)
 
     def episode(self, theta, mean, std, reset_seed):
         """(shifted return, states sum, states sum of squares, steps)."""
@@ -147,5 +154,5 @@ def pretrain(task_name: str, settings: ARSSettings, log=print) -> Actor:
     info = {"algorithm": "ARS V2-t", "iterations": settings.iterations, "directions": settings.directions,
             "top": settings.top, "step": settings.step, "noise": settings.noise, "seed": settings.seed,
             "workers": settings.workers, "hidden": list(settings.hidden), "seconds": round(time.perf_counter() - started, 1)}
-    return Actor(task_name, probe.obs_dim, probe.act_dim, theta.astype(np.float32), mean, std,
+    return Actor(task_name_of(task_name), probe.obs_dim, probe.act_dim, theta.astype(np.float32), mean, std,
                  hidden=tuple(settings.hidden), info=info)

@@ -39,8 +39,9 @@ def simulate_tcp(run, run_key: bytes, log=print, agent_args=(), timeout=None) ->
     for k in range(run.config.agents):
         agent_log = open(folder / agent_log_name(k), "w")
         logs.append(agent_log)
+        # --task: the agent may build the run's task itself (a user's task needs its word)
         cmd = agent_command("--connect", f"{host}:{port}", "--key-file", str(key_file), "--id", str(k),
-                            *agent_args)
+                            "--task", run.config.task, *agent_args)
         processes.append(subprocess.Popen(cmd, stdout=agent_log, stderr=subprocess.STDOUT))
     def check():
         if not run.runtime.done and all(p.poll() is not None for p in processes):

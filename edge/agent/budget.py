@@ -41,10 +41,11 @@ def check(budget: int, floor: int, learning: int, task_name: str) -> None:
             f"MuJoCo and the {task_name} model, plus {learning} bytes of learning state)")
 
 
-def check_terms(budget: int, d: int, terms: dict):
-    """Before joining: load the run's task, measure the floor and check the budget.
+def check_terms(budget: int, d: int, terms: dict, build_task=make):
+    """Before joining: load the run's task (with `build_task`, the agent's rule for task
+    specs), measure the floor and check the budget.
 
-    Returns (task name, the loaded task): the runtime keeps it for the Welcome. Raises
+    Returns (task spec, the loaded task): the runtime keeps it for the Welcome. Raises
     BudgetTooSmall, or ValueError for terms it cannot read.
     """
     try:
@@ -52,7 +53,7 @@ def check_terms(budget: int, d: int, terms: dict):
         itemsize = np.dtype(terms["dtype"]).itemsize
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"the challenge's terms cannot be read ({exc!r}): {terms}") from None
-    task = make(name)
+    task = build_task(name)
     floor = memory.current_rss_bytes()
     check(budget, floor, learning_state_bound(algo, d, agents, itemsize), name)
     return name, task

@@ -39,7 +39,7 @@ from fedzo.edge.agent import budget, memory
 from fedzo.edge.agent.refused import REFUSALS, AgentRefused, refused_by_coordinator
 from fedzo.edge.learning.agent_logic import FedAvgAgent, ParS2ZPOAgent
 from fedzo.edge.learning.algorithm import ACTOR_DIR, starts_from_packaged_actor
-from fedzo.edge.learning.config import parse_welcome_config
+from fedzo.edge.learning.config import parse_welcome_config, welcome_model_hash
 from fedzo.edge.learning.fixedpoint import FixedPoint, ParameterStore
 from fedzo.edge.learning.layout import mlp_param_count
 from fedzo.edge.policy.mlp import Actor
@@ -66,6 +66,8 @@ from fedzo.edge.protocol import (
     model_chunks,
 )
 from fedzo.edge.tasks import make
+from fedzo.edge.tasks.model_hash import model_hash
+from fedzo.edge.tasks.plugins import agent_spec
 
 __all__ = ["AgentRuntime", "AgentRefused", "REFUSALS", "REJOIN_BYES"]
 
@@ -78,8 +80,11 @@ REJOIN_BYES = (ByeReason.REPLACED, ByeReason.TIMEOUT)
 class AgentRuntime:
     """One agent's side of a run, driven by messages."""
 
-    def __init__(self, agent_id=ASSIGN_AGENT_ID, memory_budget=0, log=print, preference=None):
+    def __init__(self, agent_id=ASSIGN_AGENT_ID, memory_budget=0, log=print, preference=None, task=None):
+        """task: the spec of a user's task this agent may build (`fedzo agent --task`); a
+        run whose task is a Python class or an MJCF file is refused without it."""
         self.agent_id = agent_id
+        self.task_spec = task
         self.memory_budget = int(memory_budget)
         self.log = log
         self.preference = preference
@@ -157,7 +162,7 @@ class AgentRuntime:
     def _on_challenge(self, msg: Challenge) -> list:
         if self.memory_budget and self.logic is None and msg.terms is not None:
             # Decide before taking a slot (BudgetTooSmall: Error + Bye, no Join).
-            self._task = budget.check_terms(self.memory_budget, msg.d, msg.terms)
+            self._task = budget.check_terms(self.memory_budget, msg.d, msg.terms, self._build_task)
         return [self.join()]
 
     def _on_welcome(self, msg: Welcome) -> list:
@@ -180,13 +185,24 @@ class AgentRuntime:
                  f"round {msg.round}, {'in sync' if self.synced else 'waiting for sync'}")
         return [self.report()] if msg.round >= config.rounds else []
 
+    def _build_task(self, run_spec: str):
+        """The run's task as this agent builds it (a module or file only on its own --task)."""
+        try:
+            return make(agent_spec(run_spec, self.task_spec))
+        except ValueError as exc:          # TaskError: one line naming the task, file or field
+            raise AgentRefused(f"cannot build this run's task: {exc}") from None
+
     def _build(self, msg, config, obs_mean, obs_std, dtype, frac_bits):
         """Task, store and round logic for this run; checks the memory budget."""
         if (config.preference == "human") != (self.preference is not None and self.preference.is_person):
             raise AgentRefused(f"this run's preferences come from {config.preference!r}; an agent answers a "
                                f"human run, and only a human run, with --human or --replay FILE")
-        kept, self._task = self._task, None
-        task = kept[1] if kept is not None and kept[0] == config.task else make(config.task)
+        kept, self._task = self._task, None     # the task the budget check loaded, if any
+        task = kept[1] if kept is not None and kept[0] == config.task else self._build_task(config.task)
+        expected, mine = welcome_model_hash(msg.config), model_hash(task.model).hex()
+        if expected is not None and expected != mine:
+            raise AgentRefused(f"compiled model {mine} here differs from the coordinator's {expected} "
+                               f"for task {config.task}: both sides need the same MJCF and MuJoCo")
         self.floor_rss = memory.current_rss_bytes()   # interpreter + numpy + mujoco + task model
         fmt = FixedPoint(np.dtype(dtype), frac_bits)
         if mlp_param_count(task.obs_dim, task.act_dim, config.hidden_sizes) != msg.d:

@@ -46,6 +46,9 @@ def add_arguments(parser):
     person.add_argument("--round-timeout", type=float, default=HUMAN_ROUND_TIMEOUT,
                         help="the coordinator's round timeout, which the page counts down "
                              f"(default {HUMAN_ROUND_TIMEOUT:.0f}, a human run's)")
+    parser.add_argument("--task", metavar="SPEC",
+                        help="a user's task this agent may build: package.module:Class or path/to/robot.xml "
+                             "(its own copy; a run with such a task is refused without it, docs/tasks.md)")
     parser.add_argument("--stats-out", metavar="FILE",
                         help="write this agent's link figures (bytes, retransmissions) as JSON when it ends")
 
@@ -76,7 +79,7 @@ def run(args) -> int:
             print(f"fedzo agent: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
     runtime = AgentRuntime(agent_id, int(args.memory_budget * 2**20), log=_log,
-                           preference=person.sources[0] if person else None)
+                           preference=person.sources[0] if person else None, task=args.task)
     try:
         if args.serial is not None:
             from fedzo.edge.agent.serial import run_agent_serial

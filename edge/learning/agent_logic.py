@@ -33,7 +33,8 @@ class AgentBase:
 
     def __init__(self, config, index, store, task, actor, preference=None):
         self.config, self.index, self.store, self.task = config, index, store, task
-        task.max_episode_steps = config.horizon    # training episodes end at the run's horizon
+        # training episodes end at the run's horizon, never past the task's own limit
+        task.max_episode_steps = min(config.horizon, task.max_episode_steps)
         low, high = task.model.actuator_ctrlrange.T
         self.policy = actor.policy(low, high)
         self.policy.refresh(store)

@@ -15,6 +15,8 @@ from fedzo.edge.learning import perturbation, streams
 from fedzo.edge.learning.fixedpoint import FixedPoint, ParameterStore
 from fedzo.edge.learning.layout import format_hidden, partition
 from fedzo.edge.policy.mlp import Actor
+from fedzo.edge.tasks import TASK_NAMES
+from fedzo.edge.tasks.plugins import task_name
 
 ACTOR_DIR = Path(__file__).resolve().parent.parent / "policy" / "actors"
 
@@ -25,10 +27,17 @@ def actor_path(config) -> Path:
 
 
 def load_actor(config) -> Actor:
-    """The starting actor, checked against the task and the run's hidden sizes."""
+    """The starting actor, checked against the task and the run's hidden sizes.
+
+    A user's task (a spec, not a built-in name) has no packaged actor, and an
+    actor file records the task's name (`fedzo.edge.tasks.plugins.task_name`)."""
+    if not config.actor and config.task not in TASK_NAMES:
+        raise ValueError(f"task {config.task} has no packaged actor: set actor (fedzo pretrain --task "
+                         f"{config.task} --out A.npz makes one)")
     actor = Actor.load(actor_path(config))
-    if actor.task != config.task:
-        raise ValueError(f"{actor_path(config)} is an actor for {actor.task}, not {config.task}")
+    expected = config.task if config.task in TASK_NAMES else task_name(config.task)
+    if actor.task != expected:
+        raise ValueError(f"{actor_path(config)} is an actor for {actor.task}, not {expected}")
     if actor.hidden != config.hidden_sizes:
         raise ValueError(f"{actor_path(config)} has hidden layers {format_hidden(actor.hidden)}, the run "
                          f"{config.hidden} (set hidden to {format_hidden(actor.hidden)}, or start from "

@@ -17,7 +17,7 @@ from fedzo.edge.learning.perturbation import KINDS as PERTURBATION_KINDS
 from fedzo.edge.learning.preference import DEFAULT_REVIEWERS, DEFAULT_SCALE, LINKS, PREFERENCES
 from fedzo.edge.learning.store_format import STORE_DTYPE_NAMES
 from fedzo.edge.protocol.constants import MAX_AGENTS, MAX_ROUND
-from fedzo.edge.tasks import TASK_NAMES
+from fedzo.edge.tasks.plugins import spec_kind
 
 ALGOS = ("par-s2zpo", "fedavg-s2zpo")
 COMPARISONS = ("one-sided", "symmetric")
@@ -28,12 +28,14 @@ INT_LIMITS = {"agents": MAX_AGENTS, "rounds": MAX_ROUND, "seed": 2**64 - 1}
 
 
 # The fields that take one of a few names, and those names (--help shows them).
-FIELD_CHOICES = {"task": TASK_NAMES, "algo": ALGOS, "panel_link": LINKS, "store_dtype": STORE_DTYPE_NAMES,
+FIELD_CHOICES = {"algo": ALGOS, "panel_link": LINKS, "store_dtype": STORE_DTYPE_NAMES,
                  "perturbation": PERTURBATION_KINDS, "preference": PREFERENCES, "comparison": COMPARISONS}
 
 # Every field's meaning in one line (each run option's --help; README "Running it").
 FIELD_MEANINGS = {
-    "task": "the MuJoCo task the policy controls",
+    "task": "the MuJoCo task the policy controls: hopper, halfcheetah, walker2d, swimmer, "
+            "package.module:Class, a fedzo.tasks entry point, or robot.xml with robot.task.json beside it "
+            "(docs/tasks.md)",
     "algo": "par-s2zpo: agent k perturbs block k of theta; fedavg-s2zpo: each agent the whole "
             "vector, averaged",
     "agents": "K, the number of agents (one block of theta each)",
@@ -115,6 +117,10 @@ class RunConfig:
             parse_hidden(self.hidden)
         except ValueError as exc:
             raise ConfigError(f"hidden {exc}") from None
+        try:
+            spec_kind(self.task)
+        except ValueError as exc:
+            raise ConfigError(f"task {exc}") from None
         for name, choices in FIELD_CHOICES.items():
             _choice(name, getattr(self, name), choices)
         _at_least("agents", self.agents, 1)
@@ -144,8 +150,14 @@ class RunConfig:
     @property
     def scale(self) -> float:
         """The panel's link scale c: panel_scale, or the task's default for 1000-step
-        episodes scaled to the run's horizon (returns shrink with shorter episodes)."""
-        return self.panel_scale or DEFAULT_SCALE[self.task] * self.horizon / 1000
+        episodes scaled to the run's horizon (returns shrink with shorter episodes). A user's
+        own task has no documented scale: ConfigError unless panel_scale gives one."""
+        if self.panel_scale:
+            return self.panel_scale
+        if self.task not in DEFAULT_SCALE:
+            raise ConfigError(f"panel_scale must be given for task {self.task}: only the built-in tasks have a "
+                              f"documented one (fedzo calibrate --task {self.task} --actor A.npz measures it)")
+        return DEFAULT_SCALE[self.task] * self.horizon / 1000
 
     @property
     def hidden_sizes(self) -> tuple:
@@ -183,11 +195,16 @@ def _at_least(name, value, low):
         raise ConfigError(f"{name} must be >= {low}, got {value}")
 
 
-def welcome_config(config: RunConfig, obs_mean, obs_std, dtype: str, frac_bits: int) -> dict:
-    """What an agent needs besides theta: the run config, the frozen
-    observation normalisation and the store's format (sent in Welcome)."""
-    return {"run": config.to_dict(), "obs_mean": [float(x) for x in obs_mean],
-            "obs_std": [float(x) for x in obs_std], "store": {"dtype": dtype, "frac_bits": int(frac_bits)}}
+def welcome_config(config: RunConfig, obs_mean, obs_std, dtype: str, frac_bits: int,
+                   model_hash: bytes | None = None) -> dict:
+    """What an agent needs besides theta: the run config, the frozen observation
+    normalisation, the store's format and the hash of the coordinator's compiled task
+    model (sent in Welcome; the agent refuses a run whose model differs from its own)."""
+    out = {"run": config.to_dict(), "obs_mean": [float(x) for x in obs_mean],
+           "obs_std": [float(x) for x in obs_std], "store": {"dtype": dtype, "frac_bits": int(frac_bits)}}
+    if model_hash is not None:
+        out["model"] = model_hash.hex()
+    return out
 
 
 def parse_welcome_config(data: dict) -> tuple:
@@ -198,3 +215,10 @@ def parse_welcome_config(data: dict) -> tuple:
         return config, list(data["obs_mean"]), list(data["obs_std"]), store["dtype"], int(store["frac_bits"])
     except (KeyError, TypeError) as exc:
         raise ConfigError(f"welcome config is missing {exc}") from exc
+
+
+def welcome_model_hash(data: dict) -> str | None:
+    """The coordinator's compiled-model hash (hex) from `welcome_config`'s dict; None from
+    a coordinator that sends none."""
+    value = data.get("model") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None

@@ -30,6 +30,13 @@ ctrl = sum(action^2) of the action as given; "healthy" bounds are strict):
 Every task is truncated at step 1000 of an episode. z is qpos[1] and the torso
 angle qpos[2]. Each task module (hopper.py, ...) documents its rules in full,
 and each model file (models/*.xml) its bodies and units.
+
+A user's own task (docs/tasks.md) is named by a spec instead of a name:
+`package.module:Class`, a `fedzo.tasks` entry point, or an MJCF file with a
+description beside it (plugins.py tells them apart and builds them;
+interface.py says what a task must provide; mjcf.py and description.py make
+a task of an MJCF file). `make(spec)` builds any of them; `model_hash.py`
+gives the compiled model's hash that the Welcome carries.
 """
 
 from __future__ import annotations
@@ -60,11 +67,14 @@ def task_class(name: str):
     return getattr(module, class_name)
 
 
-def make(name: str):
-    """Create a fresh task by name (one of TASK_NAMES).
+def make(spec: str):
+    """Create a fresh task: one of TASK_NAMES, or a user's task spec (plugins.py).
 
-    The task holds its own MjModel and MjData and starts in the model's rest
-    state; call `reset(seed)` to begin an episode. Raises ValueError, listing
-    the valid names, for an unknown name.
+    The task holds its own MjModel and MjData; call `reset(seed)` to begin an
+    episode. Raises ValueError (a one-line TaskError for a spec that names no
+    task, or a task that cannot be built or breaks the interface).
     """
-    return task_class(name)()
+    if spec in _TASK_CLASSES:
+        return task_class(spec)()
+    from .plugins import build, resolve
+    return build(resolve(spec))

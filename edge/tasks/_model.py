@@ -32,15 +32,21 @@ def _custom_number(model: mujoco.MjModel, key: str) -> float | None:
 
 
 def load_model(name: str) -> tuple[mujoco.MjModel, mujoco.MjData]:
-    """Compile task `name`'s model and allocate its data.
+    """Compile task `name`'s model and allocate its data (see `load_model_file`)."""
+    path = model_path(name)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file for task {name!r}: {path}")
+    return load_model_file(path)
+
+
+def load_model_file(path) -> tuple[mujoco.MjModel, mujoco.MjData]:
+    """Compile the MJCF file at `path` and allocate its data.
 
     Returns (model, data) with data in the model's reset state (qpos0, zero
     velocities). A custom number `total_mass` in the XML rescales all body
     masses and inertias to that total before the data is handed out.
+    MuJoCo's own errors (a bad file) pass through as ValueError.
     """
-    path = model_path(name)
-    if not path.is_file():
-        raise FileNotFoundError(f"no model file for task {name!r}: {path}")
     model = mujoco.MjModel.from_xml_path(str(path))
     data = mujoco.MjData(model)
     total_mass = _custom_number(model, "total_mass")

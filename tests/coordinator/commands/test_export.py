@@ -9,7 +9,7 @@ from fedzo.coordinator.run.trained import load_trained
 from fedzo.edge.learning.algorithm import initial_store, load_actor
 from fedzo.edge.learning.config import RunConfig
 from fedzo.edge.policy.mlp import Actor
-from tests.small_runs import run_small
+from small_runs import run_small
 
 RUN = dict(agents=2, rounds=3, horizon=40, eval_episodes=1)
 

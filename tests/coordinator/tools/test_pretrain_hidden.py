@@ -8,7 +8,7 @@ from fedzo.coordinator.tools.pretrain import ARSSettings, pretrain
 from fedzo.edge.learning.config import ConfigError, RunConfig
 from fedzo.edge.learning.layout import mlp_param_count
 from fedzo.edge.policy.mlp import Actor
-from tests.small_runs import run_small
+from small_runs import run_small
 
 TINY = dict(iterations=1, directions=2, top=1, workers=1, seed=3)
 
