@@ -84,10 +84,12 @@ def load_experiment(path, full_scale=False) -> dict:
     overrides = spec.get("task_overrides", {})
     if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
         raise ConfigError(f"{path}: 'task_overrides' must map task names to settings")
-    unknown_tasks = sorted(set(overrides) - set(TASK_NAMES))
+    runs = cells(spec)   # validates every cell's config
+    # a built-in task, or a user's task (docs/tasks.md) that some cell runs
+    known = set(TASK_NAMES) | {cell["config"].task for cell in runs}
+    unknown_tasks = sorted(set(overrides) - known)
     if unknown_tasks:
         raise ConfigError(f"{path}: task_overrides names unknown task(s) {', '.join(unknown_tasks)}")
-    cells(spec)   # validates every cell's config
     return spec
 
 

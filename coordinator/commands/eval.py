@@ -89,7 +89,7 @@ def evaluate_run(folder: Path, episodes: int, seed: int) -> int:
     low, high = task.model.actuator_ctrlrange.T
     seeds = streams.eval_seeds(seed, episodes)
     stores = {"start": initial_store(config, actor), f"round {next_round}": trained}
-    print(f"{folder}: {config.algo} on {config.task}, K = {config.agents}, trained at {config.horizon} steps; "
+    print(f"{folder}: {config.algo} on {config.task}, K = {config.agents}, trained at {min(config.horizon, task.max_episode_steps)} steps; "
           f"{episodes} episodes to the {task.max_episode_steps}-step limit")
     for name, store in stores.items():
         policy = actor.policy(low, high)

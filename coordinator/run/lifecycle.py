@@ -285,7 +285,7 @@ class Run:
         standard error (paired by evaluation episode), and at the training horizon if shorter."""
         first, last = self.totals["evaluation_initial"], self.last_evaluation
         gains = np.subtract(last["returns"], first["returns"])
-        out = {"eval_horizon": self.time_limit, "train_horizon": self.config.horizon,
+        out = {"eval_horizon": self.time_limit, "train_horizon": min(self.config.horizon, self.time_limit),
                "eval_episodes": len(first["returns"]),
                "return_initial": first["mean"], "return_final": last["mean"],
                "return_initial_se": first["se"], "return_final_se": last["se"],

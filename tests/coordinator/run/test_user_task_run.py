@@ -27,7 +27,13 @@ def test_a_user_task_runs_and_every_replica_agrees(tmp_path):
     welcome = json.loads(run.runtime.welcome_json)
     assert welcome["model"] == model_hash(make(USER_TASK["task"]).model).hex()
     assert summary["rounds"] == 2 and summary["eval_horizon"] == 500      # the task's own limit
+    assert summary["train_horizon"] == 100
     assert all(a.logic.store.digest() == run.store.digest() for a in agents)
+
+
+def test_training_never_runs_past_the_task_own_limit(tmp_path):
+    _, agents, summary = run_small(tmp_path, agents=1, rounds=1, **{**USER_TASK, "horizon": 1000})
+    assert summary["train_horizon"] == 500 and agents[0].logic.task.max_episode_steps == 500
 
 
 def test_without_a_panel_scale_the_run_is_refused_before_it_starts(tmp_path):
