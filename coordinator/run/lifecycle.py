@@ -28,7 +28,7 @@ from fedzo.edge.learning import streams
 from fedzo.edge.learning.algorithm import initial_store, load_actor
 from fedzo.edge.learning.config import ConfigError, RunConfig, welcome_config
 from fedzo.edge.learning.fixedpoint import FixedPoint, ParameterStore
-from fedzo.edge.protocol import LinkCounters
+from fedzo.edge.protocol import MAX_CONFIG_BYTES, LinkCounters, config_json
 from fedzo.edge.tasks import make
 from fedzo.edge.tasks.model_hash import model_hash
 
@@ -101,6 +101,11 @@ class Run:
         self.store = store
         welcome = welcome_config(config, actor.obs_mean, actor.obs_std, store.fmt.dtype.name,
                                  store.fmt.frac_bits, model_hash(self.task.model))
+        size = len(config_json(welcome).encode("utf-8"))
+        if size > MAX_CONFIG_BYTES:      # refused now, not when the first agent joins
+            raise ValueError(f"the Welcome's config would be {size} bytes, more than the {MAX_CONFIG_BYTES} the "
+                             f"wire carries: {config.task} has {self.task.obs_dim} observations, whose mean "
+                             f"and std travel in it")
         # Rounds are recorded in order by the recorder (coordinator/run/recorder.py); the
         # run's Bye waits until every round is, so a run that ends has its checkpoint.
         self.recorder = Recorder()

@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from serving import serve_in_thread, Stop
 from small_runs import KEY, run_small
@@ -83,3 +84,22 @@ def test_an_agent_not_told_to_load_the_file_refuses(tmp_path):
     text, lines = refusal(tmp_path, None)
     assert "is an MJCF file; an agent loads one only when started with --task" in text
     assert any("loads one only" in line for line in lines)
+
+
+def test_a_task_whose_welcome_would_not_fit_the_wire_is_refused_before_it_starts(tmp_path):
+    """Observation normalisation travels in the Welcome's config (at most 8192 bytes)."""
+    from fedzo.edge.policy.mlp import Actor
+    wide = tmp_path / "wide"
+    wide.mkdir()
+    description = json.loads((EXAMPLE / "cartpole.task.json").read_text())
+    description["observation"] = ["qpos", "qvel"] * 100                    # 400 observations
+    (wide / "cartpole.task.json").write_text(json.dumps(description))
+    shutil.copy(EXAMPLE / "cartpole.xml", wide)
+    actor = Actor("cartpole", 400, 1, np.zeros(400 * 8 + 8 + 8 + 1, np.float32), np.full(400, 0.123456789),
+                  np.full(400, 1.23456789), hidden=(8,))
+    actor.save(tmp_path / "wide.npz")
+    config = RunConfig(**{**USER_TASK, "task": str(wide / "cartpole.xml"), "actor": str(tmp_path / "wide.npz"),
+                          "hidden": "8"})
+    with pytest.raises(ValueError, match=r"the Welcome's config would be \d+ bytes, more than the 8192 .* "
+                                         r"has 400 observations"):
+        Run(config, tmp_path / "r", log=lambda *a: None)
