@@ -3,6 +3,7 @@
     fedzo eval --task NAME [--policy PATH]    an actor, in float32 and quantised
     fedzo eval --policy PATH                  the same, for the actor file's own task
     fedzo eval --run RUN_DIR                  a run folder's latest checkpoint beside its start
+    fedzo eval --run RUN_DIR --html FILE      ... and a page that replays both on the same episodes
 
 Episodes run to the task's own time limit; for a run, each episode's length
 shows whether (and when) the policy falls before it.
@@ -24,6 +25,9 @@ from fedzo.edge.tasks import TASK_NAMES, make
 from fedzo.edge.tasks.plugins import task_name
 
 
+REPLAY_EPISODES = 3      # episodes an --html page replays (each side's clips are in the file)
+
+
 def add_arguments(parser):
     parser.add_argument("--task", metavar="TASK",
                         help=f"the task of the actor (not with --run): {', '.join(TASK_NAMES)}, or a user's "
@@ -31,6 +35,10 @@ def add_arguments(parser):
     parser.add_argument("--policy", help="an actor .npz file, e.g. from fedzo pretrain or fedzo export "
                                          "(default: the packaged actor of --task)")
     parser.add_argument("--run", help="a run folder: evaluate its checkpoint's theta beside the run's start")
+    parser.add_argument("--html", metavar="FILE",
+                        help="with --run: write an HTML page that replays the first episodes (at most 3) "
+                             "under the start (left) and the trained theta (right), drawn as the comparison "
+                             "page draws them")
     parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the evaluation episodes (default 0)")
 
@@ -41,7 +49,9 @@ def run(args) -> int:
     if args.run:
         if args.task or args.policy:
             raise SystemExit("fedzo eval: --run takes its task and policy from the run folder")
-        return evaluate_run(Path(args.run), args.episodes, args.seed)
+        return evaluate_run(Path(args.run), args.episodes, args.seed, args.html)
+    if args.html:
+        raise SystemExit("fedzo eval: --html replays a run: give it with --run RUN_DIR")
     if not args.task and not args.policy:
         raise SystemExit("fedzo eval: give --task, --policy ACTOR_FILE or --run RUN_DIR")
     path = Path(args.policy) if args.policy else ACTOR_DIR / f"{args.task}.npz"
@@ -74,8 +84,9 @@ def run(args) -> int:
     return 0
 
 
-def evaluate_run(folder: Path, episodes: int, seed: int) -> int:
-    """Print the start's and the checkpoint's return and episode lengths on the same episodes."""
+def evaluate_run(folder: Path, episodes: int, seed: int, html=None) -> int:
+    """Print the start's and the checkpoint's return and episode lengths on the same episodes
+    (and, with `html`, write a page replaying the first of them side by side)."""
     try:
         config, trained, next_round = load_trained(folder)
         task = make(config.task)
@@ -101,4 +112,26 @@ def evaluate_run(folder: Path, episodes: int, seed: int) -> int:
         print(f"{name:>10}: return {returns.mean():.1f} ± {se:.1f} (standard error); episodes end at steps "
               f"{lengths.min()}-{lengths.max()} (median {int(np.median(lengths))}); "
               f"{fell} of {episodes} end before the limit")
+    if html:
+        return _write_replay(Path(html), folder, config, task, actor, stores, seeds[:REPLAY_EPISODES])
+    return 0
+
+
+def _write_replay(path: Path, folder, config, task, actor, stores, seeds) -> int:
+    """The start (left) and the trained theta (right) on the same episodes, as one HTML page."""
+    from fedzo.coordinator.tools.replay_page import record, write_replay
+    low, high = task.model.actuator_ctrlrange.T
+    sides = []
+    for name, store in stores.items():
+        policy = actor.policy(low, high)
+        policy.refresh(store)
+        clips, returns, scene = record(task, policy, seeds)
+        sides.append((f"{name}: return {np.mean(returns):.1f}", clips))
+    title = f"{config.task}: the run's start beside its trained theta, {list(stores)[1]} ({folder})"
+    try:
+        write_replay(path, title, (sides[0][0], sides[1][0]), scene, sides[0][1], sides[1][1])
+    except OSError as exc:
+        print(f"fedzo eval: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(f"{path}: {len(seeds)} episode(s), start on the left, {list(stores)[1]} on the right")
     return 0

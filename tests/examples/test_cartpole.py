@@ -33,8 +33,9 @@ def run_commands(tmp_path, commands) -> dict:
     return outputs
 
 
-def test_the_readme_lists_the_six_steps():
-    assert [argv[1] for argv in readme_commands()] == ["pretrain", "eval", "calibrate", "simulate", "export", "eval"]
+def test_the_readme_lists_the_steps():
+    assert [argv[1] for argv in readme_commands()] == ["pretrain", "eval", "calibrate", "simulate", "export", "eval",
+                                                       "eval"]
 
 
 def test_pretrain_remakes_the_shipped_actor_and_a_few_rounds_fine_tune_it(tmp_path):
@@ -59,6 +60,7 @@ def test_pretrain_remakes_the_shipped_actor_and_a_few_rounds_fine_tune_it(tmp_pa
     tuned = Actor.load(run / "tuned.npz")
     assert tuned.info["theta_hash"] == json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["theta_hash"]
     assert "cartpole     float: return 393.2" in outputs["eval"]
+    assert (run / "replay.html").is_file() and "3 episode(s), start on the left" in outputs["eval"]
 
 
 @pytest.mark.slow
