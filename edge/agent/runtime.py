@@ -36,6 +36,7 @@ import numpy as np
 
 from fedzo.edge import kernel
 from fedzo.edge.agent import budget, memory
+from fedzo.edge.agent.out_of_memory import is_out_of_memory
 from fedzo.edge.agent.refused import REFUSALS, AgentRefused, refused_by_coordinator
 from fedzo.edge.learning.agent_logic import FedAvgAgent, ParS2ZPOAgent
 from fedzo.edge.learning.algorithm import ACTOR_DIR, starts_from_packaged_actor
@@ -190,6 +191,8 @@ class AgentRuntime:
         try:
             return make(agent_spec(run_spec, self.task_spec))
         except ValueError as exc:          # TaskError: one line naming the task, file or field
+            if is_out_of_memory(exc):      # MuJoCo under a RAM cap: said as such by `fedzo agent`
+                raise
             raise AgentRefused(f"cannot build this run's task: {exc}") from None
 
     def _build(self, msg, config, obs_mean, obs_std, dtype, frac_bits):
