@@ -21,7 +21,7 @@ def add_arguments(parser):
                              "panel) agrees with the sign seen on --reference-episodes other episodes")
     parser.add_argument("--horizon", type=int, default=None, help="--accuracy: episode length (default 1000)")
     parser.add_argument("--batch", type=int, default=None, help="--accuracy: D, episodes per batch (default 2)")
-    parser.add_argument("--mu", type=float, default=None, help="--accuracy: perturbation size (default: the run default)")
+    parser.add_argument("--mu", type=float, default=None, help="perturbation size (default: the run default)")
     parser.add_argument("--comparison", choices=COMPARISONS, default=None,
                         help="--accuracy: what theta + mu v is compared with: theta (one-sided, the paper's "
                              "and the default) or theta - mu v (symmetric)")
