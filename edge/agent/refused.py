@@ -39,13 +39,22 @@ class AgentRefused(RuntimeError):
         return []
 
 
-class BudgetTooSmall(AgentRefused):
-    """This agent's memory budget cannot hold the run (its own decision)."""
+class AgentDeclines(AgentRefused):
+    """This agent cannot take part in this run (its own decision: a task it cannot build, a
+    model or policy size other than the coordinator's, a human run without a person, ...)."""
+
+    BYE_TEXT = "declined the run"
 
     def goodbye(self) -> list:
         """Why (Error INCOMPATIBLE), then Bye: the coordinator logs and counts the decline."""
         return [Error(ErrorCode.INCOMPATIBLE, str(self).encode()[:MAX_TEXT_BYTES].decode(errors="ignore")),
-                Bye(ByeReason.SHUTDOWN, "memory budget too small")]
+                Bye(ByeReason.SHUTDOWN, self.BYE_TEXT)]
+
+
+class BudgetTooSmall(AgentDeclines):
+    """This agent's memory budget cannot hold the run (decided before it takes a slot)."""
+
+    BYE_TEXT = "memory budget too small"
 
 
 def refused_by_coordinator(code: int, text: str = "") -> AgentRefused:

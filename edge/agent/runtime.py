@@ -37,7 +37,7 @@ import numpy as np
 from fedzo.edge import kernel
 from fedzo.edge.agent import budget, memory
 from fedzo.edge.agent.out_of_memory import is_out_of_memory
-from fedzo.edge.agent.refused import REFUSALS, AgentRefused, refused_by_coordinator
+from fedzo.edge.agent.refused import REFUSALS, AgentDeclines, AgentRefused, refused_by_coordinator
 from fedzo.edge.learning.agent_logic import FedAvgAgent, ParS2ZPOAgent
 from fedzo.edge.learning.algorithm import ACTOR_DIR, starts_from_packaged_actor
 from fedzo.edge.learning.config import parse_welcome_config, welcome_model_hash
@@ -193,23 +193,23 @@ class AgentRuntime:
         except ValueError as exc:          # TaskError: one line naming the task, file or field
             if is_out_of_memory(exc):      # MuJoCo under a RAM cap: said as such by `fedzo agent`
                 raise
-            raise AgentRefused(f"cannot build this run's task: {exc}") from None
+            raise AgentDeclines(f"cannot build this run's task: {exc}") from None
 
     def _build(self, msg, config, obs_mean, obs_std, dtype, frac_bits):
         """Task, store and round logic for this run; checks the memory budget."""
         if (config.preference == "human") != (self.preference is not None and self.preference.is_person):
-            raise AgentRefused(f"this run's preferences come from {config.preference!r}; an agent answers a "
+            raise AgentDeclines(f"this run's preferences come from {config.preference!r}; an agent answers a "
                                f"human run, and only a human run, with --human or --replay FILE")
         kept, self._task = self._task, None     # the task the budget check loaded, if any
         task = kept[1] if kept is not None and kept[0] == config.task else self._build_task(config.task)
         expected, mine = welcome_model_hash(msg.config), model_hash(task.model).hex()
         if expected is not None and expected != mine:
-            raise AgentRefused(f"compiled model {mine} here differs from the coordinator's {expected} "
+            raise AgentDeclines(f"compiled model {mine} here differs from the coordinator's {expected} "
                                f"for task {config.task}: both sides need the same MJCF and MuJoCo")
         self.floor_rss = memory.current_rss_bytes()   # interpreter + numpy + mujoco + task model
         fmt = FixedPoint(np.dtype(dtype), frac_bits)
         if mlp_param_count(task.obs_dim, task.act_dim, config.hidden_sizes) != msg.d:
-            raise AgentRefused(f"this run's policy has d = {msg.d} parameters; hidden {config.hidden} on this "
+            raise AgentDeclines(f"this run's policy has d = {msg.d} parameters; hidden {config.hidden} on this "
                                f"agent's {config.task} ({task.obs_dim} observations, {task.act_dim} actions) "
                                f"gives {mlp_param_count(task.obs_dim, task.act_dim, config.hidden_sizes)}")
         actor = Actor(config.task, task.obs_dim, task.act_dim, np.zeros(msg.d, np.float32),
