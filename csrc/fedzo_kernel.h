@@ -37,6 +37,30 @@ uint64_t fz_perturb_i32(int32_t *theta, uint64_t n, uint64_t seed,
                         uint64_t stream, uint64_t round, uint64_t bit_offset,
                         int32_t delta, int32_t *saved);
 
+/* Instruction sets the whole-word loops of perturb and update can use. They
+ * give bit-identical results (tests/edge/kernel); only the speed differs. */
+enum {
+    FZ_ISA_PORTABLE = 0, /* plain C, left to the compiler's auto-vectoriser */
+    FZ_ISA_SSE2 = 1,     /* x86 (baseline on x86-64): 128-bit saturating adds */
+    FZ_ISA_AVX2 = 2,     /* x86 with AVX2, chosen at run time: 256-bit */
+    FZ_ISA_NEON = 3      /* aarch64, and armv7 built with NEON: 128-bit */
+};
+
+/* 1 if `isa` is compiled into this build and the CPU running it has it. */
+int fz_isa_available(int isa);
+/* The fastest available instruction set (what fz_perturb_* and fz_update_* use). */
+int fz_isa_best(void);
+
+/* theta[j] = sat(theta[j] + s_j * delta), saving the old values in `saved`
+ * unless it is NULL, using instruction set `isa`; an unavailable `isa` runs
+ * the portable code. fz_perturb_* and fz_update_* are this with fz_isa_best(). */
+uint64_t fz_signed_add_i16(int16_t *theta, uint64_t n, uint64_t seed,
+                           uint64_t stream, uint64_t round, uint64_t bit_offset,
+                           int32_t delta, int16_t *saved, int isa);
+uint64_t fz_signed_add_i32(int32_t *theta, uint64_t n, uint64_t seed,
+                           uint64_t stream, uint64_t round, uint64_t bit_offset,
+                           int32_t delta, int32_t *saved, int isa);
+
 /* Undo a perturbation: theta[j] = saved[j] (exact by construction). */
 void fz_restore_i16(int16_t *theta, uint64_t n, const int16_t *saved);
 void fz_restore_i32(int32_t *theta, uint64_t n, const int32_t *saved);

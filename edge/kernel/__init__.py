@@ -4,7 +4,10 @@ Two implementations stand behind it, bit-identical by test:
 
 - "c": csrc/ compiled by cffi at install time (`fedzo.edge.kernel._kernel_c`);
 - "numpy": `fedzo.edge.kernel.numpy_backend`, used when the C extension was not built or
-  when the environment sets FEDZO_KERNEL=numpy.
+  when the environment sets FEDZO_KERNEL=numpy. Its perturb and update use
+  saturating SIMD adds (SSE2, AVX2 chosen at run time, NEON) unless
+  FEDZO_KERNEL_SIMD=0 selects the portable C loop; every path gives the same
+  bits (`simd_variants()` lists the paths this machine has).
 
 `backend()` names the active one and `backend_reason()` says why; when the
 install-time build failed, the reason it recorded (`build_failure()`) is part of
@@ -59,7 +62,7 @@ def _load():
         if forced == "c":
             raise ImportError(f"FEDZO_KERNEL=c but the C kernel is not built: {failed or exc}") from exc
         return kernel_numpy, "numpy", failed or f"C kernel not built or not loadable ({exc})"
-    return module, "c", "C kernel built at install time (csrc/, cffi API mode)"
+    return module, "c", f"C kernel built at install time (csrc/, cffi API mode; SIMD path: {module.ISA})"
 
 
 _impl, _name, _reason = _load()
@@ -90,6 +93,16 @@ def implementations() -> dict:
     except ImportError:
         pass
     return found
+
+
+def simd_variants() -> dict:
+    """The C kernel once per path its perturb and update can take here ("c/portable",
+    "c/sse2", "c/avx2", "c/neon": those this build and CPU have); empty without it.
+    Tests check each against NumPy bit for bit; FEDZO_KERNEL_SIMD picks the one "c" uses."""
+    module = implementations().get("c")
+    if module is None:
+        return {}
+    return {f"c/{isa}": module.variant(isa) for isa in module.available_isas()}
 
 
 # ---- argument checks, shared by both implementations ----

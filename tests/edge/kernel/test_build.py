@@ -111,9 +111,9 @@ def test_cdef_is_the_declarations_only():
     ffi = FFI()
     ffi.cdef(cdef)   # cffi parses it
     declared = set(re.findall(r"\b(fz_\w+)\s*\(", cdef))
-    assert declared == {"fz_stream_words"} | {f"fz_{op}_{t}" for op in
-                                              ("perturb", "restore", "update", "quantize", "dequantize")
-                                              for t in ("i16", "i32")}
+    assert declared == {"fz_stream_words", "fz_isa_available", "fz_isa_best"} | {
+        f"fz_{op}_{t}" for op in ("perturb", "restore", "update", "signed_add", "quantize", "dequantize")
+        for t in ("i16", "i32")}
 
 
 def test_cdef_refuses_a_header_it_cannot_use(tmp_path):
@@ -167,19 +167,22 @@ def test_kernel_is_bit_identical_to_numpy_with_and_without_clones(tmp_path, clon
     ffi.cdef(bk.cdef_text())
     lib = ffi.dlopen(str(lib_path))
     rng = np.random.default_rng(7)
-    for dtype, fn, limit in ((np.int16, lib.fz_perturb_i16, 2**15), (np.int32, lib.fz_perturb_i32, 2**31)):
+    isas = [isa for isa in range(4) if lib.fz_isa_available(isa)]   # portable, SSE2, AVX2, NEON
+    assert isas[0] == lib.FZ_ISA_PORTABLE and lib.fz_isa_best() == isas[-1]
+    for dtype, fn, limit in ((np.int16, lib.fz_signed_add_i16, 2**15), (np.int32, lib.fz_signed_add_i32, 2**31)):
         ctype = "int16_t[]" if dtype == np.int16 else "int32_t[]"
         # Whole words (the cloned loop), a mid-word start, and steps that saturate
         # or leave the fast path (|delta| above the type's maximum).
         for n, offset, delta in ((4096, 0, 41), (1000, 37, -300), (777, 5, 2**20), (300, 64, -(2**31 - 1))):
             theta = rng.integers(-limit, limit, n, dtype=np.int64).astype(dtype)
-            c_theta, c_saved = theta.copy(), np.empty_like(theta)
-            sat = fn(ffi.from_buffer(ctype, c_theta), n, 11, 3, 5, offset, delta,
-                     ffi.from_buffer(ctype, c_saved))
             np_theta, np_saved = theta.copy(), np.empty_like(theta)
             np_sat = kernel_numpy.perturb(np_theta, 11, 3, 5, offset, delta, np_saved)
-            assert np.array_equal(c_theta, np_theta) and np.array_equal(c_saved, theta)
-            assert sat == np_sat
+            for isa in isas:
+                c_theta, c_saved = theta.copy(), np.empty_like(theta)
+                sat = fn(ffi.from_buffer(ctype, c_theta), n, 11, 3, 5, offset, delta,
+                         ffi.from_buffer(ctype, c_saved), isa)
+                assert np.array_equal(c_theta, np_theta) and np.array_equal(c_saved, theta), isa
+                assert sat == np_sat, isa
 
 
 # ---- a failed build: summary, record, fallback ----

@@ -13,6 +13,10 @@ from fedzo.edge import kernel
 from fedzo.edge.kernel import numpy_backend as kernel_numpy
 
 IMPLS = kernel.implementations()
+# The C kernel once per path its perturb and update can take on this machine
+# (portable C, SSE2, AVX2, NEON): each must agree with NumPy bit for bit.
+PATHS = kernel.simd_variants()
+ADDERS = {**IMPLS, **PATHS}
 needs_c = pytest.mark.skipif("c" not in IMPLS, reason="C kernel not built on this machine")
 U64 = st.integers(0, 2**64 - 1)
 
@@ -90,7 +94,7 @@ def test_update_matches_reference(dtype, seed, stream, round_, bit_offset, n, de
     exact = theta.astype(np.int64) + reference_signs(seed, stream, round_, bit_offset, n) * delta
     expected = np.clip(exact, info.min, info.max).astype(dtype)
     expected_sat = int(np.count_nonzero(exact != expected))
-    for name, impl in IMPLS.items():
+    for name, impl in ADDERS.items():
         got = theta.copy()
         sat = kernel.update(got, seed, stream, round_, delta, bit_offset=bit_offset, impl=impl)
         np.testing.assert_array_equal(got, expected, err_msg=name)
@@ -123,13 +127,13 @@ def test_c_and_numpy_identical_across_numpy_chunks():
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("name", sorted(IMPLS))
+@pytest.mark.parametrize("name", sorted(ADDERS))
 @pytest.mark.parametrize("dtype", [np.int16, np.int32])
 @settings(max_examples=40, deadline=None)
 @given(seed=U64, round_=st.integers(0, 2**40), n=st.integers(1, 600), delta=st.integers(1, 40000),
        data_seed=st.integers(0, 2**32 - 1))
 def test_restore_is_exact_even_after_saturation(name, dtype, seed, round_, n, delta, data_seed):
-    impl = IMPLS[name]
+    impl = ADDERS[name]
     theta = _values(dtype, n, np.random.default_rng(data_seed), near_limits=True)
     original = theta.copy()
     saved = np.empty_like(theta)
@@ -138,9 +142,9 @@ def test_restore_is_exact_even_after_saturation(name, dtype, seed, round_, n, de
     np.testing.assert_array_equal(theta, original)
 
 
-@pytest.mark.parametrize("name", sorted(IMPLS))
+@pytest.mark.parametrize("name", sorted(ADDERS))
 def test_perturb_equals_update_and_saturates_at_limits(name):
-    impl = IMPLS[name]
+    impl = ADDERS[name]
     theta = np.array([32767, -32768, 32760, -32760, 0] * 30, dtype=np.int16)
     a, b = theta.copy(), theta.copy()
     saved = np.empty_like(theta)
@@ -150,6 +154,123 @@ def test_perturb_equals_update_and_saturates_at_limits(name):
     np.testing.assert_array_equal(saved, theta)
     assert sat_p == sat_u > 0
     assert a.max() <= 32767 and a.min() >= -32768
+
+
+# ---- the SIMD paths: bit identity with the portable C and NumPy ----
+
+def _near_limits(dtype, n, rng):
+    """Values within 64 of either limit (most steps saturate some), and a few anywhere."""
+    info = np.iinfo(dtype)
+    near = rng.integers(0, 64, n, endpoint=True)
+    values = np.where(rng.random(n) < 0.5, info.max - near, info.min + near)
+    anywhere = rng.integers(info.min, info.max, n, endpoint=True)
+    return np.where(rng.random(n) < 0.1, anywhere, values).astype(dtype)
+
+
+@needs_c
+@pytest.mark.parametrize("dtype", [np.int16, np.int32])
+@settings(max_examples=60, deadline=None)
+@given(seed=U64, round_=U64, bit_offset=st.integers(0, 2**20), n=st.integers(0, 2000),
+       misalign=st.integers(0, 3), delta=st.sampled_from([0, 1, -1, 41, -300, 32766, 32767, -32767, 32768,
+                                                          2**20, -(2**31 - 1), 2**31 - 1]) | st.integers(-70000, 70000),
+       near=st.booleans(), data_seed=st.integers(0, 2**32 - 1))
+def test_every_simd_path_is_bit_identical_to_portable_and_numpy(dtype, seed, round_, bit_offset, n, misalign,
+                                                                 delta, near, data_seed):
+    """Perturb (theta, the saved copy, the count) and update on every path this CPU has, on
+    slices that start 0-3 elements past an aligned buffer, with any length (whole words
+    and tails), values at the limits and steps up to each type's maximum and beyond it."""
+    rng = np.random.default_rng(data_seed)
+    theta = (_near_limits if near else lambda d, k, r: _values(d, k, r, False))(dtype, n, rng)
+    expected, expected_saved = theta.copy(), np.empty_like(theta)
+    expected_sat = kernel_numpy.perturb(expected, seed, 5, round_, bit_offset, delta, expected_saved)
+    for name, impl in PATHS.items():
+        buffers = np.empty((3, n + misalign), dtype)        # rows are aligned; slices are not
+        got, saved, updated = buffers[0, misalign:], buffers[1, misalign:], buffers[2, misalign:]
+        got[:] = updated[:] = theta
+        sat = kernel.perturb(got, seed, 5, round_, delta, saved, bit_offset=bit_offset, impl=impl)
+        sat_update = kernel.update(updated, seed, 5, round_, delta, bit_offset=bit_offset, impl=impl)
+        np.testing.assert_array_equal(got, expected, err_msg=name)
+        np.testing.assert_array_equal(saved, theta, err_msg=name)
+        np.testing.assert_array_equal(updated, expected, err_msg=name)
+        assert sat == sat_update == expected_sat, name
+
+
+@needs_c
+@pytest.mark.parametrize("dtype", [np.int16, np.int32])
+@pytest.mark.parametrize("start", ["max", "min", "zero"])
+def test_saturation_counts_survive_long_slices(dtype, start):
+    """The SIMD paths count per lane in narrow vector lanes and sum them every 2048 words:
+    slices of three such blocks and a tail, where every entry saturates in one direction
+    (about half of them) or none does, give NumPy's count on every path."""
+    info = np.iinfo(dtype)
+    n = 64 * 2048 * 3 + 64 * 5 + 13
+    value = {"max": info.max, "min": info.min, "zero": 0}[start]
+    theta = np.full(n, value, dtype)
+    delta = int(info.max)
+    for step in (delta, -delta):            # a negative step is the positive one with signs flipped
+        expected = theta.copy()
+        expected_sat = kernel_numpy.update(expected, 3, 1, 4, 0, step)
+        if start == "zero":
+            assert expected_sat == 0
+        else:
+            assert 0.49 * n < expected_sat < 0.51 * n
+        for name, impl in PATHS.items():
+            got = theta.copy()
+            assert kernel.update(got, 3, 1, 4, step, impl=impl) == expected_sat, name
+            np.testing.assert_array_equal(got, expected, err_msg=name)
+
+
+@needs_c
+def test_the_paths_this_machine_should_have_are_there():
+    """The portable path always; on x86-64 SSE2 (part of the architecture) and AVX2
+    where the CPU has it; NEON on aarch64."""
+    import platform
+    names = set(PATHS)
+    assert "c/portable" in names
+    machine = platform.machine().lower()
+    if machine in ("x86_64", "amd64"):
+        assert "c/sse2" in names
+        flags = open("/proc/cpuinfo").read().split() if os.path.exists("/proc/cpuinfo") else []
+        if "avx2" in flags:
+            assert "c/avx2" in names
+    if machine in ("aarch64", "arm64"):
+        assert "c/neon" in names
+
+
+def _isa_in_subprocess(value):
+    env = dict(os.environ)
+    env.pop("FEDZO_KERNEL", None)
+    env.pop("FEDZO_KERNEL_SIMD", None)
+    if value is not None:
+        env["FEDZO_KERNEL_SIMD"] = value
+    code = ("import numpy as np; from fedzo.edge import kernel; print(kernel.backend_reason()); "
+            "t = np.arange(-500, 500, dtype=np.int16) * 65; print(kernel.update(t, 1, 2, 3, 3000)); "
+            "print(t.tobytes().hex())")
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+
+
+@needs_c
+def test_fedzo_kernel_simd_chooses_the_path_and_the_bits_do_not_change():
+    best = _isa_in_subprocess(None)
+    assert best.returncode == 0, best.stderr
+    portable = _isa_in_subprocess("0")
+    assert portable.returncode == 0, portable.stderr
+    assert portable.stdout.splitlines()[0].endswith("SIMD path: portable)")
+    assert best.stdout.splitlines()[1:] == portable.stdout.splitlines()[1:]
+    assert int(portable.stdout.splitlines()[1]) > 0           # the check includes saturation
+    for name in PATHS:
+        named = _isa_in_subprocess(name.split("/")[1])
+        assert named.stdout.splitlines()[0].endswith(f"SIMD path: {name.split('/')[1]})"), named.stderr
+        assert named.stdout.splitlines()[1:] == portable.stdout.splitlines()[1:]
+
+
+@needs_c
+def test_bad_fedzo_kernel_simd_value_is_a_clear_error():
+    result = _isa_in_subprocess("altivec")
+    assert result.returncode != 0 and "FEDZO_KERNEL_SIMD must be" in result.stderr
+    missing = next(isa for isa in ("neon", "avx2", "sse2") if f"c/{isa}" not in PATHS)
+    result = _isa_in_subprocess(missing)
+    assert result.returncode != 0 and f"has no {missing}" in result.stderr
 
 
 @pytest.mark.parametrize("name", sorted(IMPLS))
