@@ -185,6 +185,72 @@ def test_kernel_is_bit_identical_to_numpy_with_and_without_clones(tmp_path, clon
                 assert sat == np_sat, isa
 
 
+# ---- the SIMD paths on other machines: cross compilers and qemu-user ----
+
+BATTERY = Path(__file__).with_name("isa_battery.c")
+# (compiler, extra flags, emulator): NEON is part of aarch64; Debian's armhf
+# compiler targets VFP only unless told -mfpu=neon (a Raspberry Pi 2 or later has it).
+CROSS = {
+    "aarch64": ("aarch64-linux-gnu-gcc", [], "qemu-aarch64"),
+    "armv7-neon": ("arm-linux-gnueabihf-gcc", ["-mfpu=neon"], "qemu-arm"),
+}
+BATTERY_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(CSRC)]
+
+
+def _battery(cc, extra, out):
+    result = subprocess.run([cc, *BATTERY_FLAGS, *extra, str(BATTERY), str(CSRC / "fedzo_kernel.c"),
+                             "-o", str(out), "-lm"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@needs_cc
+def test_isa_battery_agrees_on_every_path_of_this_machine(tmp_path):
+    """The C battery: every path this CPU has gives the portable path's bits and counts."""
+    run = subprocess.run([str(_battery(CC, [], tmp_path / "battery"))], capture_output=True, text=True,
+                         check=False)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.startswith("paths: portable")
+    if _glibc_x86_64_gcc():
+        assert " sse2" in run.stderr
+    assert len(run.stdout.splitlines()) == 600
+
+
+@pytest.mark.parametrize("target", sorted(CROSS))
+def test_neon_paths_compile_without_warnings(tmp_path, target):
+    cc, extra, _ = CROSS[target]
+    if shutil.which(cc) is None:
+        pytest.skip(f"no {cc} (Debian: apt-get install gcc-{cc.rsplit('-', 1)[0]})")
+    result = subprocess.run([cc, *BATTERY_FLAGS, *extra, "-O3", "-dM", "-E", str(CSRC / "fedzo_kernel.c")],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "#define FZ_HAVE_NEON 1" in result.stdout        # the NEON path is the one compiled
+    result = subprocess.run([cc, *BATTERY_FLAGS, *extra, "-O3", "-c", str(CSRC / "fedzo_kernel.c"),
+                             "-o", str(tmp_path / "k.o")], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+@needs_cc
+@pytest.mark.parametrize("target", sorted(CROSS))
+def test_neon_path_is_bit_identical_under_qemu(tmp_path, target):
+    """The battery built for ARM and run under qemu-user: NEON agrees with the portable path
+    there, and both print the same lines as this machine's build (element-wise hashes)."""
+    cc, extra, emulator = CROSS[target]
+    missing = [tool for tool in (cc, emulator) if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"needs {' and '.join(missing)} (Debian: qemu-user, gcc-aarch64-linux-gnu, "
+                    "gcc-arm-linux-gnueabihf)")
+    native = subprocess.run([str(_battery(CC, [], tmp_path / "native"))], capture_output=True, text=True,
+                            check=False)
+    assert native.returncode == 0, native.stderr
+    cross = _battery(cc, [*extra, "-static"], tmp_path / f"battery-{target}")
+    run = subprocess.run([emulator, str(cross)], capture_output=True, text=True, check=False, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.splitlines()[0] == "paths: portable neon"
+    assert run.stdout == native.stdout
+
+
 # ---- a failed build: summary, record, fallback ----
 
 def test_failure_summary_names_the_compiler_error():
