@@ -148,6 +148,22 @@ void fz_stream_words(uint64_t seed, uint64_t stream, uint64_t round,
 #include <arm_neon.h>
 #endif
 
+/* Each loop is compiled twice, with and without the store of the old values
+ * (perturb's saved copy, update's none), so the store is not tested per vector. */
+#if defined(__GNUC__)
+#define FZ_ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define FZ_ALWAYS_INLINE
+#endif
+#define FZ_NO_ATTR
+#define FZ_SAVE_OR_NOT(ATTR, NAME, T)                                            \
+    ATTR static uint64_t NAME(T *t, uint64_t n_words, word_reader *r,            \
+                              uint64_t w, T d, uint64_t flip, T *sv)             \
+    {                                                                            \
+        return sv != NULL ? NAME##_body(t, n_words, r, w, d, flip, sv, 1)        \
+                          : NAME##_body(t, n_words, r, w, d, flip, sv, 0);       \
+    }
+
 static inline uint64_t block_end(uint64_t i, uint64_t n_words)
 {
     return n_words - i < COUNT_BLOCK_WORDS ? n_words : i + COUNT_BLOCK_WORDS;
@@ -163,8 +179,9 @@ static inline uint64_t hsum_epi32_sse2(__m128i v)
 
 /* int16: 8 lanes a vector, 8 vectors a word. `keep` counts the entries that
  * did not saturate. */
-static uint64_t words_i16_sse2(int16_t *t, uint64_t n_words, word_reader *r,
-                               uint64_t w, int16_t d, uint64_t flip, int16_t *sv)
+static inline FZ_ALWAYS_INLINE uint64_t words_i16_sse2_body(
+    int16_t *t, uint64_t n_words, word_reader *r,
+    uint64_t w, int16_t d, uint64_t flip, int16_t *sv, const int save)
 {
     const __m128i lo = _mm_setr_epi16(0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80);
     const __m128i hi = _mm_slli_epi16(lo, 8);
@@ -185,7 +202,7 @@ static uint64_t words_i16_sse2(int16_t *t, uint64_t n_words, word_reader *r,
                     const __m128i step = _mm_xor_si128(dneg, _mm_and_si128(m, dswap));
                     __m128i *p = (__m128i *)(t + 64 * i + 16 * c + 8 * h);
                     const __m128i x = _mm_loadu_si128(p);
-                    if (sv != NULL)
+                    if (save)
                         _mm_storeu_si128((__m128i *)(sv + 64 * i + 16 * c + 8 * h), x);
                     const __m128i y = _mm_adds_epi16(x, step);
                     keep = _mm_sub_epi16(keep, _mm_cmpeq_epi16(y, _mm_add_epi16(x, step)));
@@ -197,10 +214,12 @@ static uint64_t words_i16_sse2(int16_t *t, uint64_t n_words, word_reader *r,
     }
     return sat;
 }
+FZ_SAVE_OR_NOT(FZ_NO_ATTR, words_i16_sse2, int16_t)
 
 /* int32: 4 lanes a vector, 16 vectors a word; `count` counts saturations. */
-static uint64_t words_i32_sse2(int32_t *t, uint64_t n_words, word_reader *r,
-                               uint64_t w, int32_t d, uint64_t flip, int32_t *sv)
+static inline FZ_ALWAYS_INLINE uint64_t words_i32_sse2_body(
+    int32_t *t, uint64_t n_words, word_reader *r,
+    uint64_t w, int32_t d, uint64_t flip, int32_t *sv, const int save)
 {
     const __m128i lane0 = _mm_setr_epi32(0x1, 0x2, 0x4, 0x8);
     const __m128i dneg = _mm_set1_epi32(-d);
@@ -218,7 +237,7 @@ static uint64_t words_i32_sse2(int32_t *t, uint64_t n_words, word_reader *r,
                 const __m128i step = _mm_xor_si128(dneg, _mm_and_si128(m, dswap));
                 __m128i *p = (__m128i *)(t + 64 * i + 4 * c);
                 const __m128i x = _mm_loadu_si128(p);
-                if (sv != NULL)
+                if (save)
                     _mm_storeu_si128((__m128i *)(sv + 64 * i + 4 * c), x);
                 const __m128i s = _mm_add_epi32(x, step);
                 const __m128i ov = _mm_srai_epi32(
@@ -232,6 +251,7 @@ static uint64_t words_i32_sse2(int32_t *t, uint64_t n_words, word_reader *r,
     }
     return sat;
 }
+FZ_SAVE_OR_NOT(FZ_NO_ATTR, words_i32_sse2, int32_t)
 #endif /* FZ_HAVE_SSE2 */
 
 #if defined(FZ_HAVE_AVX2)
@@ -242,8 +262,9 @@ FZ_AVX2 static inline uint64_t hsum_epi32_avx2(__m256i v)
 }
 
 /* int16: 16 lanes a vector, one vector per 16 sign bits. */
-FZ_AVX2 static uint64_t words_i16_avx2(int16_t *t, uint64_t n_words, word_reader *r,
-                                       uint64_t w, int16_t d, uint64_t flip, int16_t *sv)
+FZ_AVX2 static inline FZ_ALWAYS_INLINE uint64_t words_i16_avx2_body(
+    int16_t *t, uint64_t n_words, word_reader *r,
+    uint64_t w, int16_t d, uint64_t flip, int16_t *sv, const int save)
 {
     const __m256i lane = _mm256_setr_epi16(
         0x0001, 0x0002, 0x0004, 0x0008, 0x0010, 0x0020, 0x0040, 0x0080, 0x0100, 0x0200,
@@ -263,7 +284,7 @@ FZ_AVX2 static uint64_t words_i16_avx2(int16_t *t, uint64_t n_words, word_reader
                 const __m256i step = _mm256_xor_si256(dneg, _mm256_and_si256(m, dswap));
                 __m256i *p = (__m256i *)(t + 64 * i + 16 * c);
                 const __m256i x = _mm256_loadu_si256(p);
-                if (sv != NULL)
+                if (save)
                     _mm256_storeu_si256((__m256i *)(sv + 64 * i + 16 * c), x);
                 const __m256i y = _mm256_adds_epi16(x, step);
                 keep = _mm256_sub_epi16(keep, _mm256_cmpeq_epi16(y, _mm256_add_epi16(x, step)));
@@ -274,10 +295,12 @@ FZ_AVX2 static uint64_t words_i16_avx2(int16_t *t, uint64_t n_words, word_reader
     }
     return sat;
 }
+FZ_SAVE_OR_NOT(FZ_AVX2, words_i16_avx2, int16_t)
 
 /* int32: 8 lanes a vector, 8 vectors a word (the SSE2 overflow test, wider). */
-FZ_AVX2 static uint64_t words_i32_avx2(int32_t *t, uint64_t n_words, word_reader *r,
-                                       uint64_t w, int32_t d, uint64_t flip, int32_t *sv)
+FZ_AVX2 static inline FZ_ALWAYS_INLINE uint64_t words_i32_avx2_body(
+    int32_t *t, uint64_t n_words, word_reader *r,
+    uint64_t w, int32_t d, uint64_t flip, int32_t *sv, const int save)
 {
     const __m256i lane0 = _mm256_setr_epi32(0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80);
     const __m256i dneg = _mm256_set1_epi32(-d);
@@ -295,7 +318,7 @@ FZ_AVX2 static uint64_t words_i32_avx2(int32_t *t, uint64_t n_words, word_reader
                 const __m256i step = _mm256_xor_si256(dneg, _mm256_and_si256(m, dswap));
                 __m256i *p = (__m256i *)(t + 64 * i + 8 * c);
                 const __m256i x = _mm256_loadu_si256(p);
-                if (sv != NULL)
+                if (save)
                     _mm256_storeu_si256((__m256i *)(sv + 64 * i + 8 * c), x);
                 const __m256i s = _mm256_add_epi32(x, step);
                 const __m256i ov = _mm256_srai_epi32(
@@ -309,6 +332,7 @@ FZ_AVX2 static uint64_t words_i32_avx2(int32_t *t, uint64_t n_words, word_reader
     }
     return sat;
 }
+FZ_SAVE_OR_NOT(FZ_AVX2, words_i32_avx2, int32_t)
 #endif /* FZ_HAVE_AVX2 */
 
 #if defined(FZ_HAVE_NEON)
@@ -319,8 +343,9 @@ static inline uint64_t hsum_u32_neon(uint32x4_t v)
 }
 
 /* int16: 8 lanes a vector; vtst turns a sign bit into a lane mask. */
-static uint64_t words_i16_neon(int16_t *t, uint64_t n_words, word_reader *r,
-                               uint64_t w, int16_t d, uint64_t flip, int16_t *sv)
+static inline FZ_ALWAYS_INLINE uint64_t words_i16_neon_body(
+    int16_t *t, uint64_t n_words, word_reader *r,
+    uint64_t w, int16_t d, uint64_t flip, int16_t *sv, const int save)
 {
     static const uint16_t LANES[16] = {0x0001, 0x0002, 0x0004, 0x0008, 0x0010, 0x0020,
                                        0x0040, 0x0080, 0x0100, 0x0200, 0x0400, 0x0800,
@@ -340,7 +365,7 @@ static uint64_t words_i16_neon(int16_t *t, uint64_t n_words, word_reader *r,
                 const int16x8_t step = vbslq_s16(m, dpos, dneg);
                 int16_t *p = t + 64 * i + 8 * c;
                 const int16x8_t x = vld1q_s16(p);
-                if (sv != NULL)
+                if (save)
                     vst1q_s16(sv + 64 * i + 8 * c, x);
                 const int16x8_t y = vqaddq_s16(x, step);
                 keep = vsubq_u16(keep, vceqq_s16(y, vaddq_s16(x, step)));
@@ -351,10 +376,12 @@ static uint64_t words_i16_neon(int16_t *t, uint64_t n_words, word_reader *r,
     }
     return sat;
 }
+FZ_SAVE_OR_NOT(FZ_NO_ATTR, words_i16_neon, int16_t)
 
 /* int32: 4 lanes a vector, with NEON's saturating 32-bit add. */
-static uint64_t words_i32_neon(int32_t *t, uint64_t n_words, word_reader *r,
-                               uint64_t w, int32_t d, uint64_t flip, int32_t *sv)
+static inline FZ_ALWAYS_INLINE uint64_t words_i32_neon_body(
+    int32_t *t, uint64_t n_words, word_reader *r,
+    uint64_t w, int32_t d, uint64_t flip, int32_t *sv, const int save)
 {
     static const uint32_t LANES[4] = {0x1, 0x2, 0x4, 0x8};
     const uint32x4_t lane0 = vld1q_u32(LANES);
@@ -372,7 +399,7 @@ static uint64_t words_i32_neon(int32_t *t, uint64_t n_words, word_reader *r,
                 const int32x4_t step = vbslq_s32(m, dpos, dneg);
                 int32_t *p = t + 64 * i + 4 * c;
                 const int32x4_t x = vld1q_s32(p);
-                if (sv != NULL)
+                if (save)
                     vst1q_s32(sv + 64 * i + 4 * c, x);
                 const int32x4_t y = vqaddq_s32(x, step);
                 keep = vsubq_u32(keep, vceqq_s32(y, vaddq_s32(x, step)));
@@ -383,6 +410,7 @@ static uint64_t words_i32_neon(int32_t *t, uint64_t n_words, word_reader *r,
     }
     return sat;
 }
+FZ_SAVE_OR_NOT(FZ_NO_ATTR, words_i32_neon, int32_t)
 #endif /* FZ_HAVE_NEON */
 
 int fz_isa_available(int isa)
