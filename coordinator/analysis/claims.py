@@ -181,13 +181,19 @@ def claim_communication(idx) -> str:
     fed = [r for (t, a, k), rs in idx.items() if a == "fedavg-s2zpo" for r in rs.values()]
     verdict = "not checked (no runs)"
     if par:
-        per_round = max(r["bytes_per_agent_per_round_up"] + r["bytes_per_agent_per_round_down"] for r in par)
-        paper = min((r["d"] + r["agents"]) / 8 for r in par)
-        verdict = "confirmed" if per_round < paper else "partly"
+        # Each run against the paper's figure for its own d and K (tasks differ in d).
+        def per_round(r):
+            return r["bytes_per_agent_per_round_up"] + r["bytes_per_agent_per_round_down"]
+        worst = max(par, key=lambda r: per_round(r) / ((r["d"] + r["agents"]) / 8))
+        ours, paper = per_round(worst), (worst["d"] + worst["agents"]) / 8
+        below = sum(per_round(r) < (r["d"] + r["agents"]) / 8 for r in par)
+        verdict = "confirmed" if below == len(par) else "partly"
+        verdict += (f": {below} of {len(par)} Par-S2ZPO runs below the paper's d + K bits; at most {ours:.0f} B "
+                    f"per agent per round (up + down, join and report amortised) where the paper's is {paper:.0f} B "
+                    f"({worst['task']}, K = {worst['agents']}, seed {worst.get('seed')})")
         if fed:
-            fed_round = min(r["bytes_per_agent_per_round_up"] + r["bytes_per_agent_per_round_down"] for r in fed)
-            verdict += f": at most {per_round:.0f} B per agent per round (up + down, join and report amortised) " \
-                       f"vs the paper's {paper:.0f} B and FedAvg's at least {fed_round:.0f} B"
+            fed_round = min(per_round(r) for r in fed)
+            verdict += f", and FedAvg's at least {fed_round:.0f} B"
     head = ["### Claim 3: communication per round", "",
             "Measured frame bytes per agent per round (framing, header and tag included; the join, welcome "
             "and final report amortised over the rounds), beside the paper's d + K bits and a float32 model.", "",
