@@ -21,9 +21,19 @@
 #define PHILOX_W0 UINT64_C(0x9E3779B97F4A7C15)
 #define PHILOX_W1 UINT64_C(0xBB67AE8584CAA73B)
 
+/* FZ_WIDE_MULTIPLY: 1 where the compiler has a 128-bit integer type (the fast
+ * 64x64 -> 128 product), 0 for the portable schoolbook product. Building with
+ * -DFZ_NO_INT128 forces the portable one, so a test can check both give the
+ * same bits on one machine. */
+#if defined(__SIZEOF_INT128__) && !defined(FZ_NO_INT128)
+#define FZ_WIDE_MULTIPLY 1
+#else
+#define FZ_WIDE_MULTIPLY 0
+#endif
+
 static inline uint64_t mulhilo64(uint64_t a, uint64_t b, uint64_t *hi)
 {
-#if defined(__SIZEOF_INT128__)
+#if FZ_WIDE_MULTIPLY
     __extension__ typedef unsigned __int128 u128;
     u128 p = (u128)a * b;
     *hi = (uint64_t)(p >> 64);

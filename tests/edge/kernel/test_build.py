@@ -190,12 +190,15 @@ def test_kernel_is_bit_identical_to_numpy_with_and_without_clones(tmp_path, clon
 # ---- the SIMD paths on other machines: cross compilers and qemu-user ----
 
 BATTERY = Path(__file__).with_name("isa_battery.c")
-# (compiler, extra flags, emulator): NEON is part of aarch64; Debian's armhf
-# compiler targets VFP only unless told -mfpu=neon (a Raspberry Pi 2 or later has it).
+# (compiler, extra flags, emulator, the paths it has): NEON is part of aarch64; Debian's
+# armhf compiler targets VFP only unless told -mfpu=neon (a Raspberry Pi 2 or later has
+# it); s390x is big-endian and has only the portable loop (the byte order is the test).
 CROSS = {
-    "aarch64": ("aarch64-linux-gnu-gcc", [], "qemu-aarch64"),
-    "armv7-neon": ("arm-linux-gnueabihf-gcc", ["-mfpu=neon"], "qemu-arm"),
+    "aarch64": ("aarch64-linux-gnu-gcc", [], "qemu-aarch64", "portable neon"),
+    "armv7-neon": ("arm-linux-gnueabihf-gcc", ["-mfpu=neon"], "qemu-arm", "portable neon"),
+    "s390x": ("s390x-linux-gnu-gcc", [], "qemu-s390x", "portable"),
 }
+NEON_TARGETS = sorted(t for t, (_, _, _, paths) in CROSS.items() if "neon" in paths)
 BATTERY_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(CSRC)]
 
 
@@ -218,9 +221,9 @@ def test_isa_battery_agrees_on_every_path_of_this_machine(tmp_path):
     assert len(run.stdout.splitlines()) == 600
 
 
-@pytest.mark.parametrize("target", sorted(CROSS))
+@pytest.mark.parametrize("target", NEON_TARGETS)
 def test_neon_paths_compile_without_warnings(tmp_path, target):
-    cc, extra, _ = CROSS[target]
+    cc, extra, _, _ = CROSS[target]
     if shutil.which(cc) is None:
         pytest.skip(f"no {cc} (Debian: apt-get install gcc-{cc.rsplit('-', 1)[0]})")
     result = subprocess.run([cc, *BATTERY_FLAGS, *extra, "-O3", "-dM", "-E", str(CSRC / "fedzo_kernel.c")],
@@ -232,25 +235,54 @@ def test_neon_paths_compile_without_warnings(tmp_path, target):
     assert result.returncode == 0, result.stderr
 
 
+def _native_battery_output(tmp_path, extra=(), name="native") -> str:
+    run = subprocess.run([str(_battery(CC, list(extra), tmp_path / name))], capture_output=True, text=True,
+                         check=False, timeout=600)
+    assert run.returncode == 0, run.stderr
+    return run.stdout
+
+
 @pytest.mark.slow
 @needs_cc
 @pytest.mark.parametrize("target", sorted(CROSS))
-def test_neon_path_is_bit_identical_under_qemu(tmp_path, target):
-    """The battery built for ARM and run under qemu-user: NEON agrees with the portable path
-    there, and both print the same lines as this machine's build (element-wise hashes)."""
-    cc, extra, emulator = CROSS[target]
+def test_the_battery_is_bit_identical_under_qemu(tmp_path, target):
+    """The battery built for another machine and run under qemu-user: there, every path agrees
+    with the portable one (NEON on ARM), and they print the same lines as this machine's build
+    (element-wise hashes), big-endian s390x included."""
+    cc, extra, emulator, paths = CROSS[target]
     missing = [tool for tool in (cc, emulator) if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"needs {' and '.join(missing)} (Debian: qemu-user, gcc-aarch64-linux-gnu, "
-                    "gcc-arm-linux-gnueabihf)")
-    native = subprocess.run([str(_battery(CC, [], tmp_path / "native"))], capture_output=True, text=True,
-                            check=False)
-    assert native.returncode == 0, native.stderr
+                    "gcc-arm-linux-gnueabihf, gcc-s390x-linux-gnu)")
+    native = _native_battery_output(tmp_path)
     cross = _battery(cc, [*extra, "-static"], tmp_path / f"battery-{target}")
     run = subprocess.run([emulator, str(cross)], capture_output=True, text=True, check=False, timeout=600)
     assert run.returncode == 0, run.stderr
-    assert run.stderr.splitlines()[0] == "paths: portable neon"
-    assert run.stdout == native.stdout
+    assert run.stderr.splitlines()[0] == f"paths: {paths}"
+    assert run.stdout == native
+
+
+@needs_cc
+def test_the_portable_multiply_gives_the_int128_bits(tmp_path):
+    """Compilers without a 128-bit type take the schoolbook 64x64 product: built that way
+    (-DFZ_NO_INT128), the battery prints what the usual build does."""
+    defines = subprocess.run([CC, *BATTERY_FLAGS, "-DFZ_NO_INT128", "-dM", "-E", str(CSRC / "fedzo_kernel.c")],
+                             capture_output=True, text=True, check=False)
+    assert "#define FZ_WIDE_MULTIPLY 0" in defines.stdout              # the other product is the one built
+    assert _native_battery_output(tmp_path, ["-DFZ_NO_INT128"], "portable-multiply") == \
+        _native_battery_output(tmp_path)
+
+
+@pytest.mark.slow
+@needs_cc
+def test_the_battery_is_clean_under_address_and_undefined_behaviour_sanitizers(tmp_path):
+    """Every path, built with ASan and UBSan (any report aborts), prints the usual lines."""
+    sanitized = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
+    probe = subprocess.run([CC, *sanitized, "-x", "c", "-", "-o", str(tmp_path / "probe")],
+                           input="int main(void){return 0;}", capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"{CC} cannot build with the sanitizers here: {probe.stderr.strip()[:200]}")
+    assert _native_battery_output(tmp_path, sanitized, "sanitized") == _native_battery_output(tmp_path)
 
 
 # ---- a failed build: summary, record, fallback ----
