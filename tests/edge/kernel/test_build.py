@@ -196,6 +196,7 @@ BATTERY = Path(__file__).with_name("isa_battery.c")
 CROSS = {
     "aarch64": ("aarch64-linux-gnu-gcc", [], "qemu-aarch64", "portable neon"),
     "armv7-neon": ("arm-linux-gnueabihf-gcc", ["-mfpu=neon"], "qemu-arm", "portable neon"),
+    "armhf": ("arm-linux-gnueabihf-gcc", [], "qemu-arm", "portable"),         # Debian's default: no NEON
     "s390x": ("s390x-linux-gnu-gcc", [], "qemu-s390x", "portable"),
 }
 NEON_TARGETS = sorted(t for t, (_, _, _, paths) in CROSS.items() if "neon" in paths)
