@@ -1,7 +1,7 @@
 """`fedzo simulate --human`: one page queues every agent's comparisons; `--replay` repeats the run."""
 import json
 
-from humans import answer_until_exit, page_url, start_command
+from fedzo.coordinator.tools.page_client import answer_until_exit, page_url, start_fedzo as start_command
 from waiting import wait_until
 
 RUN = ["--agents", "2", "--rounds", "2", "--batch", "1", "--horizon", "50", "--eval-every", "0",

@@ -145,7 +145,7 @@ def test_a_person_answers_a_run_in_the_browser_and_the_replay_repeats_it(driver,
 def test_a_tcp_agent_on_every_address_serves_its_page_with_a_token_and_the_browser_fine_tunes(driver, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-    from humans import page_url, start_command
+    from fedzo.coordinator.tools.page_client import page_url, start_fedzo as start_command
     from serving import free_port
     port, out, answers = free_port(), tmp_path / "run", tmp_path / "answers.jsonl"
     coordinator, clines = start_command("coordinator", "--listen", f"127.0.0.1:{port}", "--out", str(out),

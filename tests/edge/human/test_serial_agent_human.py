@@ -15,7 +15,7 @@ import threading
 import time
 
 from arq_forger import whole_packets
-from humans import answer_until_exit, page_url, start_command
+from fedzo.coordinator.tools.page_client import answer_until_exit, page_url, start_fedzo as start_command
 from people import human_sources
 from serving import serve_in_thread
 from small_runs import KEY, small_config

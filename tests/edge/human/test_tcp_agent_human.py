@@ -1,7 +1,7 @@
 """`fedzo agent --human` over TCP: the agent's own page answers a coordinator's human run."""
 import json
 
-from humans import answer_until_exit, page_url, start_command
+from fedzo.coordinator.tools.page_client import answer_until_exit, page_url, start_fedzo as start_command
 from serving import free_port
 from waiting import wait_until
 
