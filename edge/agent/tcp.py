@@ -55,10 +55,6 @@ def run_agent_tcp(address, run_key: bytes, runtime: AgentRuntime, *, idle_timeou
                 for msg in exc.goodbye():
                     sock.sendall(endpoint.send(msg))
                 raise
-            except ConnectionResetError:
-                # A coordinator that closes while our Hello is unread resets the connection:
-                # the same event as a close, whichever the kernel reports first.
-                ended = "the coordinator reset the connection" + ("" if welcomed else " before welcoming this agent")
             except (OSError, ProtocolError) as exc:
                 ended = f"link lost ({exc})"
         if runtime.done:
@@ -94,7 +90,12 @@ def _serve(sock, endpoint, runtime, reconnect, notes, idle_timeout, welcomed) ->
                 return f"nothing from the coordinator for {idle_timeout:.0f} s"
             notes.tick(runtime.waiting_for())
             continue
-        data = sock.recv(RECV_BYTES)
+        try:
+            data = sock.recv(RECV_BYTES)
+        except ConnectionResetError:
+            # A coordinator that closes while our Hello is unread resets the connection:
+            # the same event as a close, whichever of the two the kernel reports.
+            data = b""
         if not data:
             return ("the coordinator closed the connection"
                     + ("" if endpoint.session.established else " before welcoming this agent"))

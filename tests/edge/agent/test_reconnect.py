@@ -141,7 +141,7 @@ def test_connections_closed_before_a_welcome_back_off_and_end_in_giving_up():
     thread.join(PATIENCE)              # before: it never gave up (each connect reset the clock)
     listener.close()
     assert not thread.is_alive() and outcome
-    assert "the connection before welcoming this agent" in str(outcome[0])    # closed, or reset
+    assert "closed the connection before welcoming this agent" in str(outcome[0])   # a close or a reset
     # With the back-off doubling from FIRST_DELAY, one second allows a handful of attempts
     # (a busy machine allows fewer); before, the wait went back to FIRST_DELAY each time.
     assert len(accepted) <= 6
