@@ -208,6 +208,19 @@ class CoordinatorRuntime:
             return self._maybe_finish()
         return []
 
+    def revoke(self, agent_ids) -> list:
+        """End the sessions of the agents in `agent_ids`, whose keys were revoked or replaced
+        (coordinator/keys/reload.py): Bye EXCLUDED, the link closed, the slot freed."""
+        out = []
+        for slot in self.connected():
+            if slot.block in agent_ids:
+                link = slot.link
+                self.rejected["revoked"] = self.rejected.get("revoked", 0) + 1
+                out += [(link, Bye(ByeReason.EXCLUDED, f"agent {slot.block}'s key was revoked or replaced")),
+                        (link, CLOSE)]
+                out += self._release(link, "disconnected: its key was revoked or replaced")
+        return out
+
     def tick(self, now=None) -> list:
         """Deadlines: start on quorum after the join timeout, close late rounds, end the run."""
         now = self.clock() if now is None else now

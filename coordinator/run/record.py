@@ -17,6 +17,9 @@ from fedzo.edge.links.address import parse_address
 # The coordinator's options that the record keeps (its argparse dests), in help order.
 SERVE_OPTIONS = ("listen", "serial", "baud", "fragment", "link_timeout", "round_timeout",
                  "join_timeout", "quorum")
+# Recorded only when given (a key per agent: the key directory and the revocation list);
+# a record without them was served with the run key.
+KEY_OPTIONS = ("agent_keys", "revoked")
 
 
 def key_fingerprint(key: bytes) -> str:
@@ -27,6 +30,7 @@ def key_fingerprint(key: bytes) -> str:
 def write_record(folder, options: dict, key_file: Path, key: bytes) -> None:
     """Save the serve options (SERVE_OPTIONS) and the key's file and fingerprint in run.json."""
     record = {name: options.get(name) for name in SERVE_OPTIONS}
+    record.update({name: options[name] for name in KEY_OPTIONS if options.get(name) is not None})
     record.update(key_file=str(Path(key_file).resolve()), key_fingerprint=key_fingerprint(key))
     folder.write_json(RUN_RECORD, record)
 
@@ -50,14 +54,14 @@ def _same(name, given, recorded) -> bool:
 def resumed_options(folder, record: dict, given: dict) -> dict:
     """The serve options of a resumed run: the record's, where every option given again
     (not None in `given`) must agree; ValueError naming the option and run.json if not."""
-    for name in SERVE_OPTIONS:
+    for name in SERVE_OPTIONS + KEY_OPTIONS:
         value = given.get(name)
-        if value is not None and not _same(name, value, record[name]):
+        if value is not None and not _same(name, value, record.get(name)):
             flag = "--" + name.replace("_", "-")
             shown = ",".join(value) if isinstance(value, list) else value
-            raise ValueError(f"{flag} {shown} differs from the run's {record[name]!r} "
+            raise ValueError(f"{flag} {shown} differs from the run's {record.get(name)!r} "
                              f"({folder.path / RUN_RECORD}); leave it out to resume the run as it was")
-    return {name: record[name] for name in SERVE_OPTIONS}
+    return {name: record.get(name) for name in SERVE_OPTIONS + KEY_OPTIONS}
 
 
 def check_key(record: dict | None, key_file: Path, key: bytes) -> None:

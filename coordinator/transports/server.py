@@ -361,6 +361,11 @@ class Server:
                 if events & selectors.EVENT_WRITE and target.open:
                     self._write(target)
 
+    def push(self, outputs) -> None:
+        """Send what the runtime returned outside a transport event (a key reload's
+        disconnections, coordinator/keys/reload.py); call it from the serving thread."""
+        self._dispatch(outputs)
+
     def close(self) -> None:
         """Close every link, port and the listener without serving (serve() closes them itself)."""
         self._shutdown()

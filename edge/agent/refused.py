@@ -4,7 +4,8 @@ An agent ends with AgentRefused (exit code EXIT_REFUSED, its text printed
 after "refused: ") when:
 
 - the coordinator refused its Hello (a Refusal, not authenticated: a wrong
-  key or another run's, or another protocol version). The text is the
+  key or another run's, another protocol version, or this agent's own key
+  revoked). The text is the
   agent's own for the code: a Refusal carries no text, since anyone who
   could forge one would choose it;
 - the coordinator refused its Join (an authenticated Error whose code is in
@@ -21,11 +22,13 @@ from fedzo.edge.protocol import MAX_TEXT_BYTES, PROTOCOL_VERSION, Bye, ByeReason
 
 # Answers that joining again cannot change: the agent stops.
 REFUSALS = (ErrorCode.AUTH_FAILED, ErrorCode.BAD_VERSION, ErrorCode.RUN_FULL, ErrorCode.UNKNOWN_AGENT,
-            ErrorCode.INCOMPATIBLE)
+            ErrorCode.INCOMPATIBLE, ErrorCode.REVOKED)
 
 _WHY = {
     ErrorCode.AUTH_FAILED: "the coordinator does not accept this key (wrong key or another run's); "
                            "use the run.key of the run it serves",
+    ErrorCode.REVOKED: "the coordinator revoked this agent's key (fedzo coordinator keys); "
+                       "ask the run's operator for a new key file",
     ErrorCode.BAD_VERSION: f"the coordinator speaks another protocol version (this agent speaks "
                            f"{PROTOCOL_VERSION}); install the same fedzo on both",
 }

@@ -1,4 +1,9 @@
-"""`fedzo agent (--connect HOST:PORT | --serial PORT) --key-file F`: take part in a run as one agent."""
+"""`fedzo agent (--connect HOST:PORT | --serial PORT) --key FILE`: take part in a run as one agent.
+
+FILE is the run key (the coordinator's run.key) or this agent's own key file
+(`fedzo coordinator keys`), which names the agent id it is for: the agent
+then joins as that id, and an --id that differs is refused (exit code 2).
+"""
 import sys
 
 from fedzo.edge import kernel
@@ -14,7 +19,7 @@ from fedzo.edge.links.serial_link import (
     DEFAULT_LINK_TIMEOUT,
 )
 from fedzo.edge.protocol import ASSIGN_AGENT_ID
-from fedzo.edge.protocol.keyfile import read_key_file
+from fedzo.edge.protocol.agentkeys import AgentKey, read_key
 
 
 def add_arguments(parser):
@@ -25,8 +30,11 @@ def add_arguments(parser):
                            "(socket://HOST:PORT, rfc2217://HOST:PORT)")
     parser.add_argument("--baud", type=int, default=None,
                         help=f"serial baud rate, 8N1 (default {DEFAULT_BAUD}; with --serial only)")
-    parser.add_argument("--key-file", required=True, help="the run key (the coordinator writes run.key)")
-    parser.add_argument("--id", type=int, default=None, help="agent id to (re)join as (default: assigned)")
+    parser.add_argument("--key-file", "--key", dest="key_file", required=True, metavar="FILE",
+                        help="the run key (the coordinator writes run.key), or this agent's own key file "
+                             "(fedzo coordinator keys), which says the agent id it is for")
+    parser.add_argument("--id", type=int, default=None,
+                        help="agent id to (re)join as (default: assigned, or the id of --key's agent key)")
     parser.add_argument("--memory-budget", type=float, default=0,
                         help="MB this agent may use; before it takes a slot it checks the run's d and "
                              "task against this and exits with code 3 if it needs more (default 0: no limit)")
@@ -58,11 +66,18 @@ def run(args) -> int:
     if fallback:   # the fallback is several times slower: say so first thing
         print(f"fedzo agent: warning: {fallback}", file=sys.stderr, flush=True)
     try:
-        key = read_key_file(args.key_file)
+        key = read_key(args.key_file)
     except (OSError, ValueError) as exc:
         print(f"fedzo agent: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     agent_id = ASSIGN_AGENT_ID if args.id is None else args.id
+    if isinstance(key, AgentKey):
+        if args.id is not None and args.id != key.agent_id:
+            print(f"fedzo agent: --id {args.id} does not match the key file {args.key_file}, which is "
+                  f"agent {key.agent_id}'s key; leave --id out or give the key file of agent {args.id}",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
+        agent_id = key.agent_id
     if not 0 <= agent_id <= ASSIGN_AGENT_ID:
         print(f"fedzo agent: --id must be a non-negative agent id, got {args.id}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -12,6 +12,7 @@ Layers, bottom up (each module has one job):
     auth.py         key derivation, HMAC-SHA256 tags, X25519 key agreement
     session.py      Session: handshake, seal/open, sequence numbers, anti-replay
     keyfile.py      the run key file: what it must hold, mode 0600
+    agentkeys.py    a key per agent: its key file, K_k, the coordinator's Keyring
     accounting.py   LinkCounters: messages, frame bytes, payload bits, rejections
     endpoint.py     Endpoint / ArqEndpoint: Session + framing + counters
     chunks.py       theta hash; vectors split into / rebuilt from chunk messages
@@ -50,7 +51,8 @@ a session's packets a 6-byte ARQ tag (arq.py, arqline.py).
 
 Messages (type code, sender, body; scalars big-endian, arrays little-endian):
 
-    0x0C hello         agent  nonce_a 16 B = 16 B
+    0x0C hello         agent  nonce_a 16 B = 16 B; under an agent's own key
+                              (agentkeys.py) also its agent_id u32 = 20 B
     0x0D challenge     coord  nonce_c 16 B | d u32 | terms: UTF-8 JSON object
                               {task, algo, agents, dtype} to the end, or
                               empty (<= 255 B) = 20 B + terms
@@ -77,17 +79,17 @@ Messages (type code, sender, body; scalars big-endian, arrays little-endian):
     0x07 model_upload  agent  round u32 | total u32 | offset u32 | float32 LE
                               = 12 B + data
     0x08 model_download coord same as model_upload
-    0x09 error         either code u16 (ErrorCode; 10 = ID_IN_USE) | UTF-8 text (<= 255 B)
+    0x09 error         either code u16 (ErrorCode; 10 = ID_IN_USE, 11 = REVOKED) | UTF-8 text (<= 255 B)
     0x0A bye           either code u16 (ByeReason) | UTF-8 text (<= 255 B)
     0x0B report        agent  round u32 | peak_rss u64 | floor_rss u64
                               | learning_state u64 | episodes u64 | env_steps u64
                               | comparisons u64 | reviewer_votes u64
                               | saturations u64 = 68 B (after the last round)
-    0x0E refusal       coord  code u16 (2 AUTH_FAILED, 1 BAD_VERSION)
+    0x0E refusal       coord  code u16 (2 AUTH_FAILED, 1 BAD_VERSION, 11 REVOKED)
                               | nonce_a 16 B = 18 B; NOT authenticated
 
 Frame sizes (header + body + tag; TCP adds 4): round_start 27, vote 36,
-round_result 37 + ceil(K/4), hello 39, challenge 43 + terms, join 101,
+round_result 37 + ceil(K/4), hello 39 (43 with an id), challenge 43 + terms, join 101,
 welcome 87 + config, error/bye 25 + text, refusal 41.
 
 Payload bits (accounting.py) are 8 x the body length.
@@ -174,6 +176,8 @@ from .messages import (
 )
 from .serialframe import SerialFraming, SerialReader, serial_decode, serial_encode
 from .session import AGENT, COORDINATOR, RejoinSecrets, Session, State, check_round, seal_refusal
+from .agentkeys import AgentKey, Keyring
+from .errors import AgentRevoked, WrongAgent
 
 __all__ = [
     # messages
@@ -197,4 +201,6 @@ __all__ = [
     "ProtocolError", "TruncatedFrame", "OversizedFrame", "WrongVersion", "UnknownType", "BadTag",
     "ReplayedFrame", "BadRefusal", "MalformedFrame", "InvalidField", "UnexpectedMessage", "StaleRound",
     "BadChecksum", "Garbage", "StreamBroken", "SessionClosed", "HashMismatch", "LinkFailed",
+    # a key per agent
+    "AgentKey", "Keyring", "AgentRevoked", "WrongAgent",
 ]

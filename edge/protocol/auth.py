@@ -4,6 +4,10 @@ and an X25519 key agreement that makes each session's keys its own.
 Key schedule (all HMAC-SHA256; `run_key` is the pre-shared key, >= 16 bytes;
 D = "up" (agent -> coordinator) or "down" (coordinator -> agent)):
 
+    agent key:      K_k = HMAC(S_k, "fedzo/v3/agent-key" k)   (k as u32; S_k
+                          is agent k's own secret, agentkeys.py). With a key
+                          per agent, K_k stands for run_key in all below.
+
     handshake key:  H_D = HMAC(run_key, "fedzo/v2/handshake/" D)
     shared secret:  Z   = X25519(a, C) = X25519(c, A)   (a, c: the ephemeral
                           private keys of agent and coordinator; A, C: their
@@ -112,6 +116,12 @@ def session_master(run_key: bytes, agent_nonce: bytes, challenge: bytes, agent_s
     """M: the secret all of one session's keys come from (see the module docstring)."""
     return _derive(run_key, _LABEL + b"master" + agent_nonce + challenge + agent_share
                    + coordinator_share + shared)
+
+
+def agent_root(secret: bytes, agent_id: int) -> bytes:
+    """K_k: what agent k's sessions use in the place of the run key (its secret and its id)."""
+    check_run_key(secret)
+    return _derive(secret, _LABEL + b"agent-key" + agent_id.to_bytes(4, "big"))
 
 
 def session_tagger(master: bytes, direction: str) -> Tagger:

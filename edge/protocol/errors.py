@@ -106,6 +106,18 @@ class BadRefusal(UnexpectedMessage):
     reason = "bad_refusal"
 
 
+class AgentRevoked(ProtocolError):
+    """A Hello or Join under an agent's own key that the coordinator revoked (or replaced)."""
+
+    reason = "revoked"
+
+
+class WrongAgent(ProtocolError):
+    """A Join for another agent id than the one whose key opened the handshake."""
+
+    reason = "wrong_agent"
+
+
 # The reasons a receiver counts, in the order reports show them.
 REJECTION_REASONS = (
     "bad_tag", "replay", "wrong_version", "unknown_type", "truncated",

@@ -68,6 +68,7 @@ class ErrorCode(IntEnum):
     INCOMPATIBLE = 8     # capabilities do not fit the run (dtype, memory)
     INTERNAL = 9         # the sender failed; the text says how
     ID_IN_USE = 10       # the agent id is held by a live session: try again later
+    REVOKED = 11         # this agent's own key is revoked (a Refusal's code; docs/SECURITY.md)
 
 
 class ByeReason(IntEnum):
@@ -256,33 +257,40 @@ class Capabilities:
 
 
 @dataclass(frozen=True, slots=True)
-class _Nonce(Message):
-    """Hello's codec: one fresh 16-byte nonce."""
-
-    nonce: bytes = field(default_factory=new_nonce)
-
-    def __post_init__(self):
-        _check_bytes(self, "nonce", NONCE_BYTES)
-
-    def encode_body(self) -> bytes:
-        return self.nonce
-
-    @classmethod
-    def decode_body(cls, body: bytes):
-        _exact(body, NONCE_BYTES, cls.NAME)
-        return cls(body)
-
-
-@dataclass(frozen=True, slots=True)
-class Hello(_Nonce):
+class Hello(Message):
     """Agent -> coordinator: the first frame of a session; asks for a Challenge.
 
     nonce (nonce_a): fresh per session; binds every handshake frame (auth.py).
+    agent_id: None under the run key (the body is the nonce alone, as it has
+    always been); the agent's id when it holds a key of its own
+    (agentkeys.py), so that the coordinator knows which key the frame's tag
+    is under. Filled in by the agent's Session when it seals the Hello.
     """
 
     TYPE: ClassVar[int] = 0x0C
     NAME: ClassVar[str] = "hello"
     SENDER: ClassVar[str] = "agent"
+    _ID: ClassVar[struct.Struct] = struct.Struct(">I")
+
+    nonce: bytes = field(default_factory=new_nonce)
+    agent_id: int | None = None
+
+    def __post_init__(self):
+        _check_bytes(self, "nonce", NONCE_BYTES)
+        if self.agent_id is not None:
+            _check_int(self, "agent_id", 0, ASSIGN_AGENT_ID - 1)   # a key is for one real id
+
+    def encode_body(self) -> bytes:
+        if self.agent_id is None:
+            return self.nonce
+        return self.nonce + self._ID.pack(self.agent_id)
+
+    @classmethod
+    def decode_body(cls, body: bytes):
+        if len(body) == NONCE_BYTES:
+            return cls(body)
+        _exact(body, NONCE_BYTES + cls._ID.size, cls.NAME)
+        return cls(body[:NONCE_BYTES], cls._ID.unpack_from(body, NONCE_BYTES)[0])
 
 
 @dataclass(frozen=True, slots=True)

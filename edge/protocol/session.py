@@ -33,6 +33,16 @@ id) and mark a Join whose proof verifies (Join.rejoin_proven). Whether a
 Join may take over an agent id held by a live link is the coordinator
 runtime's rule (coordinator/rounds/runtime.py).
 
+A key per agent (agentkeys.py): an agent's Session built with its AgentKey
+uses K_k in the place of the run key and puts k in its Hello; the
+coordinator's Session built with the run's Keyring looks k up at each Hello
+and verifies the Hello under K_k alone (no key, or a wrong tag: AUTH_FAILED;
+a verified Hello of a revoked id: AgentRevoked, answered with a Refusal
+REVOKED). The Join must then be for k (else WrongAgent) while K_k is still
+k's key and k is not revoked; everything after is under keys derived from
+K_k. Refusals of this kind are counted in Keyring.refused as well as in the
+link's rejections.
+
 Anti-replay:
 - Each direction numbers its frames 0, 1, 2, ... from the Hello on; a frame
   is accepted only if its seq is above the last accepted one (gaps are
@@ -67,6 +77,7 @@ import hmac
 from enum import Enum
 
 from .accounting import LinkCounters
+from .agentkeys import AgentKey, Keyring
 from .auth import (
     DOWN,
     UP,
@@ -82,6 +93,7 @@ from .auth import (
     shared_secret,
 )
 from .constants import (
+    ASSIGN_AGENT_ID,
     FLAG_HANDSHAKE,
     FLAG_REFUSAL,
     HEADER_BYTES,
@@ -92,6 +104,7 @@ from .constants import (
     TAG_BYTES,
 )
 from .errors import (
+    AgentRevoked,
     BadRefusal,
     BadTag,
     MalformedFrame,
@@ -103,6 +116,7 @@ from .errors import (
     TruncatedFrame,
     UnexpectedMessage,
     UnknownType,
+    WrongAgent,
     WrongVersion,
 )
 from .header import frame_size, pack_header, peek_header, split_frame
@@ -165,9 +179,11 @@ def seal_refusal(msg: Refusal) -> bytes:
 
 def refuse_hello(frame, exc: ProtocolError) -> ProtocolError:
     """Mark the rejection of a Hello frame with the Refusal that answers it (exc.refusal):
-    AUTH_FAILED for a tag that does not verify, BAD_VERSION for another version.
+    AUTH_FAILED for a tag that does not verify, BAD_VERSION for another version,
+    REVOKED for an agent key the coordinator revoked (its tag verified).
     A frame that is not a Hello, or too short to hold a nonce, gets none."""
-    code = ErrorCode.BAD_VERSION if isinstance(exc, WrongVersion) else ErrorCode.AUTH_FAILED
+    code = (ErrorCode.BAD_VERSION if isinstance(exc, WrongVersion)
+            else ErrorCode.REVOKED if isinstance(exc, AgentRevoked) else ErrorCode.AUTH_FAILED)
     try:
         header = peek_header(frame)
     except ProtocolError:
@@ -196,12 +212,27 @@ def _is_refusal(frame) -> bool:
 class Session:
     """Seal and open frames for one side of one link."""
 
-    def __init__(self, role: str, run_key: bytes, *, counters: LinkCounters | None = None,
+    def __init__(self, role: str, run_key: bytes | AgentKey | Keyring, *, counters: LinkCounters | None = None,
                  rejoin_secrets: RejoinSecrets | None = None, max_frame: int = MAX_FRAME_BYTES):
+        """run_key: the run's key (bytes); or, with a key per agent (agentkeys.py), the
+        agent's own AgentKey (role AGENT) or the coordinator's Keyring (role COORDINATOR)."""
         if role not in (AGENT, COORDINATOR):
             raise ValueError(f"role must be {AGENT!r} or {COORDINATOR!r}, got {role!r}")
         self.role = role
-        self._key = check_run_key(run_key)
+        # With agent keys: the agent's own id (agent), or the id whose key the
+        # current handshake is under (coordinator; None until a Hello verified).
+        self.keyed_id: int | None = None
+        self._keyring: Keyring | None = None
+        if isinstance(run_key, AgentKey):
+            if role != AGENT:
+                raise ValueError("an AgentKey is an agent's key; a coordinator takes a Keyring")
+            self._key, self.keyed_id = run_key.root, run_key.agent_id
+        elif isinstance(run_key, Keyring):
+            if role != COORDINATOR:
+                raise ValueError("a Keyring is the coordinator's; an agent takes its AgentKey")
+            self._keyring, self._key = run_key, None
+        else:
+            self._key = check_run_key(run_key)
         self.counters = counters if counters is not None else LinkCounters()
         self.rejoin_secrets = rejoin_secrets if rejoin_secrets is not None else RejoinSecrets()
         self.max_frame = max_frame            # largest frame this side accepts
@@ -278,6 +309,8 @@ class Session:
         if cls.SENDER not in (self.role, "either"):
             raise UnexpectedMessage(f"the {self.role} does not send {cls.NAME}")
         if cls is Hello:
+            if self.keyed_id is not None:   # under an agent's own key: say whose
+                msg = dataclasses.replace(msg, agent_id=self.keyed_id)
             self._reset(msg.nonce)          # every Hello starts a new session
         elif self.state is State.CLOSED:
             raise SessionClosed(f"cannot send {cls.NAME}: the session is closed")
@@ -315,7 +348,12 @@ class Session:
             raise UnexpectedMessage(f"cannot send {cls.NAME} while {self.state.value}")
 
     def _fill_join(self, msg: Join) -> Join:
-        """Agent: our key share, and the proof of the last session's rejoin secret if we hold one."""
+        """Agent: our key share, and the proof of the last session's rejoin secret if we hold one.
+        Under an agent's own key, the Join is for that agent (an assigned id becomes it)."""
+        if self.keyed_id is not None and msg.agent_id != self.keyed_id:
+            if msg.agent_id != ASSIGN_AGENT_ID:
+                raise ValueError(f"a join as agent {msg.agent_id} under agent {self.keyed_id}'s key")
+            msg = dataclasses.replace(msg, agent_id=self.keyed_id)
         self._private, share = new_key_pair()
         self._shares = (share, None)
         proof = NO_PROOF
@@ -356,7 +394,7 @@ class Session:
         if handshake and self.role == COORDINATOR and header.type == Hello.TYPE:
             try:
                 return self._open_hello(header, hbytes, body, tag)
-            except BadTag as exc:
+            except (BadTag, AgentRevoked) as exc:
                 raise refuse_hello(frame, exc)
         if self.state is State.CLOSED:
             raise SessionClosed("frame received after the session closed")
@@ -409,15 +447,37 @@ class Session:
         if len(body) < NONCE_BYTES:
             raise TruncatedFrame(f"hello body of {len(body)} bytes cannot hold its nonce")
         nonce = bytes(body[:NONCE_BYTES])
-        if not handshake_tagger(self._key, UP, nonce).verify(hbytes, body, tag):
-            raise BadTag("bad tag on a hello: wrong run key or corrupted")
+        key, keyed_id = self._hello_key(body)
+        if not handshake_tagger(key, UP, nonce).verify(hbytes, body, tag):
+            raise BadTag("bad tag on a hello: wrong " + ("run key" if keyed_id is None else
+                                                        f"key for agent {keyed_id}") + " or corrupted")
+        if keyed_id is not None and self._keyring.is_revoked(keyed_id):
+            self._keyring.refused["revoked"] += 1
+            raise AgentRevoked(f"hello from agent {keyed_id}, whose key is revoked")
         if nonce == self.agent_nonce:
             raise ReplayedFrame("hello repeats this session's nonce")
         self._message_class(header)
         msg = Hello.decode_body(body)
+        self._key, self.keyed_id = key, keyed_id     # the key this session is now under
         self._reset(nonce)
         self.recv_seq = header.seq
         return msg
+
+    def _hello_key(self, body) -> tuple[bytes, int | None]:
+        """Coordinator: (the key a Hello's tag must verify under, the agent id it names).
+        Under the run key: (run key, None). With a Keyring: the key of the id the Hello
+        names; BadTag (a Refusal AUTH_FAILED, as for any wrong key) if it names none or
+        an id without a key, so a stranger learns nothing of which ids have keys."""
+        if self._keyring is None:
+            return self._key, None
+        if len(body) != NONCE_BYTES + Hello._ID.size:
+            raise BadTag("a hello without an agent id: this coordinator takes a key per agent")
+        agent_id = Hello._ID.unpack_from(body, NONCE_BYTES)[0]
+        key = self._keyring.root(agent_id)
+        if key is None:
+            self._keyring.refused["no_key"] += 1
+            raise BadTag(f"a hello for agent {agent_id}, who has no key here")
+        return key, agent_id
 
     def _open_refusal(self, frame) -> Refusal:
         """Agent: a Refusal counts only as the answer to our own Hello (see the module docstring)."""
@@ -435,7 +495,16 @@ class Session:
         return msg
 
     def _take_join(self, msg: Join) -> Join:
-        """Coordinator: the Join verified; agree on Z and check the rejoin proof."""
+        """Coordinator: the Join verified; agree on Z and check the rejoin proof.
+        Under an agent's key, the Join must be for that agent, and the key must still be
+        its current one and not revoked (a reload may have come since the Hello)."""
+        if self.keyed_id is not None:
+            if msg.agent_id != self.keyed_id:
+                self._keyring.refused["wrong_agent"] += 1
+                raise WrongAgent(f"a join as agent {msg.agent_id} under agent {self.keyed_id}'s key")
+            if not self._keyring.accepts(self.keyed_id, self._key):
+                self._keyring.refused["revoked"] += 1
+                raise AgentRevoked(f"a join from agent {self.keyed_id}, whose key was revoked or replaced")
         self._private, share = new_key_pair()
         try:
             self._shared = shared_secret(self._private, msg.key_share)
