@@ -20,9 +20,10 @@ all feed it the messages their link delivers and send what it returns.
     Error                       -> logged; REFUSALS raise AgentRefused; ID_IN_USE
                                    (another live session holds this id) ends the
                                    session: the transport joins again after a back-off
-    Bye                         -> DONE, SHUTDOWN, EXCLUDED, PROTOCOL: done (a
+    Bye                         -> DONE, SHUTDOWN, PROTOCOL: done (a
                                    session is closed after Bye, which is why the
-                                   Report goes first); REPLACED, TIMEOUT: this
+                                   Report goes first); EXCLUDED (its key was
+                                   revoked): AgentRefused; REPLACED, TIMEOUT: this
                                    session is over but the run is not, so the
                                    transport joins again (REJOIN_BYES)
 
@@ -309,5 +310,8 @@ class AgentRuntime:
             self.log(f"agent {self.agent_id}: session ended ({msg.text or msg.code}); joining again")
             return []
         self.done = True
+        if msg.code == ByeReason.EXCLUDED:
+            # Dropped from the run (its own key revoked): joining again would be refused.
+            raise AgentRefused(f"the coordinator excluded this agent: {msg.text or 'no reason given'}")
         self.log(f"agent {self.agent_id}: run over ({msg.text or msg.code})")
         return []

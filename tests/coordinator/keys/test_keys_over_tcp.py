@@ -199,9 +199,9 @@ def _lines_of(process, seen):
 
 
 def test_sighup_to_a_coordinator_process_disconnects_a_revoked_agent(tmp_path):
+    """A real `fedzo coordinator` and a real `fedzo agent --key`, a real SIGHUP."""
     keys = tmp_path / "keys"
     issue_keys(keys, 2)
-    agent_key = read_agent_key_file(keys / "agent-1.key")
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "fedzo.cli", "coordinator", "--agent-keys", str(keys),
                                 "--listen", f"127.0.0.1:{port}", "--out", str(tmp_path / "run"),
@@ -210,21 +210,25 @@ def test_sighup_to_a_coordinator_process_disconnects_a_revoked_agent(tmp_path):
     seen = []
     reader = threading.Thread(target=_lines_of, args=(process, seen), daemon=True)
     reader.start()
+    agent = None
     try:
         wait_until(lambda: any("kill -HUP" in line for line in seen), "the coordinator to listen")
-        sock, endpoint = join_as(("127.0.0.1", port), agent_key)
-        with sock:
-            wait_for_welcome(sock, endpoint)
-            (keys / "revoked").write_text("1  # stolen\n")
-            os.kill(process.pid, signal.SIGHUP)
-            got = messages_until_closed(sock, endpoint)
-        assert [(type(m), m.code) for m in got] == [(Bye, ByeReason.EXCLUDED)]
+        # Agent 1 joins; the run waits for agent 0, so agent 1 stays connected.
+        agent = subprocess.Popen(agent_command("--connect", f"127.0.0.1:{port}", "--key", str(keys / "agent-1.key"),
+                                               "--task", "hopper"),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_until(lambda: any("agent 1 joined" in line for line in seen), "agent 1 to join")
+        (keys / "revoked").write_text("1  # stolen\n")
+        os.kill(process.pid, signal.SIGHUP)
+        out, err = agent.communicate(timeout=PATIENCE)
+        assert agent.returncode == EXIT_REFUSED, out + err
+        assert "refused: the coordinator excluded this agent: agent 1's key was revoked" in err
         wait_until(lambda: any("agent 1 disconnected: its key was revoked" in line for line in seen),
                    "the coordinator to free the slot")
         assert any("ending the sessions of agents [1]" in line for line in seen)
         # It comes back: its Hello is refused as revoked.
         with socket.create_connection(("127.0.0.1", port), timeout=PATIENCE) as again:
-            endpoint = Endpoint(Session(AGENT, agent_key))
+            endpoint = Endpoint(Session(AGENT, read_agent_key_file(keys / "agent-1.key")))
             again.sendall(endpoint.send(Hello()))
             answer = messages_until_closed(again, endpoint)
         assert [(type(m), m.code) for m in answer] == [(Refusal, ErrorCode.REVOKED)]
@@ -232,7 +236,8 @@ def test_sighup_to_a_coordinator_process_disconnects_a_revoked_agent(tmp_path):
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=PATIENCE) == 130
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        for p in (process, agent):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
         reader.join(PATIENCE)
