@@ -44,7 +44,7 @@ shares = st.binary(min_size=32, max_size=32)
 joins = st.builds(
     lambda agent_id, caps, state, share, proof: Join(agent_id, caps, state[0], state[1], share, proof),
     u32, capabilities, st.one_of(st.tuples(st.none(), st.none()), st.tuples(rounds, hashes)), shares, nonces)
-hellos = st.builds(Hello, nonces)
+hellos = st.builds(Hello, nonces, st.one_of(st.none(), st.integers(0, 2**32 - 2)))   # an id: an agent key's
 
 json_values = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63),
                         st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20))

@@ -26,7 +26,8 @@ REFUSALS_PER_SOURCE = 5          # answers to one source address ...
 REFUSAL_WINDOW_SECONDS = 60.0    # ... in any window this long
 MAX_SOURCES = 1024               # sources remembered at once (bounded state)
 
-WHY = {ErrorCode.AUTH_FAILED: "wrong key", ErrorCode.BAD_VERSION: "another protocol version"}
+WHY = {ErrorCode.AUTH_FAILED: "wrong key", ErrorCode.BAD_VERSION: "another protocol version",
+       ErrorCode.REVOKED: "revoked agent key"}
 
 
 class Refusals:

@@ -5,7 +5,8 @@
        mode 0644, ...): nothing was sent
     3  refused: the coordinator does not accept this key (wrong key or
        another run's), speaks another protocol version, is full, or has no
-       such agent id; or this agent's memory budget cannot hold the run
+       such agent id; or it revoked this agent's own key (at a join, or
+       by excluding the connected agent); or this agent's memory budget cannot hold the run
        (decided before it takes a slot). The line before says which.
     4  out of memory: an allocation failed (a board with too little RAM)
     5  gave up: no answer from the coordinator for --reconnect-seconds

@@ -140,6 +140,7 @@ def test_a_key_cannot_join_as_another_agent_and_a_revoked_key_is_refused(tmp_pat
     assert "refused: the coordinator revoked this agent's key" in revoked.stderr
     assert book.keyring.refused["revoked"] == 1
     assert server.tally.totals["frames rejected (revoked)"] == 1
+    assert server.tally.totals["hellos refused (revoked agent key)"] == 1
     # A key file and an --id that disagree: bad input, nothing sent.
     mismatch = subprocess.run(agent_command("--connect", address, "--key", str(keys / "agent-1.key"), "--id", "0"),
                               capture_output=True, text=True, timeout=PATIENCE)
