@@ -11,6 +11,7 @@ DIR/revoked; `fedzo coordinator --agent-keys DIR` serves a run to those keys
 only, and SIGHUP makes it read DIR (and --revoked FILE, default DIR/revoked)
 again. Without --agent-keys the run key serves, as before.
 """
+import os
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -211,7 +212,7 @@ def run(args) -> int:
         from fedzo.coordinator.keys.reload import Reloader
         reloader = Reloader(book, the_run.runtime, server.push)
         if reloader.install():
-            print("kill -HUP <this process> reads the keys and the revocation list again", flush=True)
+            print(f"kill -HUP {os.getpid()} reads the keys and the revocation list again", flush=True)
         check = reloader.poll
     try:
         server.serve(check=check)

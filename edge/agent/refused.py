@@ -26,7 +26,8 @@ REFUSALS = (ErrorCode.AUTH_FAILED, ErrorCode.BAD_VERSION, ErrorCode.RUN_FULL, Er
 
 _WHY = {
     ErrorCode.AUTH_FAILED: "the coordinator does not accept this key (wrong key or another run's); "
-                           "use the run.key of the run it serves",
+                           "use the run.key of the run it serves (or, in a run with a key per "
+                           "agent, this agent's own key file)",
     ErrorCode.REVOKED: "the coordinator revoked this agent's key (fedzo coordinator keys); "
                        "ask the run's operator for a new key file",
     ErrorCode.BAD_VERSION: f"the coordinator speaks another protocol version (this agent speaks "

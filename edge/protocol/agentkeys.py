@@ -138,6 +138,7 @@ class Keyring:
     def __init__(self, keys=(), revoked=()):
         self._roots: dict[int, bytes] = {}
         self._revoked: frozenset[int] = frozenset()
+        self.decoy = os.urandom(GENERATED_KEY_BYTES)   # checks the tags of Hellos for ids without a key
         # Handshakes refused, by reason: a revoked id, an id without a key, a Join for another id.
         self.refused = {"revoked": 0, "no_key": 0, "wrong_agent": 0}
         self.replace(keys, revoked)

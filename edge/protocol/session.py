@@ -448,7 +448,13 @@ class Session:
             raise TruncatedFrame(f"hello body of {len(body)} bytes cannot hold its nonce")
         nonce = bytes(body[:NONCE_BYTES])
         key, keyed_id = self._hello_key(body)
-        if not handshake_tagger(key, UP, nonce).verify(hbytes, body, tag):
+        verified = handshake_tagger(key or self._keyring.decoy, UP, nonce).verify(hbytes, body, tag)
+        if key is None:
+            # Checked all the same (under a key nobody holds), so that an id without a
+            # key here costs what a wrong tag costs: no probing for ids by timing.
+            self._keyring.refused["no_key"] += 1
+            raise BadTag(f"a hello for agent {keyed_id}, who has no key here")
+        if not verified:
             raise BadTag("bad tag on a hello: wrong " + ("run key" if keyed_id is None else
                                                         f"key for agent {keyed_id}") + " or corrupted")
         if keyed_id is not None and self._keyring.is_revoked(keyed_id):
@@ -463,21 +469,17 @@ class Session:
         self.recv_seq = header.seq
         return msg
 
-    def _hello_key(self, body) -> tuple[bytes, int | None]:
+    def _hello_key(self, body) -> tuple[bytes | None, int | None]:
         """Coordinator: (the key a Hello's tag must verify under, the agent id it names).
-        Under the run key: (run key, None). With a Keyring: the key of the id the Hello
-        names; BadTag (a Refusal AUTH_FAILED, as for any wrong key) if it names none or
-        an id without a key, so a stranger learns nothing of which ids have keys."""
+        Under the run key: (run key, None). With a Keyring: (the key of the id the Hello
+        names or None if it has none here, that id); BadTag (a Refusal AUTH_FAILED, as
+        for any wrong key) for a Hello that names no id."""
         if self._keyring is None:
             return self._key, None
         if len(body) != NONCE_BYTES + Hello._ID.size:
             raise BadTag("a hello without an agent id: this coordinator takes a key per agent")
         agent_id = Hello._ID.unpack_from(body, NONCE_BYTES)[0]
-        key = self._keyring.root(agent_id)
-        if key is None:
-            self._keyring.refused["no_key"] += 1
-            raise BadTag(f"a hello for agent {agent_id}, who has no key here")
-        return key, agent_id
+        return self._keyring.root(agent_id), agent_id
 
     def _open_refusal(self, frame) -> Refusal:
         """Agent: a Refusal counts only as the answer to our own Hello (see the module docstring)."""
