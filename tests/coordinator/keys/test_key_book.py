@@ -4,6 +4,7 @@ import signal
 import stat
 
 import pytest
+from serving import free_port
 from waiting import wait_until
 
 from fedzo.cli import main
@@ -124,3 +125,17 @@ def test_sighup_asks_the_reloader_for_a_reload(tmp_path):
         wait_until(lambda: reloader.requested, "the SIGHUP handler")
     finally:
         signal.signal(signal.SIGHUP, before)
+
+
+def test_a_coordinator_with_a_bad_revocation_list_does_not_start_and_leaves_nothing(tmp_path, capsys):
+    keys = tmp_path / "keys"
+    issue_keys(keys, 2)
+    (keys / "revoked").write_text("1\n1,2\n")
+    out = tmp_path / "run"
+    assert main(["coordinator", "--agent-keys", str(keys), "--listen", f"127.0.0.1:{free_port()}", "--out", str(out),
+                 "--agents", "2"]) == 2
+    err = capsys.readouterr().err
+    assert f"{keys / 'revoked'}, line 2: '1,2' is not an agent id" in err
+    assert not out.exists()
+    assert main(["coordinator", "--revoked", str(keys / "revoked"), "--out", str(out)]) == 2
+    assert "--revoked goes with --agent-keys" in capsys.readouterr().err
