@@ -86,7 +86,7 @@ def _read_text(path: Path) -> str:
     try:
         return path.read_bytes().decode("ascii")
     except UnicodeDecodeError:
-        raise KeyFileError(f"{path} is not a key file (it is not text)") from None
+        return "\x00"              # not text at all: refused as keyfile.py refuses it
 
 
 def read_agent_key_file(path) -> AgentKey:

@@ -61,6 +61,11 @@ def test_an_agent_key_file_round_trips_with_mode_0600_and_is_not_overwritten(tmp
 def test_read_key_tells_a_run_key_from_an_agent_key(tmp_path):
     write_key_file(tmp_path / "run.key", RUN_KEY)
     assert read_key(tmp_path / "run.key") == RUN_KEY
+    binary = tmp_path / "binary.key"
+    binary.write_bytes(os.urandom(32) + b"\xff")
+    os.chmod(binary, 0o600)
+    with pytest.raises(KeyFileError, match="not a hex key"):    # as a run key file says it
+        read_key(binary)
 
 
 @pytest.mark.parametrize("text, words", [
