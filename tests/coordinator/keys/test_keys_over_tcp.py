@@ -242,3 +242,34 @@ def test_sighup_to_a_coordinator_process_disconnects_a_revoked_agent(tmp_path):
                 p.kill()
                 p.wait()
         reader.join(PATIENCE)
+
+
+def _serve_with_keyed_agents(argv, port, keys, agents=2) -> int:
+    """`fedzo coordinator ARGV` in a thread, and agents 0..agents-1 under their own keys; its exit code."""
+    result = []
+    coordinator = threading.Thread(target=lambda: result.append(main(["coordinator", *argv])), daemon=True)
+    coordinator.start()
+    helpers = [threading.Thread(target=run_agent_tcp,
+                                args=(("127.0.0.1", port), read_agent_key_file(keys / f"agent-{k}.key"),
+                                      AgentRuntime(**QUIET)),
+                                kwargs=dict(reconnect_seconds=PATIENCE, **QUIET), daemon=True)
+               for k in range(agents)]
+    for helper in helpers:
+        helper.start()
+    coordinator.join(2 * PATIENCE)
+    assert not coordinator.is_alive(), "the coordinator did not finish"
+    return result[0]
+
+
+def test_a_resumed_run_is_served_with_the_keys_it_started_with(tmp_path):
+    _, _, reference = run_small(tmp_path, "whole", agents=2, rounds=3)
+    keys = tmp_path / "keys"
+    issue_keys(keys, 2)
+    port, out = free_port(), tmp_path / "run"
+    first = ["--agent-keys", str(keys), "--listen", f"127.0.0.1:{port}", "--out", str(out),
+             *run_args(small_config(agents=2, rounds=2))]
+    assert _serve_with_keyed_agents(first, port, keys) == 0
+    # Resumed without naming the keys: run.json has them; the run key would be refused.
+    assert _serve_with_keyed_agents(["--resume", str(out), "--rounds", "3"], port, keys) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rounds"] == 3 and summary["theta_hash"] == reference["theta_hash"]
