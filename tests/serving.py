@@ -65,12 +65,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-def coordinator_with_agents(argv, port, agents=2):
-    """`fedzo coordinator ARGV` in a thread and `agents` agents on 127.0.0.1:port; its exit code."""
+def coordinator_with_agents(argv, port, agents=2, key_of=lambda k: KEY):
+    """`fedzo coordinator ARGV` in a thread and `agents` agents on 127.0.0.1:port; its exit code.
+    Agent k joins as k under key_of(k) (default: the run key KEY)."""
     result, quiet = [], (lambda *a: None)
     thread = threading.Thread(target=lambda: result.append(main(["coordinator", *argv])), daemon=True)
     thread.start()
-    helpers = [threading.Thread(target=run_agent_tcp, args=(("127.0.0.1", port), KEY,
+    helpers = [threading.Thread(target=run_agent_tcp, args=(("127.0.0.1", port), key_of(k),
                                                             AgentRuntime(agent_id=k, log=quiet)),
                                 kwargs=dict(reconnect_seconds=PATIENCE, log=quiet), daemon=True)
                for k in range(agents)]

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 
-from serving import Stop, free_port, serve_in_thread
+from serving import Stop, coordinator_with_agents, free_port, serve_in_thread
 from small_runs import run_small, small_config
 from waiting import PATIENCE, wait_until
 
@@ -244,21 +244,9 @@ def test_sighup_to_a_coordinator_process_disconnects_a_revoked_agent(tmp_path):
         reader.join(PATIENCE)
 
 
-def _serve_with_keyed_agents(argv, port, keys, agents=2) -> int:
-    """`fedzo coordinator ARGV` in a thread, and agents 0..agents-1 under their own keys; its exit code."""
-    result = []
-    coordinator = threading.Thread(target=lambda: result.append(main(["coordinator", *argv])), daemon=True)
-    coordinator.start()
-    helpers = [threading.Thread(target=run_agent_tcp,
-                                args=(("127.0.0.1", port), read_agent_key_file(keys / f"agent-{k}.key"),
-                                      AgentRuntime(**QUIET)),
-                                kwargs=dict(reconnect_seconds=PATIENCE, **QUIET), daemon=True)
-               for k in range(agents)]
-    for helper in helpers:
-        helper.start()
-    coordinator.join(2 * PATIENCE)
-    assert not coordinator.is_alive(), "the coordinator did not finish"
-    return result[0]
+def _serve_with_keyed_agents(argv, port, keys) -> int:
+    """`fedzo coordinator ARGV` in a thread, and agents 0 and 1 under their own keys; its exit code."""
+    return coordinator_with_agents(argv, port, key_of=lambda k: read_agent_key_file(keys / f"agent-{k}.key"))
 
 
 def test_a_resumed_run_is_served_with_the_keys_it_started_with(tmp_path):
