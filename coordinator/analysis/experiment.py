@@ -47,7 +47,7 @@ from pathlib import Path
 from fedzo.coordinator.run.folder import SUMMARY
 from fedzo.coordinator.run.lifecycle import Run
 from fedzo.coordinator.transports.inproc import run_inproc
-from fedzo.edge.agent.runtime import AgentRuntime
+from fedzo.firmware_sim.behaviour import Behaviour, BehaviourError, simulated_agents
 from fedzo.edge.learning.config import ConfigError, RunConfig
 from fedzo.edge.tasks import TASK_NAMES, task_class
 
@@ -131,6 +131,12 @@ def cells(spec: dict) -> list:
     for variant in with_null_controls(spec):
         variant = dict(variant)
         label = variant.pop("label", None) or json.dumps(variant, sort_keys=True)
+        # Simulated liars and sleepers (firmware_sim/behaviour.py): how the agents act, not a run setting.
+        behaviour = variant.pop("behaviour", "")
+        try:
+            Behaviour.parse(behaviour)
+        except (BehaviourError, AttributeError) as exc:
+            raise ConfigError(f"{label}: behaviour {behaviour!r}: {exc}") from None
         keys = [k for k in grid if k not in variant]
         for values in itertools.product(*(grid[k] for k in keys)):
             for seed in spec.get("seeds", [0]):
@@ -148,8 +154,10 @@ def cells(spec: dict) -> list:
                                       f"use fedzo simulate --human")
                 grid_part = "-".join(f"{k}={v}" for k, v in zip(keys, values))
                 folder = "/".join(slug(p) for p in (label, grid_part, f"seed-{seed}") if p)
-                out.append({"label": label, "grid": dict(zip(keys, values)), "folder": folder,
-                            "config": config})
+                cell = {"label": label, "grid": dict(zip(keys, values)), "folder": folder, "config": config}
+                if behaviour:
+                    cell["behaviour"] = behaviour
+                out.append(cell)
     return out
 
 
@@ -171,8 +179,11 @@ def run_cell(out_dir: str, cell: dict) -> tuple:
     cpu_before = _cpu_seconds()
     # No per-run plots: the report draws the grid's curves, and committed cells stay small.
     run = Run(config, folder, resume=resume, log=lambda *a: None, plots=False)
-    agents = [AgentRuntime(log=lambda *a: None, task=config.task) for _ in range(config.agents)]
+    behaviour = Behaviour.parse(cell.get("behaviour", ""))
+    agents = simulated_agents(config.agents, behaviour, log=lambda *a: None, task=config.task)
     summary = run_inproc(run, agents, os.urandom(32), workers=1, log=lambda *a: None)
+    if behaviour.active:
+        summary["behaviour"] = behaviour.as_dict()
     summary["cpu_seconds"] = round(_cpu_seconds() - cpu_before, 2)   # this session's share if resumed
     run.folder.write_json(SUMMARY, summary)
     return summary, True

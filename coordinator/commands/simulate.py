@@ -27,6 +27,10 @@ def add_arguments(parser):
                              f"run's {HUMAN_ROUND_TIMEOUT:.0f}); an agent silent for a whole round is absent: "
                              "no round waits for it until it speaks")
     parser.add_argument("--quiet", action="store_true", help="no per-round lines")
+    parser.add_argument("--behaviour", default="", metavar="SPEC",
+                        help="in-process agents that misbehave, e.g. dishonest=5,lie=flip,dropout=0.2: the first "
+                             "5 agent ids lie (flip: the opposite of their vote; random: a random sign) and each "
+                             "asked agent sleeps through a round with probability 0.2 (docs/fleets.md)")
     parser.add_argument("--with-null", action="store_true",
                         help="afterwards, run the same config with coin-flip votes (the null control, "
                              "in-process, in OUT/null-control) and print its drift beside the run's gain")
@@ -81,6 +85,20 @@ def _board_options(args):
     return profile, faults
 
 
+def _behaviour_option(args, config):
+    """--behaviour, checked: misbehaving agents are simulated in-process only."""
+    from fedzo.firmware_sim.behaviour import Behaviour
+    behaviour = Behaviour.parse(args.behaviour)
+    if behaviour.active and args.link not in (None, "inproc"):
+        raise ValueError(f"--behaviour simulates agents in this process (--link inproc); got --link {args.link}")
+    if behaviour.active:
+        args.link = "inproc"
+    if behaviour.dishonest > config.agents:
+        raise ValueError(f"--behaviour dishonest={behaviour.dishonest} is more than the run's "
+                         f"{config.agents} agents")
+    return behaviour
+
+
 def _person_options(args, config):
     """A run a person answers (--human, --replay) is a human run with its agents in this process."""
     person = getattr(args, "human", None) is not None or getattr(args, "replay", None) is not None
@@ -102,7 +120,11 @@ def _person_options(args, config):
 
 def run(args) -> int:
     try:
-        config = _person_options(args, config_from_args(args))
+        config = config_from_args(args)
+        args.behaviour = _behaviour_option(args, config)     # first: it implies --link inproc
+        config = _person_options(args, config)
+        if args.behaviour.active and config.preference == "human":
+            raise ValueError("--behaviour simulates misbehaving agents; a person's answers are their own")
         profile, faults = _board_options(args)
     except (ConfigError, OSError, ValueError) as exc:
         print(f"fedzo simulate: {exc}", file=sys.stderr)
@@ -171,7 +193,8 @@ def _simulate(args, the_run, run_key, profile, faults, log, person=None):
                       for source in person.sources]
             # One thread per agent, so every agent's comparison queues on the page at once.
             return run_inproc(the_run, agents, run_key, workers=config.agents, log=print)
-        agents = [AgentRuntime(log=lambda *a: None, task=config.task) for _ in range(config.agents)]
+        from fedzo.firmware_sim.behaviour import simulated_agents
+        agents = simulated_agents(config.agents, args.behaviour, log=lambda *a: None, task=config.task)
         return run_inproc(the_run, agents, run_key, log=print)
     from fedzo.coordinator.transports.tcp import AgentsGone, simulate_tcp
     try:

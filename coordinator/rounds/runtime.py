@@ -58,6 +58,7 @@ from fedzo.edge.learning.algorithm import (
     check_model,
     starts_from_packaged_actor,
 )
+from fedzo.edge.learning.fleet import block_votes, round_plan
 from fedzo.edge.protocol import (
     ASSIGN_AGENT_ID,
     MAX_FRAME_BYTES,
@@ -93,6 +94,7 @@ class AgentSlot:
     link: object = None
     in_round: bool = False          # was sent this round's RoundStart
     vote: int = None                # this round's vote, once received
+    abstained: bool = False         # its vote this round was 0: it did no rollouts (asleep, away)
     model: np.ndarray = None        # FedAvg: this round's uploaded model
     assembler: VectorAssembler = None
     report: dict = None
@@ -116,8 +118,10 @@ class CoordinatorRuntime:
         self.config, self.store = config, store
         self.welcome_json = config_json(welcome_config)
         # What a Challenge tells a joiner about the run (its memory check needs no more).
-        self.terms_json = config_json({"task": config.task, "algo": config.algo, "agents": config.agents,
-                                       "dtype": store.fmt.dtype.name})
+        terms = {"task": config.task, "algo": config.algo, "agents": config.agents, "dtype": store.fmt.dtype.name}
+        if config.block_count != config.agents:
+            terms["blocks"] = config.block_count      # a fleet: the joiner's block size follows K, not n
+        self.terms_json = config_json(terms)
         self.slots = [AgentSlot(k) for k in range(config.agents)]
         self.round = start_round
         self.round_timeout, self.join_timeout = round_timeout, join_timeout
@@ -148,6 +152,15 @@ class CoordinatorRuntime:
 
     def connected(self) -> list:
         return [s for s in self.slots if s.link is not None]
+
+    def plan(self, round_=None):
+        """Round t's plan: which agent evaluates which block (edge/learning/fleet.py)."""
+        c = self.config
+        return round_plan(c.seed, self.round if round_ is None else round_, c.agents, c.block_count, c.per_round)
+
+    def asked(self, slot) -> bool:
+        """Is the agent in `slot` asked to vote in the current round?"""
+        return self.plan().asked(slot.block)
 
     def slot_of(self, link):
         """The slot a link is joined to, or None (a link that has not joined)."""
@@ -275,7 +288,7 @@ class CoordinatorRuntime:
         fresh = msg.round is None          # the agent holds no theta yet
         if not holds_current and not starts_from_packaged_actor(fresh, self.round, self.config):
             out += self._sync(slot)
-        if self.phase == "round" and slot.vote is None:
+        if self.phase == "round" and slot.vote is None and self.asked(slot):
             # Joining an open round: it holds theta_t now, so it can still vote.
             slot.in_round = True
             out.append((link, RoundStart(self.round)))
@@ -319,10 +332,13 @@ class CoordinatorRuntime:
         self.deadline = self.clock() + self.round_timeout
         self.round_digest = self.store.digest()
         out = []
+        plan = self.plan()
         for slot in self.slots:
-            slot.vote, slot.model, slot.in_round = None, None, slot.link is not None
+            # An agent the round's plan does not ask sits it out (it still gets the result).
+            slot.vote, slot.model, slot.abstained = None, None, False
+            slot.in_round = slot.link is not None and plan.asked(slot.block)
             slot.spoke = False
-            if slot.link is not None:
+            if slot.in_round:
                 out.append((slot.link, RoundStart(self.round)))
         return out + self._maybe_close_round()
 
@@ -336,7 +352,7 @@ class CoordinatorRuntime:
             slot.discarded_votes += 1
             self.log(f"coordinator: agent {slot.block} voted on another theta; vote discarded, syncing")
             return self._sync(slot) + self._maybe_close_round()
-        slot.vote = msg.vote
+        slot.vote, slot.abstained = msg.vote, msg.vote == 0
         return self._maybe_close_round()
 
     def _on_upload(self, slot, msg: ModelUpload) -> list:
@@ -378,15 +394,18 @@ class CoordinatorRuntime:
                          f"later rounds will not wait for it until it speaks")
 
     def _close_round(self) -> list:
-        votes = [s.vote if s.vote is not None else 0 for s in self.slots]
-        voters = sum(1 for s in self.slots if s.vote is not None)
+        agent_votes = {s.block: s.vote for s in self.slots if s.vote is not None}
+        abstained = sum(1 for s in self.slots if s.abstained)
+        voters = len(agent_votes) - abstained      # those that spent the round's trajectories
+        # One vote per block: the majority of its agents' (its one agent's when n = K); none: 0.
+        votes = block_votes(self.plan(), agent_votes, self.config.block_count)
         absent = [s.block for s in self.slots if s.absent and s.link is not None]
         if self.config.algo == "fedavg-s2zpo":
             models = [s.model if s.vote is not None else None for s in self.slots]
             average = average_models(models) if any(m is not None for m in models) else self.store.to_float()
             saturated = self.store.set_from_float(average)
         else:
-            saturated = apply_par_update(self.store, self.config.seed, len(self.slots), self.round,
+            saturated = apply_par_update(self.store, self.config.seed, self.config.block_count, self.round,
                                          votes, self.alpha_steps, self.config.perturbation)
         digest = self.store.digest()
         out = []
@@ -398,6 +417,7 @@ class CoordinatorRuntime:
         # theta after this round, kept for the callback: the next round may
         # already be under way when the transport calls after_dispatch().
         self._closed.append({"round": self.round, "votes": votes, "voters": voters, "absent": absent,
+                             "agent_votes": agent_votes, "abstained": abstained,
                              "saturated": saturated, "theta_hash": digest.hex(),
                              "theta": self.store.values.copy()})
         self._mark_absent()

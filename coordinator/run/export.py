@@ -56,7 +56,7 @@ def _rebuild(folder: Path, config, start: Actor, round_: int, next_round: int):
         if record is None or not isinstance(record.get("votes"), list):
             raise ValueError(f"{folder}: metrics.jsonl has no votes for round {t}")
         try:
-            apply_par_update(store, config.seed, config.agents, t, record["votes"], alpha_steps,
+            apply_par_update(store, config.seed, config.block_count, t, record["votes"], alpha_steps,
                              config.perturbation)
         except ValueError as exc:
             raise ValueError(f"{folder}: metrics.jsonl, round {t}: {exc}") from None

@@ -121,7 +121,8 @@ class Run:
             self.totals["evaluation_initial"] = self._evaluate()
             self.totals["return_initial"] = self.totals["evaluation_initial"]["mean"]
         self.last_evaluation = self.totals.get("evaluation_last") or self.totals["evaluation_initial"]
-        self.log(f"{config.algo} on {config.task}: K = {config.agents}, T = {config.rounds}, "
+        fleet = "" if config.block_count == config.agents else f" over {config.agents} agents"
+        self.log(f"{config.algo} on {config.task}: K = {config.block_count}{fleet}, T = {config.rounds}, "
                  f"d = {store.d}, alpha = {config.alpha} ({self.runtime.alpha_steps} LSB), "
                  f"mu = {config.mu} ({store.fmt.steps(config.mu)} LSB), store {store.fmt.dtype.name} "
                  f"2^-{store.fmt.frac_bits}; return at start {self.totals['return_initial']:.1f} "
@@ -244,6 +245,11 @@ class Run:
                   **self._return_fields(evaluation),
                   "saturated": info["saturated"], "theta_hash": info["theta_hash"],
                   "elapsed_s": round(elapsed, 3), **round_bytes}
+        if config.block_count != config.agents or config.per_round:
+            # A fleet: each agent's own vote too (agent id -> vote; JSON keys are strings).
+            record["agent_votes"] = {str(a): v for a, v in sorted(info["agent_votes"].items())}
+        if info["abstained"]:
+            record["abstained"] = info["abstained"]      # votes of 0: agents that did no rollouts
         self.folder.append_metrics(record)
         self.folder.save_checkpoint(theta.values, self.store.fmt.frac_bits, done,
                                     {**self.totals, **counts, "agent_bytes": agent_bytes})
@@ -347,7 +353,7 @@ class Run:
         rounds_run = max(1, self.runtime.round)
         reports = [s.report for s in self.runtime.slots if s.report]
         summary = {
-            "algo": config.algo, "task": config.task, "agents": K, "rounds": self.runtime.round,
+            "algo": config.algo, "task": config.task, "agents": K, "blocks": config.block_count, "rounds": self.runtime.round,
             "d": d, "seed": config.seed, "panel_scale": _panel_scale(config),
             "alpha_lsb": self.runtime.alpha_steps, "mu_lsb": self.store.fmt.steps(config.mu),
             "frac_bits": self.store.fmt.frac_bits,
@@ -362,7 +368,7 @@ class Run:
             **totals,
             "bytes_per_agent_per_round_up": totals["bytes_up"] / K / rounds_run,
             "bytes_per_agent_per_round_down": totals["bytes_down"] / K / rounds_run,
-            "paper_bits_per_update": d + K,
+            "paper_bits_per_update": d + config.block_count,
             "fedavg_float32_bytes_per_agent_per_round": 4 * d,
             "saturated": self.totals["saturated"],
             "coordinator_rejected": dict(self.runtime.rejected),

@@ -54,7 +54,7 @@ class _Probe:
         config, store, policy = self.config, self.store, self.policy
         if steps == 0:
             return run_batch(self.task, policy, reset_seeds).mean_return
-        start, stop = block_bounds(store.d, config.agents, k)
+        start, stop = block_bounds(store.d, config.block_count, k)
         saved = store.scratch(start, stop)
         perturbation.perturb(store, config.perturbation, start, stop, config.seed,
                              streams.block_stream(k), round_, steps, saved)
@@ -71,7 +71,7 @@ def return_differences(task_name: str, samples=40, agents=5, config=None) -> np.
     probe = _Probe(config)
     diffs = []
     for sample in range(samples):
-        k, round_ = sample % config.agents, sample // config.agents
+        k, round_ = sample % config.block_count, sample // config.block_count
         base, cand = probe.paired(k, round_, streams.reset_seeds(config.seed, k, round_, config.batch))
         diffs.append(abs(cand - base))
     return np.array(diffs)
@@ -92,7 +92,7 @@ def vote_accuracy(config: RunConfig, samples=40, reference_episodes=16, store=No
     probe = _Probe(config, store)
     shown, reference, agree, panel_agree = [], [], 0, 0.0
     for sample in range(samples):
-        k, round_ = sample % config.agents, sample // config.agents
+        k, round_ = sample % config.block_count, sample // config.block_count
         seeds = streams.reset_seeds(config.seed, k, round_, config.batch + reference_episodes)
         base, cand = probe.paired(k, round_, seeds[:config.batch])
         ref_base, ref_cand = probe.paired(k, round_, seeds[config.batch:])

@@ -49,11 +49,12 @@ def check_terms(budget: int, d: int, terms: dict, build_task=make):
     BudgetTooSmall, or ValueError for terms it cannot read.
     """
     try:
-        name, algo, agents = str(terms["task"]), str(terms["algo"]), int(terms["agents"])
+        name, algo = str(terms["task"]), str(terms["algo"])
+        blocks = int(terms.get("blocks", terms["agents"]))    # a fleet names K; otherwise K = n
         itemsize = np.dtype(terms["dtype"]).itemsize
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"the challenge's terms cannot be read ({exc!r}): {terms}") from None
     task = build_task(name)
     floor = memory.current_rss_bytes()
-    check(budget, floor, learning_state_bound(algo, d, agents, itemsize), name)
+    check(budget, floor, learning_state_bound(algo, d, blocks, itemsize), name)
     return name, task

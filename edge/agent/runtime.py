@@ -171,7 +171,7 @@ class AgentRuntime:
         self.in_use_refusals = 0
         config, obs_mean, obs_std, dtype, frac_bits = parse_welcome_config(msg.config)
         rejoining = self.logic is not None and self.synced
-        if self.logic is None or self.logic.index != msg.block or self.logic.store.d != msg.d:
+        if self.logic is None or self.logic.index != msg.agent_id or self.logic.store.d != msg.d:
             self._build(msg, config, obs_mean, obs_std, dtype, frac_bits)
         self.agent_id = msg.agent_id
         if starts_from_packaged_actor(not rejoining, msg.round, config):
@@ -222,7 +222,9 @@ class AgentRuntime:
             if theta.size == msg.d:
                 store.set_from_float(theta)
         cls = FedAvgAgent if config.algo == "fedavg-s2zpo" else ParS2ZPOAgent
-        logic = cls(config, msg.block, store, task, actor, self.preference)
+        # The agent's index names its own streams (reset seeds, panel, tie bits); its block is
+        # the same index unless the run is a fleet, where it follows each round's plan.
+        logic = cls(config, msg.agent_id, store, task, actor, self.preference)
         # Checked before joining already (the Challenge's terms); again with the exact block.
         budget.check(self.memory_budget, self.floor_rss, logic.learning_state_bytes, config.task)
         self.logic = logic
@@ -235,6 +237,9 @@ class AgentRuntime:
         if not self.synced or self.round != msg.round:
             # Not holding theta_t: abstain (the coordinator counts 0) and ask for theta.
             return [Error(ErrorCode.DIVERGED, f"holding round {self.round}, asked for {msg.round}")]
+        if isinstance(self.logic, ParS2ZPOAgent) and self.logic.block_in(msg.round) is None:
+            # Every replica knows the round's plan: a RoundStart for an agent it leaves out is wrong.
+            return [Error(ErrorCode.BAD_MESSAGE, f"agent {self.agent_id} is not asked in round {msg.round}")]
         digest = self.logic.digest()   # of theta_t, before any local step
         started, episodes = time.monotonic(), self.logic.episodes
         if isinstance(self.logic, FedAvgAgent):

@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from fedzo.edge.learning import perturbation, streams
+from fedzo.edge.learning.fleet import NOT_ASKED, round_plan
 from fedzo.edge.learning.algorithm import (
     agent_vote,
     apply_par_update,
@@ -93,22 +94,36 @@ class AgentBase:
 
 
 class ParS2ZPOAgent(AgentBase):
-    """Agent k of Par-S2ZPO: perturbs block k, votes, applies everyone's votes."""
+    """Agent k of Par-S2ZPO: perturbs its round's block (block k unless the run is a fleet,
+    edge/learning/fleet.py), votes, applies the K block votes."""
 
     def __init__(self, config, index, store, task, actor, preference=None):
         super().__init__(config, index, store, task, actor, preference)
-        self.block = block_bounds(store.d, config.agents, index)
-        self.scratch = store.scratch(*self.block)   # the one block-sized buffer
+        # Room for the largest block (blocks differ by at most one parameter): in a fleet
+        # an agent's block changes from round to round.
+        largest = -(-store.d // config.block_count)
+        self.scratch = store.scratch(0, largest)   # the one block-sized buffer
+
+    def block_in(self, round_: int) -> int | None:
+        """The block this agent evaluates in round t (k itself unless the run is a fleet),
+        or None if the round's plan does not ask it."""
+        config = self.config
+        block = int(round_plan(config.seed, round_, config.agents, config.block_count,
+                               config.per_round).block_of[self.index])
+        return None if block == NOT_ASKED else block
 
     def vote(self, round_: int) -> int:
-        """Steps 2-3: compare theta_t with theta_t + mu v_{t,k} on block k; one vote."""
-        start, stop = self.block
-        total = self._compare(streams.block_stream(self.index), round_, start, stop, self.scratch)
+        """Steps 2-3: compare theta_t with theta_t + mu v_{t,b} on this round's block b; one vote."""
+        block = self.block_in(round_)
+        if block is None:
+            raise ValueError(f"agent {self.index} is not asked in round {round_}")
+        start, stop = block_bounds(self.store.d, self.config.block_count, block)
+        total = self._compare(streams.block_stream(block), round_, start, stop, self.scratch[:stop - start])
         return agent_vote(total, self.config.seed, self.index, round_)
 
     def apply(self, round_: int, votes) -> None:
-        """Step 5: apply the K votes of round t to this replica."""
-        apply_par_update(self.store, self.config.seed, self.config.agents, round_, votes,
+        """Step 5: apply the K block votes of round t to this replica."""
+        apply_par_update(self.store, self.config.seed, self.config.block_count, round_, votes,
                          self.alpha_steps, self.config.perturbation)
         self.policy.refresh(self.store)
 

@@ -24,8 +24,10 @@ COMPARISONS = ("one-sided", "symmetric")
 MAX_COUNT = 2**32 - 1           # any other whole-number field: what a 32-bit wire field holds
 MAX_ACTOR_PATH_BYTES = 1024     # leaves the Welcome's config (at most 8 KiB) room for the rest
 # Upper bounds of the whole-number fields; those not named here are bounded by MAX_COUNT.
-INT_LIMITS = {"agents": MAX_AGENTS, "rounds": MAX_ROUND, "seed": 2**64 - 1}
+INT_LIMITS = {"agents": MAX_AGENTS, "blocks": MAX_AGENTS, "per_round": MAX_AGENTS, "rounds": MAX_ROUND, "seed": 2**64 - 1}
 
+
+FLEET_FIELDS = ("blocks", "per_round")     # fleets' settings (edge/learning/fleet.py)
 
 # The fields that take one of a few names, and those names (--help shows them).
 FIELD_CHOICES = {"algo": ALGOS, "panel_link": LINKS, "store_dtype": STORE_DTYPE_NAMES,
@@ -38,7 +40,10 @@ FIELD_MEANINGS = {
             "(docs/tasks.md)",
     "algo": "par-s2zpo: agent k perturbs block k of theta; fedavg-s2zpo: each agent the whole "
             "vector, averaged",
-    "agents": "K, the number of agents (one block of theta each)",
+    "agents": "n, the number of agents (by default one block of theta each: K = n)",
+    "blocks": "K, the blocks theta is split into (0: one per agent); several agents per block vote by "
+              "majority (par-s2zpo only)",
+    "per_round": "m, the agents asked each round, drawn from the seed stream (0: all of them; par-s2zpo only)",
     "rounds": "T, the number of rounds",
     "alpha": "step size of an update, in parameter units (rounded to whole LSBs, at least 1)",
     "mu": "size of the perturbation theta + mu v shown for comparison, in parameter units",
@@ -73,7 +78,7 @@ class RunConfig:
 
     task: str = "hopper"
     algo: str = "par-s2zpo"
-    agents: int = 5                 # K
+    agents: int = 5                 # n (= K unless `blocks` says otherwise)
     rounds: int = 40                # T
     alpha: float = 0.002            # step size, real units (converted to LSBs)
     mu: float = 0.01                # perturbation size, real units
@@ -94,6 +99,8 @@ class RunConfig:
     horizon: int = 1000             # training episodes' time limit in env steps (the tasks' own is 1000)
     preference: str = "panel"       # who answers: the simulated panel, "coin" (the null control) or "human"
     comparison: str = "one-sided"   # "one-sided": theta vs theta + mu v (the paper); "symmetric": theta - mu v vs theta + mu v
+    blocks: int = 0                 # K; 0: one block per agent (K = n)
+    per_round: int = 0              # m agents asked per round; 0: all n
 
     def __post_init__(self):
         self.validate()
@@ -134,6 +141,7 @@ class RunConfig:
         _at_least("horizon", self.horizon, 1)
         if self.horizon > 1000:
             raise ConfigError(f"horizon must be at most the tasks' 1000-step limit, got {self.horizon}")
+        self._check_fleet()
         if self.panel_reviewers % 2 == 0:
             raise ConfigError(f"panel_reviewers must be odd (majority vote), got {self.panel_reviewers}")
         for name in ("alpha", "mu"):
@@ -146,6 +154,26 @@ class RunConfig:
         if self.frac_bits < -1 or self.frac_bits >= (16 if self.store_dtype == "int16" else 32):
             raise ConfigError(f"frac_bits must be -1 (auto) or fit the {self.store_dtype} store, got {self.frac_bits}")
         return self
+
+    def _check_fleet(self) -> None:
+        """blocks and per_round: K <= n, m <= n, and only where blocks are voted on."""
+        for name in ("blocks", "per_round"):
+            value = getattr(self, name)
+            if not 0 <= value <= self.agents:
+                raise ConfigError(f"{name} must be 0 or between 1 and agents ({self.agents}), got {value}")
+        if self.algo != "par-s2zpo" and (self.blocks not in (0, self.agents) or self.per_round not in (0, self.agents)):
+            raise ConfigError(f"blocks and per_round apply to par-s2zpo only (each {self.algo} agent "
+                              f"perturbs the whole vector)")
+
+    @property
+    def block_count(self) -> int:
+        """K, the number of blocks theta is split into."""
+        return self.blocks or self.agents
+
+    @property
+    def asked_per_round(self) -> int:
+        """m, the agents asked to roll out and vote in each round."""
+        return self.per_round or self.agents
 
     @property
     def scale(self) -> float:
@@ -166,9 +194,9 @@ class RunConfig:
 
     @property
     def episodes_per_round(self) -> int:
-        """Trajectories spent per round by all agents: K x N x 2D (x E for FedAvg)."""
+        """Trajectories spent per round by the asked agents: m x N x 2D (x E for FedAvg)."""
         steps = self.local_steps if self.algo == "fedavg-s2zpo" else 1
-        return self.agents * self.comparisons * 2 * self.batch * steps
+        return self.asked_per_round * self.comparisons * 2 * self.batch * steps
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -200,7 +228,13 @@ def welcome_config(config: RunConfig, obs_mean, obs_std, dtype: str, frac_bits: 
     """What an agent needs besides theta: the run config, the frozen observation
     normalisation, the store's format and the hash of the coordinator's compiled task
     model (sent in Welcome; the agent refuses a run whose model differs from its own)."""
-    out = {"run": config.to_dict(), "obs_mean": [float(x) for x in obs_mean],
+    run = config.to_dict()
+    for name in FLEET_FIELDS:
+        if run[name] == 0:
+            # Left out at their defaults: a run that is not a fleet sends the Welcome it sent
+            # before fleets existed (same bytes; agents of that version can still join it).
+            del run[name]
+    out = {"run": run, "obs_mean": [float(x) for x in obs_mean],
            "obs_std": [float(x) for x in obs_std], "store": {"dtype": dtype, "frac_bits": int(frac_bits)}}
     if model_hash is not None:
         out["model"] = model_hash.hex()

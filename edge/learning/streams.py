@@ -17,6 +17,8 @@ PURPOSE_TIE_BIT = 2         # the tie-breaking bit of agent k's vote (N even)
 PURPOSE_RESET_SEED = 3      # agent k's episode reset seeds
 PURPOSE_PANEL = 4           # the simulated panel's reviewer draws at agent k
 PURPOSE_EVAL = 5            # evaluation episodes' reset seeds (index 0)
+PURPOSE_FLEET = 6           # a fleet's round plan: which agents evaluate which block (index 0)
+PURPOSE_SIMULATION = 7      # simulated misbehaviour of agent k (firmware_sim/behaviour.py)
 
 
 def block_stream(k: int) -> int:
