@@ -88,9 +88,9 @@ CLOSE = None   # the message that tells the transport to close a link
 
 @dataclass
 class AgentSlot:
-    """Block k's seat in the run, whoever is connected to it."""
+    """Agent k's seat in the run, whoever is connected to it."""
 
-    block: int
+    block: int      # the agent id k: block k too, unless the run is a fleet (blocks follow each round's plan)
     link: object = None
     in_round: bool = False          # was sent this round's RoundStart
     vote: int = None                # this round's vote, once received
