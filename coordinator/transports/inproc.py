@@ -24,6 +24,7 @@ from fedzo.edge.protocol import (
     LinkCounters,
     RejoinSecrets,
     Session,
+    SessionClosed,
 )
 
 
@@ -43,11 +44,22 @@ class InprocLink:
 
 
 def _agent_step(agent: AgentRuntime, link: InprocLink, data: bytes) -> list:
-    """Feed bytes to an agent; the bytes of its replies."""
-    replies = []
+    """Feed bytes to an agent; the bytes of its replies.
+
+    The messages of one batch are opened before the agent handles them, so a Bye that
+    ended the session may follow a message the agent still answers (its Report after a
+    last RoundResult that came late, with the Bye of a coordinator that stopped waiting).
+    Such a reply cannot be sent, as on TCP, where the link is gone by then: it is dropped.
+    """
+    replies, closed = [], False
     for msg in link.agent_end.feed(data):
         for reply in take(agent, msg, link.agent_counters):   # MessageRefused: the caller drops the link
-            replies.append(link.agent_end.send(reply))
+            if closed:
+                continue
+            try:
+                replies.append(link.agent_end.send(reply))
+            except SessionClosed:
+                closed = True          # the agent still handles the rest (the Bye that ends it)
     return replies
 
 
@@ -101,8 +113,12 @@ def run_inproc(run, agents, run_key: bytes, workers=None, log=print) -> dict:
                     drop(link, f"refused a message: {exc}")
                 except Exception as exc:   # an agent's failure must not stop the run
                     drop(link, f"failed: {exc!r}")
-        # Deliver the final Byes so every agent ends cleanly.
+        # Deliver the final Byes so every agent ends cleanly (an agent's failure here, too,
+        # must not cost the finished run its summary).
         for agent, link in zip(agents, links):
             if link.to_agent:
-                _agent_step(agent, link, b"".join(link.to_agent))
+                try:
+                    _agent_step(agent, link, b"".join(link.to_agent))
+                except Exception as exc:
+                    log(f"agent {link.index}: failed at the end of the run: {exc!r}")
     return run.finish()

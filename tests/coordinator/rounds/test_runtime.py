@@ -355,3 +355,25 @@ def test_id_in_use_ends_the_session_and_backs_off():
     agent.handle(Error(ErrorCode.ID_IN_USE, "held"))
     assert agent.rejoin and not agent.done and agent.in_use_refusals == 2
     assert in_use_delay(1) < in_use_delay(2) < in_use_delay(20) == MAX_DELAY
+
+
+def test_an_agent_whose_last_result_comes_with_the_final_bye_ends_quietly(tmp_path):
+    # The coordinator stops waiting for reports at its report deadline; an agent stepped
+    # only then gets its last RoundResult and the Bye in one batch. Its Report cannot be
+    # sent (the session is over): dropped, as on TCP, never an exception that fails the run.
+    from fedzo.coordinator.transports.inproc import _agent_step
+    h = Harness(tmp_path, rounds=1)
+    agents = [AgentRuntime(log=lambda *a: None) for _ in range(3)]
+    for agent in agents:
+        h.connect(agent)
+    h.step_all()                                   # Welcomes and votes: round 0 closes, the run is finishing
+    h.step_all(skip=(0,))                          # agents 1 and 2 report; agent 0 is slow
+    assert h.runtime.phase == "finishing"
+    h.run.recorder.wait()
+    h.now += h.runtime.report_timeout + 1
+    h.dispatch(h.runtime.tick())
+    assert h.runtime.done
+    link = h.links[0]
+    data, link.to_agent = b"".join(link.to_agent), []
+    assert _agent_step(agents[0], link, data) == []
+    assert agents[0].done and agents[0].round == 1       # it applied the result, then heard the Bye
