@@ -8,7 +8,7 @@ from fedzo.coordinator.commands.run_options import add_run_arguments, config_fro
 from fedzo.edge.human import HUMAN_ROUND_TIMEOUT, add_person_arguments
 from fedzo.edge.learning.config import ConfigError
 
-LINKS = ("inproc", "tcp", "serial")
+LINKS = ("inproc", "tcp", "serial", "ray")
 
 
 def add_arguments(parser):
@@ -17,7 +17,8 @@ def add_arguments(parser):
                         help="tcp: agent processes on loopback TCP (default); "
                              "inproc: agents in this process, no network; "
                              "serial: simulated boards on paced pseudo-terminal serial lines "
-                             "(Ethernet boards use loopback TCP)")
+                             "(Ethernet boards use loopback TCP); "
+                             "ray: agents in Ray actors (pip install 'fedzo[ray]'; docs/cluster.md)")
     parser.add_argument("--out", default=None, help="run folder (default: runs/<algo>-<task>-<time>); a folder "
                         "that already holds a run is refused unless --overwrite")
     parser.add_argument("--overwrite", action="store_true",
@@ -36,6 +37,11 @@ def add_arguments(parser):
                              "in-process, in OUT/null-control) and print its drift beside the run's gain")
     add_person_arguments(parser, "a person answers (--preference human; the agents run in this process)",
                          "one page queues every agent's comparisons; the answers go to OUT/answers.jsonl")
+    ray = parser.add_argument_group("Ray (--link ray)")
+    ray.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                     help="the Ray cluster to use (default: a local Ray started now with this machine's CPUs)")
+    ray.add_argument("--actors", type=int, default=None,
+                     help="actors holding the agents, one CPU each (default: the cluster's free CPUs)")
     boards = parser.add_argument_group("simulated boards (--link serial, or --link tcp with --board)")
     boards.add_argument("--board", default=None,
                         help="board profile of every agent (`fedzo boards` lists them; default for "
@@ -65,7 +71,7 @@ def _board_options(args):
     from fedzo.firmware_sim.profiles import DEFAULT_PROFILE, get_profile
     board_only = [name for name in ("cpu_factor", "ram_mb", "baud", "fragment", "link_timeout")
                   if getattr(args, name) is not None] + (["faults"] if args.faults else [])
-    if args.link == "inproc" or (args.link == "tcp" and args.board is None):
+    if args.link in ("inproc", "ray") or (args.link == "tcp" and args.board is None):
         if args.board is not None or board_only:
             raise ValueError(f"--board and board options need --link serial (or --link tcp --board NAME); "
                              f"got --link {args.link}")
@@ -99,6 +105,21 @@ def _behaviour_option(args, config):
     return behaviour
 
 
+def _ray_options(args):
+    """--link ray needs Ray (RayMissing says how to install it); its options need --link ray."""
+    if args.link != "ray":
+        if args.ray_address is not None or args.actors is not None:
+            raise ValueError(f"--ray-address and --actors need --link ray; got --link {args.link}")
+        return
+    if args.actors is not None and args.actors < 1:
+        raise ValueError(f"--actors must be at least 1, got {args.actors}")
+    from fedzo.coordinator.cluster.connect import RayMissing, require_ray
+    try:
+        require_ray()
+    except RayMissing as exc:
+        raise ValueError(f"--link ray: {exc}") from None
+
+
 def _person_options(args, config):
     """A run a person answers (--human, --replay) is a human run with its agents in this process."""
     person = getattr(args, "human", None) is not None or getattr(args, "replay", None) is not None
@@ -126,6 +147,7 @@ def run(args) -> int:
         if args.behaviour.active and config.preference == "human":
             raise ValueError("--behaviour simulates misbehaving agents; a person's answers are their own")
         profile, faults = _board_options(args)
+        _ray_options(args)
     except (ConfigError, OSError, ValueError) as exc:
         print(f"fedzo simulate: {exc}", file=sys.stderr)
         return 2
@@ -196,6 +218,14 @@ def _simulate(args, the_run, run_key, profile, faults, log, person=None):
         from fedzo.firmware_sim.behaviour import simulated_agents
         agents = simulated_agents(config.agents, args.behaviour, log=lambda *a: None, task=config.task)
         return run_inproc(the_run, agents, run_key, log=print)
+    if args.link == "ray":
+        from fedzo.coordinator.cluster.connect import RayUnavailable
+        from fedzo.coordinator.cluster.ray_link import ActorsUnavailable, simulate_ray
+        try:
+            return simulate_ray(the_run, run_key, address=args.ray_address, actors=args.actors, log=print)
+        except (RayUnavailable, ActorsUnavailable) as exc:
+            print(f"fedzo simulate: {exc}", file=sys.stderr)
+            return None
     from fedzo.coordinator.transports.tcp import AgentsGone, simulate_tcp
     try:
         return simulate_tcp(the_run, run_key, log=log)

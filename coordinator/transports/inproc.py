@@ -67,8 +67,38 @@ def run_inproc(run, agents, run_key: bytes, workers=None, log=print) -> dict:
     """Drive `run` (a fedzo.coordinator.run.lifecycle.Run) with in-process agents until it is done."""
     secrets = RejoinSecrets()
     links = [InprocLink(i, run_key, secrets) for i in range(len(agents))]
-    to_coordinator = [(link, link.agent_end.send(agent.hello())) for agent, link in zip(agents, links)]
-    runtime = run.runtime
+    hellos = [(link, link.agent_end.send(agent.hello())) for agent, link in zip(agents, links)]
+    workers = workers or min(len(agents), os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        drive(run.runtime, links, hellos, lambda batch: _step_in_pool(pool, agents, batch), log)
+    return run.finish()
+
+
+def _step_in_pool(pool, agents, batch) -> list:
+    """Each (link, bytes) of `batch` to its agent in the pool; [(replies, None) or (None, why it drops)]."""
+    jobs = [pool.submit(_agent_step, agents[link.index], link, data) for link, data in batch]
+    out = []
+    for job in jobs:
+        try:
+            out.append((job.result(), None))
+        except AgentRefused as exc:
+            out.append((None, f"refused to take part: {exc}"))
+        except MessageRefused as exc:
+            out.append((None, f"refused a message: {exc}"))
+        except Exception as exc:   # an agent's failure must not stop the run
+            out.append((None, f"failed: {exc!r}"))
+    return out
+
+
+def drive(runtime, links, to_coordinator, step, log=print):
+    """The link loop until the run is done, over links that have a coordinator_end, a to_agent
+    queue and a closed flag (InprocLink; the Ray link's too).
+
+    `to_coordinator`: [(link, bytes)] already sent up (the Hellos). Each pass delivers what came
+    up, ticks, then hands every open link's waiting bytes to the agents: step([(link, bytes)], in
+    link order) returns, in the same order, (the agent's reply bytes, None) or (None, why the link
+    drops). At the end the final Byes go to every agent, so each ends cleanly.
+    """
 
     def dispatch(outputs):
         for link, msg in outputs:
@@ -80,45 +110,32 @@ def run_inproc(run, agents, run_key: bytes, workers=None, log=print) -> dict:
                 link.to_agent.append(link.coordinator_end.send(msg))
         runtime.after_dispatch()
 
-    def drop(link, reason):
-        log(f"agent {link.index}: {reason}")
-        link.closed = True
-        dispatch(runtime.disconnected(link))
+    while not runtime.done:
+        for link, data in to_coordinator:
+            for msg in link.coordinator_end.feed(data):
+                if link.closed:
+                    break              # refused at the boundary: the rest is not read
+                dispatch(deliver(runtime, link, msg, log))
+        to_coordinator = []
+        dispatch(runtime.tick())
+        batch = [(link, _take_waiting(link)) for link in links if link.to_agent and not link.closed]
+        if not batch:
+            if not runtime.done:
+                time.sleep(0.01)         # only deadlines can move the run now
+            continue
+        for (link, _), (replies, failure) in zip(batch, step(batch)):
+            if failure is None:
+                to_coordinator += [(link, data) for data in replies]
+            else:
+                log(f"agent {link.index}: {failure}")
+                link.closed = True
+                dispatch(runtime.disconnected(link))
+    final = [(link, _take_waiting(link)) for link in links if link.to_agent]
+    if final:
+        step(final)
 
-    workers = workers or min(len(agents), os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        while not runtime.done:
-            for link, data in to_coordinator:
-                for msg in link.coordinator_end.feed(data):
-                    if link.closed:
-                        break              # refused at the boundary: the rest is not read
-                    dispatch(deliver(runtime, link, msg, log))
-            to_coordinator = []
-            dispatch(runtime.tick())
-            ready = [(a, l) for a, l in zip(agents, links) if l.to_agent and not l.closed]
-            if not ready:
-                if not runtime.done:
-                    time.sleep(0.01)         # only deadlines can move the run now
-                continue
-            jobs = []
-            for agent, link in ready:
-                data, link.to_agent = b"".join(link.to_agent), []
-                jobs.append((link, pool.submit(_agent_step, agent, link, data)))
-            for link, job in jobs:
-                try:
-                    to_coordinator += [(link, data) for data in job.result()]
-                except AgentRefused as exc:
-                    drop(link, f"refused to take part: {exc}")
-                except MessageRefused as exc:
-                    drop(link, f"refused a message: {exc}")
-                except Exception as exc:   # an agent's failure must not stop the run
-                    drop(link, f"failed: {exc!r}")
-        # Deliver the final Byes so every agent ends cleanly (an agent's failure here, too,
-        # must not cost the finished run its summary).
-        for agent, link in zip(agents, links):
-            if link.to_agent:
-                try:
-                    _agent_step(agent, link, b"".join(link.to_agent))
-                except Exception as exc:
-                    log(f"agent {link.index}: failed at the end of the run: {exc!r}")
-    return run.finish()
+
+def _take_waiting(link) -> bytes:
+    """The bytes queued for a link's agent, leaving its queue empty."""
+    data, link.to_agent = b"".join(link.to_agent), []
+    return data
