@@ -11,7 +11,9 @@ $(STAMP): pyproject.toml setup.py csrc/fedzo_kernel.c csrc/fedzo_kernel.h csrc/b
 	$(PYTHON) -m venv $(VENV)
 	@echo "installing fedzo and its test extras into $(VENV) (a minute or more the first time) ..."
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install -e '.[test]'
+	$(PY) -m pip install -e '.[test,ray]' || { \
+	    echo "Ray did not install (no wheel for this platform?): installing without it; the Ray tests will skip" >&2; \
+	    $(PY) -m pip install -e '.[test]'; }
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,6 +1,7 @@
 """Importing Ray and joining a cluster: a local one started on the spot, or one at an address."""
 import contextlib
 import os
+import socket
 
 INSTALL_HINT = "install it with: pip install 'fedzo[ray]'  (or: pip install 'ray>=2.9')"
 
@@ -44,6 +45,7 @@ def ray_session(address=None, num_cpus=None, log=print):
         ray.init(num_cpus=cpus, include_dashboard=False)
     else:
         log(f"ray: joining the cluster at {address}")
+        _probe(address)
         try:
             ray.init(address=address)
         except (ConnectionError, RuntimeError) as exc:
@@ -58,3 +60,22 @@ def ray_session(address=None, num_cpus=None, log=print):
 def cluster_cpus(ray) -> int:
     """CPUs the cluster has in all (at least 1)."""
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+PROBE_TIMEOUT = 10.0     # seconds to wait for a TCP connection to the cluster's address
+
+
+def _probe(address: str):
+    """RayUnreachable at once if nothing listens at host:port (ray.init would retry for minutes).
+
+    "auto" (a cluster started on this machine) is left to Ray; "ray://host:port" is probed too.
+    """
+    target = address.split("://", 1)[-1]
+    host, sep, port = target.rpartition(":")
+    if address == "auto" or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT).close()
+    except OSError as exc:
+        raise RayUnreachable(f"no Ray cluster answers at {address} ({exc}); start one with "
+                             f"`ray start --head` on the head node (docs/cluster.md)") from None

@@ -64,11 +64,13 @@ def cell_task(cell: dict, files: dict, digest: str) -> dict:
 
 def _node_name() -> str:
     """Host name and the start of the Ray node id: where a cell ran."""
+    node_id = "-"                 # outside Ray (called directly)
     try:
         import ray
-        node_id = ray.get_runtime_context().get_node_id()[:8]
-    except Exception:      # outside a Ray worker (called directly)
-        node_id = "-"
+        if ray.is_initialized():      # (asking for the context otherwise starts a Ray)
+            node_id = ray.get_runtime_context().get_node_id()[:8]
+    except ImportError:
+        pass
     return f"{socket.gethostname()}/{node_id}"
 
 
