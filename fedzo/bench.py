@@ -1,4 +1,4 @@
-"""`fedzo bench kernel|rollout|link|human [--json]`: speed (and the page's cost) measured in one run.
+"""`fedzo bench kernel|rollout|link|human|ray [--json]`: speed (and the page's cost) measured in one run.
 
 It lives beside the command table because its benches come from both sides:
 kernel and rollout from fedzo.edge.bench, link and human from fedzo.coordinator.tools.
@@ -6,7 +6,7 @@ kernel and rollout from fedzo.edge.bench, link and human from fedzo.coordinator.
 import json
 import sys
 
-BENCHES = ("kernel", "rollout", "link", "human")
+BENCHES = ("kernel", "rollout", "link", "human", "ray")
 
 
 def add_arguments(parser):
@@ -48,4 +48,20 @@ def run(args) -> int:
             return 0
         record = bench_human.run(args.task or "hopper", log=lambda msg: print(msg, file=sys.stderr, flush=True))
         print(json.dumps(record) if args.json else bench_human.format_record(record))
+    elif args.what == "ray":
+        return _bench_ray(args)
+    return 0
+
+
+def _bench_ray(args) -> int:
+    """Ray against the process pool and the in-process link (needs the ray extra)."""
+    from fedzo.coordinator.cluster.connect import RayMissing, require_ray
+    try:
+        require_ray()
+    except RayMissing as exc:
+        print(f"fedzo bench ray: {exc}", file=sys.stderr)
+        return 2
+    from fedzo.coordinator.cluster import bench as bench_ray
+    records = bench_ray.run(log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    print(json.dumps(records) if args.json else bench_ray.format_table(records))
     return 0

@@ -26,17 +26,35 @@ QUIET = dict(log=lambda *a: None)
 
 
 
+def stop_part_way(out):
+    """Leave one cell killed after its last checkpoint and one never started; (stopped, fresh)."""
+    stopped, fresh = out / "central" / "seed-1", out / "Par_K=2" / "seed-1"
+    (stopped / "summary.json").unlink()
+    shutil.rmtree(fresh)
+    return stopped, fresh
+
+
 @pytest.fixture(scope="module")
 def pool_grid(tmp_path_factory):
-    """The grid run by the process pool (the reference)."""
+    """The grid run by the process pool (the reference), and the pool's resume of it stopped part-way."""
     base = tmp_path_factory.mktemp("pool")
     spec_file = write_experiment(base, SPEC)
     run_experiment(load_experiment(spec_file), base / "out", workers=2, **QUIET)
-    return spec_file, base / "out"
+    shutil.copytree(base / "out", base / "resumed")
+    stop_part_way(base / "resumed")
+    run_experiment(load_experiment(spec_file), base / "resumed", workers=2, **QUIET)
+    return spec_file, base / "out", base / "resumed"
+
+
+@pytest.fixture(scope="module")
+def ray(pool_grid, ray):
+    """The local Ray, started after the pool's runs: a pool forked from a process connected to
+    Ray would copy Ray's threads (and any lock one of them held) into its workers."""
+    return ray
 
 
 def test_the_grid_on_ray_equals_the_process_pool(ray, pool_grid, tmp_path, capsys):
-    spec_file, pool_out = pool_grid
+    spec_file, pool_out, _ = pool_grid
     out = tmp_path / "ray"
     assert main(["experiment", str(spec_file), "--out", str(out), "--ray"]) == 0
     assert cell_results(out) == cell_results(pool_out)
@@ -48,21 +66,11 @@ def test_the_grid_on_ray_equals_the_process_pool(ray, pool_grid, tmp_path, capsy
     assert session["cells_run"] == 4 and session["ray"] == "local" and session["cores"] == 2
 
 
-def stop_part_way(out):
-    """Leave one cell killed after its last checkpoint and one never started; (stopped, fresh)."""
-    stopped, fresh = out / "central" / "seed-1", out / "Par_K=2" / "seed-1"
-    (stopped / "summary.json").unlink()
-    shutil.rmtree(fresh)
-    return stopped, fresh
-
-
 def test_a_resumed_grid_skips_done_cells_and_resumes_a_stopped_one(ray, pool_grid, tmp_path):
-    spec_file, pool_out = pool_grid
-    out, by_pool = tmp_path / "resumed", tmp_path / "resumed-by-pool"
+    spec_file, pool_out, resumed_by_pool = pool_grid
+    out = tmp_path / "resumed"
     shutil.copytree(pool_out, out)
-    shutil.copytree(pool_out, by_pool)
     stopped, _ = stop_part_way(out)
-    stop_part_way(by_pool)
     metrics_before = (stopped / "metrics.jsonl").read_bytes()
     done = {p: p.stat().st_mtime_ns for p in out.rglob("summary.json")}
     assert main(["experiment", str(spec_file), "--out", str(out), "--ray"]) == 0
@@ -72,8 +80,7 @@ def test_a_resumed_grid_skips_done_cells_and_resumes_a_stopped_one(ray, pool_gri
     assert (stopped / "metrics.jsonl").read_bytes() == metrics_before
     # ... and every cell is what the pool makes of the same stopped grid (a resumed cell's
     # session joins and syncs again, so its bytes are not the uninterrupted run's).
-    run_experiment(load_experiment(spec_file), by_pool, workers=2, **QUIET)
-    assert cell_results(out) == cell_results(by_pool)
+    assert cell_results(out) == cell_results(resumed_by_pool)
     sessions = [json.loads(line) for line in (out / COMPUTE_FILE).read_text().splitlines()]
     assert len(sessions) == 2 and sessions[1]["cells_run"] == 2      # the pool's line kept, this one added
 
