@@ -42,7 +42,10 @@ def ray_session(address=None, num_cpus=None, log=print):
     if address in (None, "", "local"):
         cpus = num_cpus or os.cpu_count() or 1
         log(f"ray: starting a local Ray with {cpus} CPUs")
-        ray.init(num_cpus=cpus, include_dashboard=False)
+        try:
+            ray.init(num_cpus=cpus, include_dashboard=False)
+        except Exception as exc:     # e.g. no room for its object store, or its ports taken
+            raise RayUnavailable(f"a local Ray did not start: {type(exc).__name__}: {exc}") from exc
     else:
         log(f"ray: joining the cluster at {address}")
         _probe(address)
@@ -58,8 +61,12 @@ def ray_session(address=None, num_cpus=None, log=print):
 
 
 def cluster_cpus(ray) -> int:
-    """CPUs the cluster has in all (at least 1)."""
-    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+    """CPUs the cluster has in all; RayUnavailable if none (no task could ever be placed)."""
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    if cpus < 1:
+        raise RayUnavailable("the Ray cluster offers no CPUs: add a node with `ray start --address HEAD:6379` "
+                             "(a head started with --num-cpus=0 runs no work)")
+    return cpus
 
 
 PROBE_TIMEOUT = 10.0     # seconds to wait for a TCP connection to the cluster's address

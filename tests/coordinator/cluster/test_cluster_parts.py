@@ -99,3 +99,20 @@ def test_progress_counts_and_estimates_the_time_left():
     assert progress.line(slots=2) == "3 done, 1 running, 1 failed of 6; ~30 s left"
     progress.finished(90.0, ok=True)
     assert progress.seconds_left(slots=1) == 60.0 and progress.line(slots=1).endswith("~60 s left")
+
+
+def test_a_cluster_without_cpus_and_a_local_ray_that_cannot_start_are_clear_errors(monkeypatch, tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from fedzo.coordinator.cluster.connect import RayUnavailable, cluster_cpus
+    with pytest.raises(RayUnavailable, match="offers no CPUs: add a node with `ray start --address"):
+        cluster_cpus(SimpleNamespace(cluster_resources=lambda: {"memory": 1e9}))
+    assert cluster_cpus(SimpleNamespace(cluster_resources=lambda: {"CPU": 3.0})) == 3
+
+    def init(**kwargs):
+        raise OSError("No space left on device: /dev/shm")
+
+    monkeypatch.setitem(sys.modules, "ray", SimpleNamespace(is_initialized=lambda: False, init=init))
+    out = tmp_path / "out"
+    assert main(["experiment", str(write_experiment(tmp_path, SPEC)), "--out", str(out), "--ray"]) == 2
+    assert "--ray: a local Ray did not start: OSError: No space left on device" in capsys.readouterr().err
