@@ -48,6 +48,7 @@ proves the rejoin secret of the session that holds the slot
 refused with Error ID_IN_USE, counted in rejected["id_in_use"].
 """
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -84,6 +85,7 @@ from fedzo.edge.protocol import (
 )
 
 CLOSE = None   # the message that tells the transport to close a link
+RECENT_ROUNDS = 64   # Par-S2ZPO rounds whose results are kept to catch a rejoining agent up
 
 
 @dataclass
@@ -103,6 +105,7 @@ class AgentSlot:
     last_heard: float = 0.0         # clock() of the last message from the current link
     discarded_votes: int = 0
     syncs: int = 0
+    catch_ups: int = 0              # rejoins brought up to date by the missed rounds' results, not a Sync
     synced: tuple = None            # (link, round) of the last Sync sent: at most one per round per link
     max_frame: int = MAX_FRAME_BYTES  # the largest frame its agent accepts (Join capabilities)
     spoke: bool = False             # a message came from its agent since this round's RoundStart
@@ -141,6 +144,8 @@ class CoordinatorRuntime:
         self.deadline = None
         self.alpha_steps = store.fmt.steps(config.alpha)
         self.round_digest = store.digest()
+        # round t -> (theta_t's hash, its K votes, theta_{t+1}'s hash): a few bytes a round.
+        self.recent = OrderedDict()
         self.rejected = {"unknown_agent": 0, "run_full": 0, "stale_vote": 0, "unexpected": 0,
                          "id_in_use": 0, "declined": 0}
 
@@ -287,7 +292,7 @@ class CoordinatorRuntime:
         holds_current = msg.round == self.round and msg.theta_hash == self.store.digest()
         fresh = msg.round is None          # the agent holds no theta yet
         if not holds_current and not starts_from_packaged_actor(fresh, self.round, self.config):
-            out += self._sync(slot)
+            out += self._catch_up(slot, msg) or self._sync(slot)
         if self.phase == "round" and slot.vote is None and self.asked(slot):
             # Joining an open round: it holds theta_t now, so it can still vote.
             slot.in_round = True
@@ -317,6 +322,22 @@ class CoordinatorRuntime:
         slot.syncs += 1
         chunks = sync_chunks(self.round, self.store.values, self.store.fmt.frac_bits, max_frame=slot.max_frame)
         return [(slot.link, chunk) for chunk in chunks]
+
+    def _catch_up(self, slot, msg: Join) -> list:
+        """The RoundResults of the rounds a rejoining agent missed, if it holds theta of one
+        of the recent rounds and they cost fewer bytes than a Sync; else [] (send a Sync)."""
+        if msg.round is None or not msg.round < self.round or msg.round not in self.recent:
+            return []
+        if self.recent[msg.round][0] != msg.theta_hash:
+            return []
+        results = [RoundResult(t, self.recent[t][1], self.recent[t][2]) for t in range(msg.round, self.round)]
+        sync_bytes = self.store.values.nbytes
+        if sum(len(r.encode_body()) for r in results) >= sync_bytes:
+            return []
+        slot.catch_ups += 1
+        self.log(f"coordinator: agent {slot.block} catches up from round {msg.round} "
+                 f"({len(results)} round results instead of a Sync)")
+        return [(slot.link, r) for r in results]
 
     # ---- rounds ----
 
@@ -408,6 +429,10 @@ class CoordinatorRuntime:
             saturated = apply_par_update(self.store, self.config.seed, self.config.block_count, self.round,
                                          votes, self.alpha_steps, self.config.perturbation)
         digest = self.store.digest()
+        if self.config.algo == "par-s2zpo":
+            self.recent[self.round] = (self.round_digest, tuple(votes), digest)
+            while len(self.recent) > RECENT_ROUNDS:
+                self.recent.popitem(last=False)
         out = []
         for slot in self.connected():
             if self.config.algo == "fedavg-s2zpo":

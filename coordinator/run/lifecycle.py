@@ -343,7 +343,7 @@ class Run:
                 "peak_rss_bytes": report.get("peak_rss"), "floor_rss_bytes": report.get("floor_rss"),
                 "learning_state_bytes": report.get("learning_state"),
                 "env_steps": report.get("env_steps"), "episodes": report.get("episodes"),
-                "joins": slot.joins, "syncs": slot.syncs, "discarded_votes": slot.discarded_votes,
+                "joins": slot.joins, "syncs": slot.syncs, "catch_ups": slot.catch_ups, "discarded_votes": slot.discarded_votes,
                 "absent_rounds": absent_rounds[block],
                 "rejected_frames": counters.rejected_total, **transport_figures(slot.links, counters)})
             for name, stats in (("up", up), ("down", down)):

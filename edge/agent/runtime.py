@@ -181,6 +181,11 @@ class AgentRuntime:
                 return [Error(ErrorCode.DIVERGED, "theta_0 built from the packaged actor differs")]
         elif rejoining and (self.round, self.logic.digest()) == (msg.round, msg.theta_hash):
             self.synced = True
+        elif rejoining and self.round < msg.round:
+            # Behind by a few rounds: the coordinator sends the results it missed (each checked
+            # against its hash) when they cost less than theta, or else a Sync; either way in order.
+            self.synced = True
+            self.log(f"agent {self.agent_id}: catching up from round {self.round} to {msg.round}")
         else:
             self.synced = False          # the coordinator sends a Sync
         self.log(f"agent {self.agent_id}: block {msg.block} of {msg.n_agents}, d = {msg.d}, "

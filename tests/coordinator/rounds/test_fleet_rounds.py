@@ -120,3 +120,35 @@ def test_behaviour_text_is_checked():
     for bad in ("dishonest=-1", "lie=sometimes", "dropout=1.5", "dropout=x", "sleepy=1", "dishonest"):
         with pytest.raises(ValueError):
             Behaviour.parse(bad)
+
+
+def _drop_then_rejoin(tmp_path, rounds_away):
+    """Agent 2 votes in round 0, loses its link before the result, and comes back (the same
+    process, holding theta_0) after the others have run `rounds_away` more rounds."""
+    h = Harness(tmp_path, rounds=rounds_away + 3)
+    agents = [AgentRuntime(log=lambda *a: None) for _ in range(3)]
+    for agent in agents:
+        h.connect(agent)
+    h.step_all()                                   # every agent votes in round 0; it closes
+    h.dispatch(h.runtime.disconnected(h.links[2]))
+    h.links[2].closed = True
+    while h.runtime.round < rounds_away:
+        h.step_all(skip=(2,))
+    assert agents[2].round == 0 and agents[2].synced
+    h.connect(agents[2])
+    h.finish()
+    np.testing.assert_array_equal(agents[2].logic.store.values, h.run.store.values)
+    return h.runtime.slots[2]
+
+
+def test_an_agent_that_missed_rounds_catches_up_from_their_results_not_a_sync(tmp_path):
+    slot = _drop_then_rejoin(tmp_path, rounds_away=3)
+    assert slot.catch_ups == 1 and slot.syncs == 0
+    assert slot.discarded_votes == 0
+
+
+def test_an_agent_behind_the_kept_results_gets_a_sync(tmp_path, monkeypatch):
+    from fedzo.coordinator.rounds import runtime
+    monkeypatch.setattr(runtime, "RECENT_ROUNDS", 2)      # round 0's result is gone by round 3
+    slot = _drop_then_rejoin(tmp_path, rounds_away=3)
+    assert slot.catch_ups == 0 and slot.syncs == 1
