@@ -18,6 +18,8 @@ def add_arguments(parser):
     parser.add_argument("--task", choices=TASK_NAMES,
                         help="rollout: measure only this task (default: all four); human: the task "
                              "(default hopper)")
+    parser.add_argument("--tcp", action="store_true",
+                        help="link: only the TCP cases, with the kernel's segment counts per round")
     parser.add_argument("--answers", metavar="FILE",
                         help="human: instead, how long a person took over the answers in FILE")
 
@@ -34,7 +36,7 @@ def run(args) -> int:
         print(json.dumps(records) if args.json else bench_rollout.format_table(records))
     elif args.what == "link":
         from fedzo.coordinator.tools import bench_link
-        records = bench_link.run(log=lambda msg: print(msg, file=sys.stderr, flush=True))
+        records = bench_link.run(log=lambda msg: print(msg, file=sys.stderr, flush=True), tcp_only=args.tcp)
         print(json.dumps(records) if args.json else bench_link.format_table(records))
     elif args.what == "human":
         from fedzo.coordinator.tools import bench_human

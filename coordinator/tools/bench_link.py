@@ -12,7 +12,15 @@ Measured, per case:
   coordinator, i.e. RoundResult + RoundStart down, the agents' answers up;
 - frame bytes per agent per round, up and down (messages with their
   framing, as LinkCounters counts them), and wire bytes (frames plus
-  acknowledgements and any retransmission).
+  acknowledgements and any retransmission);
+- on TCP, from the kernel's own counts at the coordinator's end of each
+  connection (edge/links/tcpinfo.py), read at every round close: segments
+  per agent per round each way, how many of them were bare acknowledgements
+  (segments without data), and the TCP/IP header bytes they cost. Fast
+  agents answer within the delayed-ACK time, so their ACKs can ride on data;
+  a "think" case (agents that wait THINK_SECONDS before voting, longer than
+  Linux's largest delayed-ACK time of 200 ms, as a real rollout does) shows
+  the acknowledgements TCP cannot avoid.
 
 Derived (and marked so): FedAvg-S2ZPO over serial moves 2 x 4d bytes per
 agent per round (20 KB each way for hopper), which takes seconds at 115200
@@ -37,21 +45,28 @@ from fedzo.edge.links.serial_link import wire_seconds
 
 KEY = os.urandom(32)
 ROUNDS = 4
+TCP_ROUNDS = 10                     # TCP rounds are quick; more of them steady the per-round segment counts
 AGENT_COUNTS = (1, 5, 15)
 SLOW_BAUDS = (115200, 9600)
 FAST_BAUD = 921600                  # a standard UART rate, to measure FedAvg's bytes quickly
 ALGOS = ("par-s2zpo", "fedavg-s2zpo")
+THINK_SECONDS = 0.3                 # the "think" case: longer than any delayed ACK (200 ms)
+THINK_AGENTS = 5
 
 
 class LinkOnlyRuntime(AgentRuntime):
     """An agent that skips its rollouts; messages, replicas and hashes are real."""
 
+    think = 0.0                      # seconds each comparison takes (a stand-in for rollouts)
+
     def _build(self, *args):
         super()._build(*args)
-        index = self.logic.index
+        index, think = self.logic.index, self.think
 
         def outcome(stream, round_, start, stop, scratch):
             # No rollouts: a vote that varies with the round, so theta moves.
+            if think:
+                time.sleep(think)
             return 1 if (round_ + index) % 3 else -1
 
         self.logic._compare = outcome
@@ -61,8 +76,42 @@ def _quiet(*args, **kwargs):
     pass
 
 
-def measure(link: str, algo: str, agents: int, baud=None, rounds: int = ROUNDS, workdir=None) -> dict:
-    """Run one case; its measured figures (see the module docstring)."""
+def _segments(links) -> dict:
+    """The kernel's segment counts summed over the coordinator's end of `links`."""
+    from fedzo.edge.links.tcpinfo import tcp_header_figures
+
+    total = {}
+    for link in links:
+        for key, value in tcp_header_figures(link.sock).items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+def _tcp_figures(snapshots, agents: int) -> dict:
+    """Per agent per round, between the first and the last measured round close:
+    segments each way, the bare acknowledgements among them, and their TCP/IP header bytes
+    (up = the agents' segments, down = the coordinator's)."""
+    first, last = snapshots[0], snapshots[-1]
+    if "data_segments_out" not in last:
+        return {}
+    scale = agents * (len(snapshots) - 1)
+
+    def per(key):
+        return (last[key] - first[key]) / scale
+
+    return {"tcp_segments_up_per_agent_per_round": per("segments_in"),
+            "tcp_segments_down_per_agent_per_round": per("segments_out"),
+            "tcp_bare_acks_up_per_agent_per_round": per("segments_in") - per("data_segments_in"),
+            "tcp_bare_acks_down_per_agent_per_round": per("segments_out") - per("data_segments_out"),
+            "tcp_ip_header_bytes_up_per_agent_per_round": per("header_bytes_in"),
+            "tcp_ip_header_bytes_down_per_agent_per_round": per("header_bytes_out")}
+
+
+def measure(link: str, algo: str, agents: int, baud=None, rounds: int = ROUNDS, workdir=None,
+            think: float = 0.0) -> dict:
+    """Run one case; its measured figures (see the module docstring).
+
+    think: seconds each agent waits before it votes (TCP: shows the unavoidable ACKs)."""
     from fedzo.coordinator.run.lifecycle import Run
     from fedzo.coordinator.transports.server import Server
     from fedzo.edge.agent.serial import run_agent_serial
@@ -72,17 +121,21 @@ def measure(link: str, algo: str, agents: int, baud=None, rounds: int = ROUNDS, 
     workdir = Path(workdir or tempfile.mkdtemp(prefix="fedzo-bench-link-"))
     config = RunConfig(task="hopper", algo=algo, agents=agents, rounds=rounds, batch=1, comparisons=1,
                        eval_every=0, eval_episodes=1, seed=3)
-    name = f"{link}-{baud or 'tcp'}-{algo}-{agents}"
+    name = f"{link}-{baud or 'tcp'}-{algo}-{agents}" + (f"-think{think}" if think else "")
     run = Run(config, workdir / name, round_timeout=600.0, log=_quiet)
-    closes = []
+    closes, snapshots = [], []
     after_round = run.runtime.on_round_closed
 
     def on_closed(info):
         closes.append(time.monotonic())      # first: the evaluation after the last round is not the link's
+        if link == "tcp" and info["round"] >= 1:
+            snapshots.append(_segments(s.link for s in run.runtime.slots if s.link is not None))
         after_round(info)
 
     run.runtime.on_round_closed = on_closed
     runtimes = [LinkOnlyRuntime(agent_id=k, log=_quiet) for k in range(agents)]
+    for rt in runtimes:
+        rt.think = think
     lines = []
     try:
         if link == "tcp":
@@ -110,8 +163,9 @@ def measure(link: str, algo: str, agents: int, baud=None, rounds: int = ROUNDS, 
     def per_agent_round(direction, key):
         return statistics.fmean(c.round_stats(r)[direction][key] for c in counters for r in measured)
 
-    return {
+    record = {
         "link": link, "baud": baud, "algo": algo, "agents": agents, "rounds_measured": len(measured),
+        "think_s": think,
         "round_latency_s": statistics.median(b - a for a, b in zip(closes, closes[1:])),
         "frame_bytes_up_per_agent_per_round": per_agent_round("up", "frame_bytes"),
         "frame_bytes_down_per_agent_per_round": per_agent_round("down", "frame_bytes"),
@@ -119,6 +173,9 @@ def measure(link: str, algo: str, agents: int, baud=None, rounds: int = ROUNDS, 
         "wire_bytes_down_per_agent_per_round": per_agent_round("down", "wire_bytes"),
         "d": run.store.d,
     }
+    if link == "tcp" and len(snapshots) >= 2:
+        record.update(_tcp_figures(snapshots, agents))
+    return record
 
 
 def _finish(record: dict, *, latency_measured: bool, bytes_from: str) -> dict:
@@ -133,15 +190,24 @@ def _finish(record: dict, *, latency_measured: bool, bytes_from: str) -> dict:
     return record
 
 
-def run(agent_counts=AGENT_COUNTS, slow_bauds=SLOW_BAUDS, log=_quiet) -> list:
-    """Every case; a list of records (one per link, baud, algorithm and K)."""
+def run(agent_counts=AGENT_COUNTS, slow_bauds=SLOW_BAUDS, log=_quiet, tcp_only=False, tcp_think=True) -> list:
+    """Every case; a list of records (one per link, baud, algorithm and K).
+
+    tcp_only: only the TCP cases (what `fedzo bench link --tcp` prints: the packet figures)."""
     workdir = tempfile.mkdtemp(prefix="fedzo-bench-link-")
     records = []
     for algo in ALGOS:
         for k in agent_counts:
             log(f"bench link: {algo} K={k} tcp")
-            records.append(_finish(measure("tcp", algo, k, workdir=workdir),
+            records.append(_finish(measure("tcp", algo, k, rounds=TCP_ROUNDS, workdir=workdir),
                                    latency_measured=True, bytes_from="tcp"))
+        if algo == "par-s2zpo" and tcp_think:
+            log(f"bench link: {algo} K={THINK_AGENTS} tcp, agents think {THINK_SECONDS} s")
+            records.append(_finish(measure("tcp", algo, THINK_AGENTS, rounds=TCP_ROUNDS, workdir=workdir,
+                                                   think=THINK_SECONDS),
+                                   latency_measured=True, bytes_from="tcp"))
+        if tcp_only:
+            continue
         if algo == "par-s2zpo":
             for baud in slow_bauds:
                 for k in agent_counts:
@@ -169,7 +235,8 @@ def run(agent_counts=AGENT_COUNTS, slow_bauds=SLOW_BAUDS, log=_quiet) -> list:
                 derived["round_latency_s"] = derived["wire_seconds_per_round"]
                 records.append(derived)
     order = {"tcp": 0}
-    records.sort(key=lambda r: (order.get(r["link"], 1), -(r["baud"] or 0), r["agents"], r["algo"] != "par-s2zpo"))
+    records.sort(key=lambda r: (order.get(r["link"], 1), -(r["baud"] or 0), r["think_s"], r["agents"],
+                                r["algo"] != "par-s2zpo"))
     return records
 
 
@@ -188,6 +255,24 @@ def format_table(records: list) -> str:
         lines.append(f"{link:<14} {r['algo']:<13} {r['agents']:>3} {latency:>9} "
                      f"{r['frame_bytes_up_per_agent_per_round']:>11.0f} "
                      f"{r['frame_bytes_down_per_agent_per_round']:>13.0f} {wire:>12}  {source}")
+    tcp = [r for r in records if "tcp_segments_up_per_agent_per_round" in r]
+    if tcp:
+        lines.append("")
+        lines.append("TCP per agent per round, from the kernel's segment counts at the coordinator "
+                     "(segments: all, of them bare ACKs; headers: TCP/IP header bytes):")
+        lines.append(f"{'algo':<13} {'K':>3} {'think s':>7} {'segs up':>8} {'acks up':>8} {'segs down':>9} "
+                     f"{'acks down':>9} {'hdr B up':>9} {'hdr B down':>10} {'frame B up':>10} {'frame B down':>12}")
+        for r in tcp:
+            lines.append(f"{r['algo']:<13} {r['agents']:>3} {r['think_s']:>7.1f} "
+                         f"{r['tcp_segments_up_per_agent_per_round']:>8.2f} "
+                         f"{r['tcp_bare_acks_up_per_agent_per_round']:>8.2f} "
+                         f"{r['tcp_segments_down_per_agent_per_round']:>9.2f} "
+                         f"{r['tcp_bare_acks_down_per_agent_per_round']:>9.2f} "
+                         f"{r['tcp_ip_header_bytes_up_per_agent_per_round']:>9.0f} "
+                         f"{r['tcp_ip_header_bytes_down_per_agent_per_round']:>10.0f} "
+                         f"{r['frame_bytes_up_per_agent_per_round']:>10.0f} "
+                         f"{r['frame_bytes_down_per_agent_per_round']:>12.0f}")
+        lines.append("")
     lines.append("round s: median time between round closes; * = derived: (up + down) B/agent x 10 / baud, "
                  "i.e. wire s/round.")
     lines.append("up/down B/agent: frame bytes per agent per round (serial: fragments, CRC, COBS; TCP: length "
