@@ -1,12 +1,12 @@
-"""`fedzo bench kernel|rollout|link|human|ray [--json]`: speed (and the page's cost) measured in one run.
+"""`fedzo bench kernel|rollout|link|human|ray|fleet [--json]`: speed (and the page's cost) measured in one run.
 
 It lives beside the command table because its benches come from both sides:
-kernel and rollout from fedzo.edge.bench, link and human from fedzo.coordinator.tools.
+kernel and rollout from fedzo.edge.bench, link, human and fleet from fedzo.coordinator.tools.
 """
 import json
 import sys
 
-BENCHES = ("kernel", "rollout", "link", "human", "ray")
+BENCHES = ("kernel", "rollout", "link", "human", "ray", "fleet")
 
 
 def add_arguments(parser):
@@ -20,6 +20,8 @@ def add_arguments(parser):
                              "(default hopper)")
     parser.add_argument("--tcp", action="store_true",
                         help="link: only the TCP cases, with the kernel's segment counts per round")
+    parser.add_argument("--agents", metavar="N,N,...", default="100,1000,5000",
+                        help="fleet: the numbers of agents to measure (default 100,1000,5000)")
     parser.add_argument("--answers", metavar="FILE",
                         help="human: instead, how long a person took over the answers in FILE")
 
@@ -38,6 +40,19 @@ def run(args) -> int:
         from fedzo.coordinator.tools import bench_link
         records = bench_link.run(log=lambda msg: print(msg, file=sys.stderr, flush=True), tcp_only=args.tcp)
         print(json.dumps(records) if args.json else bench_link.format_table(records))
+    elif args.what == "fleet":
+        from fedzo.coordinator.tools import bench_fleet
+        try:
+            counts = [int(n) for n in args.agents.split(",")]
+        except ValueError:
+            print(f"fedzo bench fleet: --agents takes numbers separated by commas, not {args.agents!r}",
+                  file=sys.stderr)
+            return 2
+        if not counts or min(counts) < 1:
+            print("fedzo bench fleet: --agents needs at least one number, each 1 or more", file=sys.stderr)
+            return 2
+        records = bench_fleet.run(counts, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+        print(json.dumps(records) if args.json else bench_fleet.format_table(records))
     elif args.what == "human":
         from fedzo.coordinator.tools import bench_human
         if args.answers:

@@ -22,6 +22,7 @@ from fedzo.edge.protocol import (
     Refusal,
     Report,
     RoundResult,
+    RoundResultNext,
     RoundStart,
     Sync,
     Vote,
@@ -30,7 +31,7 @@ from fedzo.edge.protocol import (
 from fedzo.edge.protocol.constants import MAX_ROUND
 
 AGENT_KINDS = (Vote, ModelUpload, Error, Report, Hello, Bye)
-COORDINATOR_KINDS = (Challenge, Welcome, RoundStart, RoundResult, Sync, ModelDownload, Refusal)
+COORDINATOR_KINDS = (Challenge, Welcome, RoundStart, RoundResult, RoundResultNext, Sync, ModelDownload, Refusal)
 EVERY_KIND = (Join,) + AGENT_KINDS + COORDINATOR_KINDS
 
 
@@ -84,9 +85,9 @@ def malformed(rng, kind, d: int, round_: int, digest: bytes):
         return Report(r, *(int(x) for x in rng.integers(0, 2**63, len(Report.COUNTS), dtype=np.uint64)))
     if kind is RoundStart:
         return RoundStart(r)
-    if kind is RoundResult:
-        return RoundResult(r, tuple(int(v) for v in rng.integers(-1, 2, int(rng.integers(1, 9)))),
-                           _hash(rng, digest))
+    if kind in (RoundResult, RoundResultNext):     # the merged one needs a round after it
+        return kind(min(r, MAX_ROUND - 1), tuple(int(v) for v in rng.integers(-1, 2, int(rng.integers(1, 9)))),
+                    _hash(rng, digest))
     if kind is Welcome:
         return Welcome(0, 0, 2, d, 7, r, _hash(rng, digest), "{}", bytes(32))   # key share (protocol 2)
     if kind is Refusal:

@@ -15,6 +15,7 @@ from fedzo.edge.protocol import (
     Refusal,
     Report,
     RoundResult,
+    RoundResultNext,
     RoundStart,
     Session,
     Sync,
@@ -64,6 +65,9 @@ votes = st.builds(Vote, rounds, st.sampled_from([-1, 0, 1]), hashes)
 round_results = st.builds(RoundResult, rounds,
                           st.lists(st.sampled_from([-1, 0, 1]), min_size=1, max_size=300).map(tuple),
                           hashes)
+round_results_next = st.builds(RoundResultNext, st.integers(0, 2**32 - 3),
+                               st.lists(st.sampled_from([-1, 0, 1]), min_size=1, max_size=300).map(tuple),
+                               hashes)
 
 
 @st.composite
@@ -99,7 +103,8 @@ reports = st.builds(Report, rounds, *([u64s] * len(Report.COUNTS)))
 AGENT_MESSAGES = st.one_of(votes, model_chunks(ModelUpload), errors, reports)
 COORDINATOR_MESSAGES = st.one_of(round_starts, round_results, syncs(), model_chunks(ModelDownload),
                                  errors)
-ALL_MESSAGES = st.one_of(hellos, challenges, refusals, joins, welcomes, round_starts, votes, round_results, syncs(),
+ALL_MESSAGES = st.one_of(hellos, challenges, refusals, joins, welcomes, round_starts, votes, round_results,
+                         round_results_next, syncs(),
                          model_chunks(ModelUpload), model_chunks(ModelDownload), errors, byes,
                          reports)
 

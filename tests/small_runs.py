@@ -65,11 +65,11 @@ class Harness:
 
     def step_agent(self, i, before_round_start=None):
         """Let agent i handle what is queued for it; its replies go up."""
-        from fedzo.edge.protocol import RoundStart
+        from fedzo.edge.protocol import starts_round
         link, agent = self.links[i], self.agents[i]
         data, link.to_agent = b"".join(link.to_agent), []
         for msg in link.agent_end.feed(data):
-            if before_round_start and isinstance(msg, RoundStart):
+            if before_round_start and starts_round(msg) is not None:
                 before_round_start(agent)
             for reply in agent.handle(msg):
                 self.deliver_up(link, link.agent_end.send(reply))

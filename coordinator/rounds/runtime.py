@@ -19,6 +19,18 @@ its model chunks, then the Vote). The round closes when every present agent
 that was sent the RoundStart has voted, or at the deadline; a missing vote is
 0. Every replica then applies the K votes (FedAvg: takes the average), and the
 RoundResult carries the votes and the hash of the coordinator's new theta.
+When round t + 1 starts at once (the usual case), an agent gets one
+RoundResultNext instead of a RoundResult and a RoundStart (protocol 4): one
+frame down per steady round. A RoundStart alone still starts the first round
+after the joins, and an open round for an agent that joins during it.
+
+Cost (issue 13): a message costs O(1) (a link-to-slot map; the slots a round
+waits for are kept as sets updated on every change of a slot, not found by a
+scan), a round O(n): one result object per round, its body encoded once and
+shared by every agent (each link still seals it under its own session key).
+A slot is an agent's seat; `block` is the block it perturbs, which today is
+its index (n = K): nothing below assumes more than `slots[k].block == k` for
+the slot an agent id names.
 
 Absent agents: an agent that was sent a round's RoundStart and said nothing
 at all until that round closed is absent from then on, until any message
@@ -75,6 +87,7 @@ from fedzo.edge.protocol import (
     ModelUpload,
     Report,
     RoundResult,
+    RoundResultNext,
     RoundStart,
     VectorAssembler,
     Vote,
@@ -83,12 +96,13 @@ from fedzo.edge.protocol import (
     model_chunks,
     sync_chunks,
 )
+from fedzo.edge.protocol.constants import MAX_ROUND
 
 CLOSE = None   # the message that tells the transport to close a link
 RECENT_ROUNDS = 64   # Par-S2ZPO rounds whose results are kept to catch a rejoining agent up
 
 
-@dataclass
+@dataclass(eq=False)            # slots are compared and hashed by identity (they live in sets)
 class AgentSlot:
     """Agent k's seat in the run, whoever is connected to it."""
 
@@ -115,6 +129,11 @@ class AgentSlot:
 class CoordinatorRuntime:
     """Rounds over K agent slots; see the module docstring."""
 
+    # The bookkeeping below keeps, for the open round, the slots sent its start that are
+    # still linked: those not absent (`_sent_present`), and among the not-yet-voted the
+    # present (`_unvoted_present`) and the absent (`_unvoted_absent`) ones. `_track(slot)`
+    # re-files one slot after any change of its link, in_round, absent or vote.
+
     def __init__(self, config, store, welcome_config: dict, *, start_round=0, round_timeout=120.0,
                  join_timeout=None, quorum=None, report_timeout=10.0, on_round_closed=None,
                  takeover_silence=None, hold_finish=None, log=print, clock=time.monotonic):
@@ -126,6 +145,10 @@ class CoordinatorRuntime:
             terms["blocks"] = config.block_count      # a fleet: the joiner's block size follows K, not n
         self.terms_json = config_json(terms)
         self.slots = [AgentSlot(k) for k in range(config.agents)]
+        self._slot_by_link = {}         # link -> the slot it holds
+        self._sent_present, self._unvoted_present, self._unvoted_absent = set(), set(), set()
+        self._unreported = set()        # linked slots whose Report has not come
+        self._next_fresh = 0            # no slot below this index is fresh (never joined, free)
         self.round = start_round
         self.round_timeout, self.join_timeout = round_timeout, join_timeout
         self.quorum = config.agents if quorum is None else quorum
@@ -156,6 +179,7 @@ class CoordinatorRuntime:
         return self.phase == "done"
 
     def connected(self) -> list:
+        """The slots with a link, in slot order (O(n): not for a per-message path)."""
         return [s for s in self.slots if s.link is not None]
 
     def plan(self, round_=None):
@@ -167,9 +191,44 @@ class CoordinatorRuntime:
         """Is the agent in `slot` asked to vote in the current round?"""
         return self.plan().asked(slot.block)
 
+    @property
+    def connected_count(self) -> int:
+        """How many slots have a link."""
+        return len(self._slot_by_link)
+
+    @property
+    def free_slots(self) -> int:
+        """How many slots have no link (seats a new connection may still take)."""
+        return len(self.slots) - len(self._slot_by_link)
+
     def slot_of(self, link):
         """The slot a link is joined to, or None (a link that has not joined)."""
-        return next((s for s in self.slots if s.link is link), None)
+        return self._slot_by_link.get(link)
+
+    # ---- bookkeeping (see the class docstring) ----
+
+    def _set_link(self, slot, link) -> None:
+        """Seat `link` in `slot` (None: the slot is free); keeps the link map."""
+        if slot.link is not None and self._slot_by_link.get(slot.link) is slot:
+            del self._slot_by_link[slot.link]
+        slot.link = link
+        if link is not None:
+            self._slot_by_link[link] = slot
+
+    def _track(self, slot) -> None:
+        """File `slot` again after a change of its link, in_round, absent, vote or report."""
+        for group in (self._sent_present, self._unvoted_present, self._unvoted_absent, self._unreported):
+            group.discard(slot)
+        if slot.link is None:
+            return
+        if slot.report is None:
+            self._unreported.add(slot)
+        if not slot.in_round:
+            return
+        if not slot.absent:
+            self._sent_present.add(slot)
+        if slot.vote is None:
+            (self._unvoted_absent if slot.absent else self._unvoted_present).add(slot)
 
     # ---- transport events ----
 
@@ -196,6 +255,7 @@ class CoordinatorRuntime:
             return self._on_upload(slot, msg)
         if isinstance(msg, Report):
             slot.report = msg.as_dict()
+            self._track(slot)
             return self._maybe_finish()
         if isinstance(msg, Error):
             if msg.code == ErrorCode.DIVERGED:
@@ -218,7 +278,9 @@ class CoordinatorRuntime:
         slot = self.slot_of(link)
         if slot is None:
             return []
-        slot.link, slot.in_round, slot.absent = None, False, False
+        self._set_link(slot, None)
+        slot.in_round, slot.absent = False, False
+        self._track(slot)
         self.log(f"coordinator: agent {slot.block} {why}")
         if self.phase == "round":
             return self._maybe_close_round()
@@ -243,11 +305,11 @@ class CoordinatorRuntime:
         """Deadlines: start on quorum after the join timeout, close late rounds, end the run."""
         now = self.clock() if now is None else now
         if self.phase == "joining" and self.join_timeout is not None:
-            if now - self.started_at >= self.join_timeout and len(self.connected()) >= self.quorum:
-                self.log(f"coordinator: join timeout, starting with {len(self.connected())} agents")
+            if now - self.started_at >= self.join_timeout and self.connected_count >= self.quorum:
+                self.log(f"coordinator: join timeout, starting with {self.connected_count} agents")
                 return self._start_round()
         if self.phase == "round" and now >= self.deadline:
-            late = [s.block for s in self._waiting_for()]
+            late = sorted(s.block for s in self._waiting_for())
             self.log(f"coordinator: round {self.round} timed out; no vote from {late}")
             return self._close_round()
         if self.phase == "finishing" and (now >= self.deadline or self._reported()) and not self.hold_finish():
@@ -281,7 +343,8 @@ class CoordinatorRuntime:
             self.log(f"coordinator: agent {slot.block} replaced by {why}")
             out += [(slot.link, Bye(ByeReason.REPLACED, "a newer session took this agent id")),
                     (slot.link, CLOSE)]
-        slot.link, slot.joins, slot.last_heard = link, slot.joins + 1, now
+        self._set_link(slot, link)
+        slot.joins, slot.last_heard = slot.joins + 1, now
         slot.spoke, slot.absent = True, False      # a join is its agent speaking
         slot.max_frame = msg.capabilities.max_frame
         if link not in slot.links:
@@ -297,19 +360,26 @@ class CoordinatorRuntime:
             # Joining an open round: it holds theta_t now, so it can still vote.
             slot.in_round = True
             out.append((link, RoundStart(self.round)))
-        self.log(f"coordinator: agent {slot.block} joined ({len(self.connected())}/{len(self.slots)})")
+        self._track(slot)
+        self.log(f"coordinator: agent {slot.block} joined ({self.connected_count}/{len(self.slots)})")
         # Before the first round, wait for all K (or the quorum at the join
         # timeout); once running, one agent is enough to go on.
-        if self.phase == "joining" and (len(self.connected()) == len(self.slots) or self.started):
+        if self.phase == "joining" and (self.connected_count == len(self.slots) or self.started):
             out += self._start_round()
         return out
 
     def _choose_slot(self, agent_id):
         if agent_id == ASSIGN_AGENT_ID:
-            # A fresh agent takes the first block that has never had one, then any free one.
-            free = [s for s in self.slots if s.link is None]
-            fresh = [s for s in free if s.joins == 0]
-            return (fresh or free or [None])[0]
+            # A fresh agent takes the first slot that has never had one, then any free one.
+            # Slots only stop being fresh, so the search for a fresh one resumes where the
+            # last one ended (O(1) per join amortised); the scan for any free slot runs only
+            # once no fresh slot is left.
+            while self._next_fresh < len(self.slots):
+                slot = self.slots[self._next_fresh]
+                if slot.link is None and slot.joins == 0:
+                    return slot
+                self._next_fresh += 1
+            return next((s for s in self.slots if s.link is None), None)
         return self.slots[agent_id] if agent_id < len(self.slots) else None
 
     def _sync(self, slot) -> list:
@@ -341,17 +411,24 @@ class CoordinatorRuntime:
 
     # ---- rounds ----
 
-    def _start_round(self) -> list:
+    def _start_round(self, results=None) -> list:
+        """Open round self.round for every linked slot. results: (plain, next) result
+        messages of the round just closed: a slot gets `next` (the result that also starts
+        this round) in place of a RoundStart; None = the first round after joins."""
         if self.round >= self.config.rounds:
-            return self._begin_finish()
-        if not self.connected():
+            return self._finish_results(results) + self._begin_finish()
+        if not self._slot_by_link:
             # Nobody to vote: pause until an agent (re)joins rather than run empty rounds.
             self.phase = "joining"
             self.log(f"coordinator: no agent connected; round {self.round} waits for a join")
-            return []
+            return self._finish_results(results)
         self.phase, self.started = "round", True
         self.deadline = self.clock() + self.round_timeout
         self.round_digest = self.store.digest()
+        self._sent_present.clear()
+        self._unvoted_present.clear()
+        self._unvoted_absent.clear()
+        start = RoundStart(self.round)
         out = []
         plan = self.plan()
         for slot in self.slots:
@@ -359,11 +436,34 @@ class CoordinatorRuntime:
             slot.vote, slot.model, slot.abstained = None, None, False
             slot.in_round = slot.link is not None and plan.asked(slot.block)
             slot.spoke = False
-            if slot.in_round:
-                out.append((slot.link, RoundStart(self.round)))
+            if slot.link is not None:
+                self._track(slot)
+                if results is not None and slot.in_round and results.next is not None:
+                    out += results[slot]
+                    out[-1] = (slot.link, results.next)
+                else:
+                    # Not asked this round (it still gets the result), or no result to merge with.
+                    out += results[slot] if results is not None else []
+                    if slot.in_round:
+                        out.append((slot.link, start))
         return out + self._maybe_close_round()
 
+    def _finish_results(self, results) -> list:
+        """The closed round's results, each with no next round (the run ends, or nobody is left)."""
+        if results is None:
+            return []
+        out = []
+        for slot in results.slots:
+            out += results[slot]
+        return out
+
     def _on_vote(self, slot, msg: Vote) -> list:
+        out = self._vote(slot, msg)
+        self._track(slot)
+        return out + self._maybe_close_round() if self.phase == "round" and slot.vote is not None else out
+
+    def _vote(self, slot, msg: Vote) -> list:
+        """Take a vote into `slot` (or refuse it); the caller files the slot again."""
         if self.phase != "round" or msg.round != self.round or slot.vote is not None or not slot.in_round:
             self.rejected["stale_vote"] += 1
             return [(slot.link, Error(ErrorCode.STALE_ROUND,
@@ -372,9 +472,9 @@ class CoordinatorRuntime:
             slot.vote, slot.model = 0, None
             slot.discarded_votes += 1
             self.log(f"coordinator: agent {slot.block} voted on another theta; vote discarded, syncing")
-            return self._sync(slot) + self._maybe_close_round()
+            return self._sync(slot)
         slot.vote, slot.abstained = msg.vote, msg.vote == 0
-        return self._maybe_close_round()
+        return []
 
     def _on_upload(self, slot, msg: ModelUpload) -> list:
         if self.phase != "round" or msg.round != self.round:
@@ -392,17 +492,16 @@ class CoordinatorRuntime:
         slot.last_heard, slot.spoke = self.clock(), True
         if slot.absent:
             slot.absent = False
+            self._track(slot)
             self.log(f"coordinator: agent {slot.block} spoke again; rounds wait for its vote again")
 
-    def _waiting_for(self) -> list:
+    def _waiting_for(self) -> set:
         """The slots the open round still waits for: those sent its RoundStart that have not
         voted, absent ones left out unless every slot sent the RoundStart is absent."""
-        sent = [s for s in self.slots if s.in_round and s.link is not None]
-        present = [s for s in sent if not s.absent] or sent
-        return [s for s in present if s.vote is None]
+        return self._unvoted_present if self._sent_present else self._unvoted_absent
 
     def _maybe_close_round(self) -> list:
-        if self._waiting_for():
+        if self.phase != "round" or self._waiting_for():
             return []
         return self._close_round()
 
@@ -411,6 +510,7 @@ class CoordinatorRuntime:
         for slot in self.slots:
             if slot.in_round and slot.link is not None and not slot.spoke and not slot.absent:
                 slot.absent = True
+                self._track(slot)
                 self.log(f"coordinator: agent {slot.block} said nothing in round {self.round}; "
                          f"later rounds will not wait for it until it speaks")
 
@@ -433,12 +533,11 @@ class CoordinatorRuntime:
             self.recent[self.round] = (self.round_digest, tuple(votes), digest)
             while len(self.recent) > RECENT_ROUNDS:
                 self.recent.popitem(last=False)
-        out = []
-        for slot in self.connected():
-            if self.config.algo == "fedavg-s2zpo":
-                out += [(slot.link, c) for c in model_chunks(ModelDownload, self.round, average,
-                                                             max_frame=slot.max_frame)]
-            out.append((slot.link, RoundResult(self.round, tuple(votes), digest)))
+        results = _Results(self.round, tuple(votes), digest,
+                           average if self.config.algo == "fedavg-s2zpo" else None)
+        for slot in self.slots:
+            if slot.link is not None:
+                results.add(slot)
         # theta after this round, kept for the callback: the next round may
         # already be under way when the transport calls after_dispatch().
         self._closed.append({"round": self.round, "votes": votes, "voters": voters, "absent": absent,
@@ -447,7 +546,7 @@ class CoordinatorRuntime:
                              "theta": self.store.values.copy()})
         self._mark_absent()
         self.round += 1
-        return out + self._start_round()
+        return self._start_round(results)
 
     def after_dispatch(self) -> None:
         """Run on_round_closed for the rounds that closed, now that their results are sent."""
@@ -465,7 +564,7 @@ class CoordinatorRuntime:
         return self._maybe_finish()
 
     def _reported(self) -> bool:
-        return all(s.report is not None for s in self.connected())
+        return not self._unreported
 
     def _maybe_finish(self) -> list:
         if self.phase == "finishing" and self._reported() and not self.hold_finish():
@@ -477,4 +576,34 @@ class CoordinatorRuntime:
         out = []
         for slot in self.connected():
             out += [(slot.link, Bye(ByeReason.DONE, "run finished")), (slot.link, CLOSE)]
+        return out
+
+
+class _Results:
+    """A closed round's messages to its agents, made once per round and shared.
+
+    One RoundResult and one RoundResultNext object serve every agent (each encodes its
+    body once); FedAvg's download chunks are cut once per frame limit. results[slot] is
+    what `slot` gets ending in the plain RoundResult; `next` replaces that last message
+    for a slot that goes straight into the next round."""
+
+    def __init__(self, round_, votes, digest, average=None):
+        self.round, self.average = round_, average
+        self.plain = RoundResult(round_, votes, digest)
+        self.next = RoundResultNext(round_, votes, digest) if round_ < MAX_ROUND else None
+        self.slots = []               # the slots the result goes to, in slot order
+        self._chunks = {}             # max_frame -> FedAvg download chunks
+
+    def add(self, slot) -> None:
+        self.slots.append(slot)
+
+    def __getitem__(self, slot) -> list:
+        out = []
+        if self.average is not None:
+            chunks = self._chunks.get(slot.max_frame)
+            if chunks is None:
+                chunks = self._chunks[slot.max_frame] = model_chunks(ModelDownload, self.round, self.average,
+                                                                     max_frame=slot.max_frame)
+            out += [(slot.link, c) for c in chunks]
+        out.append((slot.link, self.plain))
         return out

@@ -18,9 +18,12 @@ Measured, per case:
   per agent per round each way, how many of them were bare acknowledgements
   (segments without data), and the TCP/IP header bytes they cost. Fast
   agents answer within the delayed-ACK time, so their ACKs can ride on data;
-  a "think" case (agents that wait THINK_SECONDS before voting, longer than
-  Linux's largest delayed-ACK time of 200 ms, as a real rollout does) shows
-  the acknowledgements TCP cannot avoid.
+  a "think" case (agents that wait 1 to 2 x THINK_SECONDS before voting,
+  longer than Linux's largest delayed-ACK time of 200 ms, as a real rollout
+  does, and not all at once) shows the acknowledgements TCP cannot avoid.
+  The counts are read when a round closes, while the next round's first
+  segments may already be in flight, so a figure can be off by a segment
+  over the whole window (about +-0.04 per round over TCP_ROUNDS).
 
 Derived (and marked so): FedAvg-S2ZPO over serial moves 2 x 4d bytes per
 agent per round (20 KB each way for hopper), which takes seconds at 115200
@@ -45,7 +48,8 @@ from fedzo.edge.links.serial_link import wire_seconds
 
 KEY = os.urandom(32)
 ROUNDS = 4
-TCP_ROUNDS = 10                     # TCP rounds are quick; more of them steady the per-round segment counts
+TCP_ROUNDS = 30                     # TCP rounds are quick; more of them steady the per-round segment counts
+THINK_ROUNDS = 8
 AGENT_COUNTS = (1, 5, 15)
 SLOW_BAUDS = (115200, 9600)
 FAST_BAUD = 921600                  # a standard UART rate, to measure FedAvg's bytes quickly
@@ -64,9 +68,10 @@ class LinkOnlyRuntime(AgentRuntime):
         index, think = self.logic.index, self.think
 
         def outcome(stream, round_, start, stop, scratch):
-            # No rollouts: a vote that varies with the round, so theta moves.
+            # No rollouts: a vote that varies with the round, so theta moves. Thinking
+            # agents take 1, 1.5 or 2 x think, so their votes reach the coordinator apart.
             if think:
-                time.sleep(think)
+                time.sleep(think * (1 + index % 3 / 2))
             return 1 if (round_ + index) % 3 else -1
 
         self.logic._compare = outcome
@@ -203,7 +208,7 @@ def run(agent_counts=AGENT_COUNTS, slow_bauds=SLOW_BAUDS, log=_quiet, tcp_only=F
                                    latency_measured=True, bytes_from="tcp"))
         if algo == "par-s2zpo" and tcp_think:
             log(f"bench link: {algo} K={THINK_AGENTS} tcp, agents think {THINK_SECONDS} s")
-            records.append(_finish(measure("tcp", algo, THINK_AGENTS, rounds=TCP_ROUNDS, workdir=workdir,
+            records.append(_finish(measure("tcp", algo, THINK_AGENTS, rounds=THINK_ROUNDS, workdir=workdir,
                                                    think=THINK_SECONDS),
                                    latency_measured=True, bytes_from="tcp"))
         if tcp_only:

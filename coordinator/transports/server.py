@@ -25,8 +25,11 @@ take is refused at coordinator/rounds/boundary.py (Error, count, link closed).
 State stays bounded whatever clients do (issue 11): a TCP connection that has
 not completed a Join within HANDSHAKE_SECONDS is closed, and so is one that
 started a new handshake and holds no slot for that long; at most MAX_PENDING
-such connections are kept, and at most MAX_PENDING_PER_ADDRESS from one
-source address; a connection that closes without ever joining is forgotten
+more such connections are kept than the run has free seats, and from one
+source address at most the free seats or MAX_PENDING_PER_ADDRESS, whichever
+is larger (so a thousand agents that start at once, even from one address,
+are all taken, and one address can never take the last MAX_PENDING places);
+a connection that closes without ever joining is forgotten
 (its counts go to `unjoined`, its object is dropped); a link whose outbox
 grows past `outbox_limit` bytes (it does not read what it is sent) is
 dropped. Refusals and rejected frames are logged as counts per interval
@@ -37,6 +40,13 @@ answered with an unauthenticated Refusal, at most a few per source address
 and minute (refusals.py), so the agent learns why instead of retrying; a TCP
 connection is then closed, a serial port's session goes on untouched (a
 stranger on the line must not disturb the agent it serves).
+
+Cost per event (issue 13): accepting takes every queued connection at once
+and pauses, not spins, when file descriptors run out (acceptor.py); the open-file
+limit is raised for the run's agents where allowed (fdlimit.py); connections
+without a seat are kept in arrival order, so expiring them looks only at the
+oldest; a link is watched for writability only while its outbox holds bytes
+the socket did not take at once.
 """
 import selectors
 import socket
@@ -44,6 +54,8 @@ import time
 
 from fedzo.coordinator.rounds.boundary import deliver
 from fedzo.coordinator.rounds.runtime import CLOSE
+from fedzo.coordinator.transports.acceptor import Acceptor, listen as listen_on
+from fedzo.coordinator.transports.fdlimit import ensure_open_files
 from fedzo.coordinator.transports.refusals import Refusals
 from fedzo.coordinator.transports.tally import Tally
 from fedzo.edge.links.serial_link import (
@@ -76,8 +88,8 @@ from fedzo.edge.protocol.arq import ARQ_STAT_KEYS
 
 RECV_BYTES = 65536
 HANDSHAKE_SECONDS = 30.0
-MAX_PENDING = 64              # connections without a join, from all addresses
-MAX_PENDING_PER_ADDRESS = 8   # ... and from one source address
+MAX_PENDING = 64              # connections without a join, from all addresses, beyond the free seats
+MAX_PENDING_PER_ADDRESS = 8   # ... and from one source address, if the free seats are fewer
 OUTBOX_MIN_BYTES = 1 << 20    # a link's unsent bytes: at least this much is allowed,
 OUTBOX_VECTORS = 3            # plus this many whole theta-sized vectors of 4 bytes an element
 POLL_SECONDS = 0.05           # longest sleep of a pass (the ARQ timers' resolution)
@@ -102,6 +114,7 @@ class TcpLink:
         self.closing = False      # close once the outbox is written
         self.open = True
         self.pending_since = time.monotonic()   # holding no slot since (None: holds one)
+        self.watching_write = False   # the selector reports writability (the outbox was not taken at once)
         self.bytes_in = 0
         self.bytes_out = 0
         self.tcp_headers = {}     # the kernel's segment counts, read when the socket closes
@@ -264,6 +277,35 @@ class SerialPort:
             self.io = None
 
 
+class LinkList:
+    """The server's TCP links in the order they came: append and remove in O(1)
+    (a dict underneath), iterated, indexed and compared like the list it replaced."""
+
+    def __init__(self):
+        self._links = {}
+
+    def append(self, link) -> None:
+        self._links[link] = None
+
+    def remove(self, link) -> None:
+        del self._links[link]
+
+    def __contains__(self, link) -> bool:
+        return link in self._links
+
+    def __iter__(self):
+        return iter(list(self._links))
+
+    def __len__(self) -> int:
+        return len(self._links)
+
+    def __getitem__(self, index):
+        return list(self._links)[index]
+
+    def __eq__(self, other) -> bool:
+        return list(self._links) == list(other)
+
+
 class Server:
     """Serves a Run's runtime to TCP agents and serial ports until the run is done.
 
@@ -280,8 +322,10 @@ class Server:
         run.record_in_background()          # evaluation and checkpoints never stop this loop
         self.secrets = RejoinSecrets()      # agent id -> rejoin secret, shared by every link
         self.selector = selectors.DefaultSelector()
-        self.listener = None
-        self.links = []           # TCP links open now or that ever joined (for the accounting)
+        self.listener = self.acceptor = None
+        self.links = LinkList()   # TCP links open now or that ever joined (for the accounting)
+        self.pending = {}         # TCP link holding no slot -> since when, oldest first
+        self.pending_hosts = {}   # source address -> how many of those it has
         self.unjoined = LinkCounters("unjoined")   # what closed links that never joined carried
         self.forgotten = 0        # how many such links were dropped
         self.ports = []           # every serial port
@@ -297,9 +341,11 @@ class Server:
                 self.ports.append(port)
                 self._register_port(port)
             if listen is not None:
-                self.listener = socket.create_server(listen, reuse_port=False)
-                self.listener.setblocking(False)
-                self.selector.register(self.listener, selectors.EVENT_READ, None)
+                soft, needed, problem = ensure_open_files(run.config.agents, MAX_PENDING)
+                if problem is not None:
+                    log(f"coordinator: {problem}")
+                self.listener = listen_on(listen)
+                self.acceptor = Acceptor(self.listener, self.selector, log)
         except BaseException:
             self._shutdown()
             raise
@@ -328,6 +374,8 @@ class Server:
                 if deadline is not None and now > deadline:
                     raise TimeoutError(f"the run did not finish within {stop_after} s")
                 self._poll_once()
+                if self.acceptor is not None:
+                    self.acceptor.tick(now)
                 self._dispatch(self.runtime.tick())
                 self._service_ports()
                 self._expire_handshakes()
@@ -349,7 +397,7 @@ class Server:
         for key, events in self.selector.select(timeout=timeout):
             target = key.data
             if target is None:
-                self._accept()
+                self._accept(time.monotonic())
             elif isinstance(target, SerialPort):
                 if events & selectors.EVENT_READ:
                     self._read_port(target)
@@ -376,7 +424,9 @@ class Server:
         for port in self.ports:
             self._unregister_port(port)
             port.close()
-        if self.listener is not None:
+        if self.acceptor is not None:
+            self.acceptor.close()
+        elif self.listener is not None:
             self.listener.close()
         self.selector.close()
 
@@ -387,29 +437,46 @@ class Server:
 
     def _pending_links(self):
         """Open connections that hold no slot: not joined yet, or in a new handshake."""
-        return [l for l in self.links if l.open and self.runtime.slot_of(l) is None]
+        return list(self.pending)
 
-    def _accept(self):
-        try:
-            sock, address = self.listener.accept()
-        except OSError:
+    def pending_limits(self) -> tuple:
+        """(connections without a seat allowed in all, from one address) right now."""
+        free = self.runtime.free_slots
+        return MAX_PENDING + free, max(MAX_PENDING_PER_ADDRESS, free)
+
+    def _set_pending(self, link, now) -> None:
+        """File `link` as holding no slot (from `now`), or as seated, from what the runtime says."""
+        pending = link.open and self.runtime.slot_of(link) is None
+        if pending == (link in self.pending):
             return
-        pending = self._pending_links()
-        if len(pending) >= MAX_PENDING:
-            refusal = f"connections refused: {MAX_PENDING} without a join"
-        elif sum(1 for l in pending if l.host == address[0]) >= MAX_PENDING_PER_ADDRESS:
-            refusal = f"connections refused: {MAX_PENDING_PER_ADDRESS} without a join from {address[0]}"
+        if pending:
+            self.pending[link] = link.pending_since = now
+            self.pending_hosts[link.host] = self.pending_hosts.get(link.host, 0) + 1
         else:
-            refusal = None
-        if refusal is not None:
-            self.tally.note(refusal)
-            sock.close()
-            return
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        link = TcpLink(sock, address, self.key, self.secrets)
-        self.links.append(link)
-        self.selector.register(sock, selectors.EVENT_READ, link)
+            del self.pending[link]
+            link.pending_since = None
+            left = self.pending_hosts.pop(link.host) - 1
+            if left:
+                self.pending_hosts[link.host] = left
+
+    def _accept(self, now):
+        for sock, address in self.acceptor.accept_ready(now):
+            total, per_address = self.pending_limits()
+            if len(self.pending) >= total:
+                refusal = f"connections refused: {total} without a join"
+            elif self.pending_hosts.get(address[0], 0) >= per_address:
+                refusal = f"connections refused: {per_address} without a join from {address[0]}"
+            else:
+                refusal = None
+            if refusal is not None:
+                self.tally.note(refusal)
+                sock.close()
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            link = TcpLink(sock, address, self.key, self.secrets)
+            self.links.append(link)
+            self._set_pending(link, now)
+            self.selector.register(sock, selectors.EVENT_READ, link)
 
     def _read(self, link):
         try:
@@ -437,6 +504,8 @@ class Server:
             self._dispatch(deliver(self.runtime, link, msg, self.log))
             if not link.joined and self.runtime.slot_of(link) is not None:
                 link.joined = True
+        if messages:
+            self._set_pending(link, time.monotonic())   # it joined, or left its slot for a new handshake
 
     def _refuse_tcp(self, link):
         """Answer a Hello the coordinator cannot accept (if the source's allowance lasts) and close."""
@@ -448,7 +517,7 @@ class Server:
             wire = link.endpoint.framing.wrap(frame)
             link.counters.record_other(link.endpoint.session.send_direction, len(wire))
             link.outbox += wire
-            self.selector.modify(link.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, link)
+            self._watch_write(link, True)
         link.closing = True                # nothing this connection says next can be taken
         if not link.outbox:
             self._close(link, notify=False)
@@ -457,6 +526,7 @@ class Server:
         try:
             sent = link.sock.send(link.outbox)
         except (BlockingIOError, InterruptedError):
+            self._watch_write(link, True)
             return
         except OSError:
             self._close(link)
@@ -467,7 +537,15 @@ class Server:
             if link.closing:
                 self._close(link, notify=False)
             else:
-                self.selector.modify(link.sock, selectors.EVENT_READ, link)
+                self._watch_write(link, False)
+        else:
+            self._watch_write(link, True)           # the socket's buffer is full: wait until it drains
+
+    def _watch_write(self, link, on: bool) -> None:
+        """Have the selector report the link writable (while bytes wait), or stop (no call if unchanged)."""
+        if link.open and link.watching_write != on:
+            link.watching_write = on
+            self.selector.modify(link.sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if on else 0), link)
 
     def _close(self, link, notify=True):
         if not link.open:
@@ -480,6 +558,10 @@ class Server:
             link.read_tcp_headers()
         link.sock.close()
         link.open = False
+        if isinstance(link, TcpLink):
+            self._set_pending(link, None)
+            if self.acceptor is not None:
+                self.acceptor.resume()          # a descriptor is free: connections may wait for it
         if not link.joined:
             self._forget(link)
         if notify:
@@ -492,15 +574,16 @@ class Server:
         self.links.remove(link)
 
     def _expire_handshakes(self):
+        """Close connections that have held no slot for HANDSHAKE_SECONDS: the oldest first,
+        looking no further than the first that has time left (self.pending is in arrival order)."""
         now = time.monotonic()
-        for link in self._open_links():
-            if self.runtime.slot_of(link) is not None:
-                link.pending_since = None
-            elif link.pending_since is None:
-                link.pending_since = now        # it left its slot (a new handshake): the clock starts
-            elif not link.closing and now - link.pending_since > HANDSHAKE_SECONDS:
-                self.tally.note(f"connections closed: no valid join in {HANDSHAKE_SECONDS:.0f} s")
-                self._close(link)
+        for link, since in list(self.pending.items()):
+            if now - since <= HANDSHAKE_SECONDS:
+                break
+            if link.closing:
+                continue                       # refused: it closes once its answer is written
+            self.tally.note(f"connections closed: no valid join in {HANDSHAKE_SECONDS:.0f} s")
+            self._close(link)
 
     # ---- serial ports ----
 
@@ -656,10 +739,10 @@ class Server:
                 self.tally.note("links dropped: outbox full")
                 self._close(link)
                 continue
-            self.selector.modify(link.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, link)
             written.append(link)
-        # Hand the bytes to the sockets now, before a closed round's record starts
-        # (serial ports are flushed as each message is sent).
+        # Hand the bytes to the sockets now, before a closed round's record starts, one
+        # write per link for all its messages (serial ports are flushed as each message is
+        # sent); only what a socket does not take at once waits for the selector.
         for link in dict.fromkeys(written):
             if link.open and link.outbox:
                 self._write(link)

@@ -16,6 +16,9 @@ all feed it the messages their link delivers and send what it returns.
     RoundResult t               -> apply votes (FedAvg: the downloaded average);
                                    [] or [Error DIVERGED] if the hashes differ;
                                    after the last round, [Report]
+    RoundResultNext t           -> RoundResult t, then RoundStart t + 1 (protocol 4:
+                                   one frame down per steady round); no vote when
+                                   the result left this replica out of step
     Sync / ModelDownload chunks -> assemble; a complete Sync replaces theta
     Error                       -> logged; REFUSALS raise AgentRefused; ID_IN_USE
                                    (another live session holds this id) ends the
@@ -59,6 +62,7 @@ from fedzo.edge.protocol import (
     Refusal,
     Report,
     RoundResult,
+    RoundResultNext,
     RoundStart,
     Sync,
     VectorAssembler,
@@ -97,6 +101,7 @@ class AgentRuntime:
         self.rejoin = False          # the session is over but the run is not: join again
         self.in_use_refusals = 0     # Error ID_IN_USE in a row (reset by a Welcome)
         self.voted = None            # the round of the last Vote sent
+        self.out_of_order = 0        # round messages that started a round this agent cannot be in
         self.floor_rss = 0
         self._task = None            # (name, task) loaded for the budget check before joining
         self._sync = None
@@ -137,7 +142,8 @@ class AgentRuntime:
         """React to one message from the coordinator; returns the replies."""
         handler = {Challenge: self._on_challenge, Refusal: self._on_refusal, Welcome: self._on_welcome,
                    RoundStart: self._on_round_start,
-                   RoundResult: self._on_round_result, Sync: self._on_sync,
+                   RoundResult: self._on_round_result, RoundResultNext: self._on_round_result_next,
+                   Sync: self._on_sync,
                    ModelDownload: self._on_download, Error: self._on_error,
                    Bye: self._on_bye}.get(type(msg))
         if handler is None:
@@ -241,6 +247,7 @@ class AgentRuntime:
             return [Error(ErrorCode.BAD_MESSAGE, "round_start before welcome")]
         if not self.synced or self.round != msg.round:
             # Not holding theta_t: abstain (the coordinator counts 0) and ask for theta.
+            self.out_of_order += 1
             return [Error(ErrorCode.DIVERGED, f"holding round {self.round}, asked for {msg.round}")]
         if isinstance(self.logic, ParS2ZPOAgent) and self.logic.block_in(msg.round) is None:
             # Every replica knows the round's plan: a RoundStart for an agent it leaves out is wrong.
@@ -275,6 +282,16 @@ class AgentRuntime:
             self.synced = False
             return [Error(ErrorCode.DIVERGED, f"theta differs after round {msg.round}")]
         return [self.report()] if self.round == self.logic.config.rounds else []
+
+    def _on_round_result_next(self, msg: RoundResultNext) -> list:
+        replies = self._on_round_result(msg)
+        if any(isinstance(r, Error) for r in replies):
+            return replies                            # out of step: it asked for theta, it does not vote
+        if self.logic is not None and msg.next_round >= self.logic.config.rounds:
+            self.out_of_order += 1
+            return replies + [Error(ErrorCode.BAD_MESSAGE, f"{msg.NAME} starts round {msg.next_round}, "
+                                                           f"past the run's {self.logic.config.rounds}")]
+        return replies + self._on_round_start(RoundStart(msg.next_round))
 
     def _on_sync(self, msg: Sync) -> list:
         if self.logic is None:

@@ -1,4 +1,4 @@
-"""fedzo's wire protocol (version 3): messages, authentication, framing, accounting.
+"""fedzo's wire protocol (version 4): messages, authentication, framing, accounting.
 
 Layers, bottom up (each module has one job):
 
@@ -20,7 +20,7 @@ Layers, bottom up (each module has one job):
 
 Frame (the unit the session seals and opens; at most MAX_FRAME_BYTES = 16384):
 
-    header 7 B: version u8 (=3) | type u8 | flags u8 | seq u32 (big-endian)
+    header 7 B: version u8 (=4) | type u8 | flags u8 | seq u32 (big-endian)
     body   0..16361 B (layouts below)
     tag    16 B: HMAC-SHA256(key, [binding ||] header || body), first 16 bytes
 
@@ -72,6 +72,9 @@ Messages (type code, sender, body; scalars big-endian, arrays little-endian):
     0x05 round_result  coord  round u32 | K u16 | theta_hash 8 B
                               | votes: 2 bits each, LSB first (00 = 0,
                               01 = +1, 10 = -1), zero padding = 14 + ceil(K/4) B
+    0x0F round_result_next coord  the body of round_result (round t); it also starts
+                              round t + 1 for its receiver, in place of a round_start
+                              (a steady round: this down, a vote up) = 14 + ceil(K/4) B
     0x06 sync          coord  round u32 | total u32 | offset u32 (elements)
                               | dtype u8 (1 int16, 2 int32) | frac_bits u8
                               | theta_hash 8 B (whole vector) | data LE
@@ -89,7 +92,7 @@ Messages (type code, sender, body; scalars big-endian, arrays little-endian):
                               | nonce_a 16 B = 18 B; NOT authenticated
 
 Frame sizes (header + body + tag; TCP adds 4): round_start 27, vote 36,
-round_result 37 + ceil(K/4), hello 39 (43 with an id), challenge 43 + terms, join 101,
+round_result and round_result_next 37 + ceil(K/4), hello 39 (43 with an id), challenge 43 + terms, join 101,
 welcome 87 + config, error/bye 25 + text, refusal 41.
 
 Payload bits (accounting.py) are 8 x the body length.
@@ -166,12 +169,14 @@ from .messages import (
     ModelUpload,
     Report,
     RoundResult,
+    RoundResultNext,
     RoundStart,
     Sync,
     Vote,
     Welcome,
     config_json,
     pack_votes,
+    starts_round,
     unpack_votes,
 )
 from .serialframe import SerialFraming, SerialReader, serial_decode, serial_encode
@@ -181,9 +186,10 @@ from .errors import AgentRevoked, WrongAgent
 
 __all__ = [
     # messages
-    "Message", "Hello", "Challenge", "Join", "Capabilities", "Welcome", "RoundStart", "Vote", "RoundResult", "Sync",
+    "Message", "Hello", "Challenge", "Join", "Capabilities", "Welcome", "RoundStart", "Vote", "RoundResult",
+    "RoundResultNext", "Sync",
     "ModelUpload", "ModelDownload", "Error", "Bye", "Report", "Refusal", "ErrorCode", "ByeReason", "MESSAGE_TYPES",
-    "config_json", "pack_votes", "unpack_votes",
+    "config_json", "pack_votes", "unpack_votes", "starts_round",
     # session and link sides
     "Session", "State", "AGENT", "COORDINATOR", "RejoinSecrets", "check_round", "seal_refusal",
     "Endpoint", "ArqEndpoint", "ArqLink", "Header", "peek_header",

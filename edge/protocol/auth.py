@@ -188,7 +188,10 @@ def x25519(scalar: bytes, point: bytes) -> bytes:
         z2 = e * (aa + _A24 * e) % _P
     if swap:
         x2, z2 = x3, z3
-    return (x2 * pow(z2, _P - 2, _P) % _P).to_bytes(KEY_SHARE_BYTES, "little")
+    # The inverse by Python's extended Euclid (pow(z, -1, p)) is the same number as RFC 7748's
+    # z^(p-2) at a small fraction of the cost; z = 0 (a low-order point) maps to 0 as there.
+    inverse = pow(z2, -1, _P) if z2 % _P else 0
+    return (x2 * inverse % _P).to_bytes(KEY_SHARE_BYTES, "little")
 
 
 def new_key_pair() -> tuple[bytes, bytes]:

@@ -12,7 +12,9 @@ from fedzo.edge.learning.store_format import HASH_BYTES  # noqa: F401
 # 2: Hello/Challenge before Join, X25519 session keys, rejoin proofs.
 # 3: the Challenge carries d and the run's terms (an agent checks its memory
 #    budget before it takes a slot); the unauthenticated Refusal frame.
-PROTOCOL_VERSION = 3
+# 4: round_result_next (0x0F): a round's result that also starts the next round
+#    for its receiver, so a steady round is one frame each way (no RoundStart).
+PROTOCOL_VERSION = 4
 
 # Header: version u8, type u8, flags u8, sequence number u32 (big-endian).
 HEADER_FORMAT = ">BBBI"

@@ -511,7 +511,11 @@ class Vote(Message):
 @dataclass(frozen=True, slots=True)
 class RoundResult(Message):
     """Coordinator -> agents: the K votes of `round` (missing = 0), 2 bits each,
-    and the hash of the coordinator's theta after applying them."""
+    and the hash of the coordinator's theta after applying them.
+
+    One object is sent to every agent of a round, so its body is encoded once
+    (on the first encode_body) and kept: the coordinator's cost per agent is
+    the sealing alone, not K votes packed again for each of n links."""
 
     TYPE: ClassVar[int] = 0x05
     NAME: ClassVar[str] = "round_result"
@@ -521,34 +525,56 @@ class RoundResult(Message):
     round: int
     votes: tuple[int, ...]
     theta_hash: bytes
+    _body: bytes = field(default=None, compare=False, repr=False)   # the encoded body, once made
 
     def __post_init__(self):
         _check_int(self, "round", 0, MAX_ROUND)
         try:
             votes = tuple(operator.index(v) for v in self.votes)
         except TypeError:
-            raise InvalidField("RoundResult.votes must be integers") from None
+            raise InvalidField(f"{type(self).__name__}.votes must be integers") from None
         if not 1 <= len(votes) <= MAX_AGENTS:
-            raise InvalidField(f"RoundResult carries 1..{MAX_AGENTS} votes, got {len(votes)}")
+            raise InvalidField(f"{type(self).__name__} carries 1..{MAX_AGENTS} votes, got {len(votes)}")
         if any(v not in _VOTE_CODE for v in votes):
-            raise InvalidField("RoundResult.votes must all be -1, 0 or +1")
+            raise InvalidField(f"{type(self).__name__}.votes must all be -1, 0 or +1")
         _set(self, "votes", votes)
         _check_bytes(self, "theta_hash", HASH_BYTES)
 
     def encode_body(self) -> bytes:
-        return self._S.pack(self.round, len(self.votes), self.theta_hash) + pack_votes(self.votes)
+        if self._body is None:
+            _set(self, "_body", self._S.pack(self.round, len(self.votes), self.theta_hash) + pack_votes(self.votes))
+        return self._body
 
     @classmethod
     def decode_body(cls, body: bytes) -> RoundResult:
-        _at_least(body, cls._S.size, "round_result")
+        _at_least(body, cls._S.size, cls.NAME)
         rnd, n, h = cls._S.unpack_from(body)
         packed = body[cls._S.size:]
         if len(packed) < packed_votes_size(n):
-            raise TruncatedFrame(f"round_result: {n} votes need {packed_votes_size(n)} bytes, "
+            raise TruncatedFrame(f"{cls.NAME}: {n} votes need {packed_votes_size(n)} bytes, "
                                  f"got {len(packed)}")
         return cls(rnd, unpack_votes(packed, n), h)
 
 
+@dataclass(frozen=True, slots=True)
+class RoundResultNext(RoundResult):
+    """Coordinator -> agent: the result of round `round` (as RoundResult), and round
+    `round + 1` starts now for this agent (protocol 4: no separate RoundStart, so a
+    steady round is one frame down). Its body is RoundResult's. The round it
+    belongs to, for the byte counts, is the result's."""
+
+    TYPE: ClassVar[int] = 0x0F
+    NAME: ClassVar[str] = "round_result_next"
+
+    @property
+    def next_round(self) -> int:
+        """The round that starts with this message."""
+        return self.round + 1
+
+    def __post_init__(self):
+        RoundResult.__post_init__(self)
+        if self.round >= MAX_ROUND:
+            raise InvalidField(f"{self.NAME}: round {self.round} has no next round")
 
 
 def _check_chunk(obj, itemsize):
@@ -781,7 +807,17 @@ class Refusal(Message):
         return cls(*cls._S.unpack_from(body))
 
 
+def starts_round(msg) -> int | None:
+    """The round that `msg` starts for its receiver (a RoundStart, or since protocol 4 a
+    RoundResultNext), or None."""
+    if isinstance(msg, RoundResultNext):
+        return msg.next_round
+    if isinstance(msg, RoundStart):
+        return msg.round
+    return None
+
+
 MESSAGE_TYPES: dict[int, type[Message]] = {
-    cls.TYPE: cls for cls in (Join, Welcome, RoundStart, Vote, RoundResult, Sync,
+    cls.TYPE: cls for cls in (Join, Welcome, RoundStart, Vote, RoundResult, RoundResultNext, Sync,
                               ModelUpload, ModelDownload, Error, Bye, Report, Hello, Challenge, Refusal)
 }

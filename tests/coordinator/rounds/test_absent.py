@@ -4,7 +4,7 @@ fake clock: a round that waits for its deadline closes only when the clock is mo
 from small_runs import Harness, run_small
 
 from fedzo.edge.agent.runtime import AgentRuntime
-from fedzo.edge.protocol import Error, ErrorCode, RoundStart
+from fedzo.edge.protocol import Error, ErrorCode, RoundResultNext, RoundStart
 
 PAST_THE_DEADLINE = 6.0        # seconds; the Harness's round timeout is 5 s
 
@@ -67,9 +67,12 @@ def test_an_absent_agent_that_speaks_again_votes_and_is_waited_for(tmp_path):
 
 
 class HungAgent(AgentRuntime):
-    """An agent that joins and takes its Welcome, then never answers a RoundStart."""
+    """An agent that joins and takes its Welcome, then never answers a round's start
+    (a RoundStart, or the start in a RoundResultNext: it takes only the result)."""
 
     def handle(self, msg):
+        if isinstance(msg, RoundResultNext):
+            return self._on_round_result(msg)
         return [] if isinstance(msg, RoundStart) else super().handle(msg)
 
 

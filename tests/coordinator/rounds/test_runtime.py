@@ -41,8 +41,9 @@ def test_inproc_run_writes_the_run_folder_and_keeps_replicas_identical(tmp_path)
     assert (folder / "checkpoint.npz").exists()
     assert len(list(folder.glob("run-hopper-return-vs-*.png"))) == 4     # DESIGN.md §7: the run's plots
     # A middle round's metrics hold its whole traffic, the result broadcast included:
-    # per agent 40 B vote up; 31 B round start + 42 B round result (K = 3) down.
-    assert metrics[1]["bytes_up"] == 3 * 40 and metrics[1]["bytes_down"] == 3 * (31 + 42)
+    # per agent 40 B vote up; one 42 B round result that also starts the next round
+    # (protocol 4's round_result_next, K = 3) down, where protocol 3 sent 31 + 42 B.
+    assert metrics[1]["bytes_up"] == 3 * 40 and metrics[1]["bytes_down"] == 3 * 42
     # Uplink: one vote per agent per round (plus the join and the final report).
     by_type = run.link_counters()[0][1].by_type["up"]
     assert by_type["vote"] == 3 and by_type["join"] == 1 and by_type["report"] == 1

@@ -10,11 +10,10 @@ from fedzo.edge.links.serial_link import FRAGMENT_OVERHEAD_BYTES
 def test_measured_serial_round_is_the_frames_on_the_wire_and_never_faster(tmp_path):
     K = 2
     record = bench_link.measure("serial", "par-s2zpo", K, baud=115200, rounds=3, workdir=tmp_path)
-    # Up: one vote frame (36 B) in one fragment. Down: RoundResult (37 + ceil(K/4) B) and
-    # RoundStart (27 B), one fragment each.
+    # Up: one vote frame (36 B) in one fragment. Down: one RoundResultNext (37 + ceil(K/4) B),
+    # the result that also starts the next round (protocol 4), in one fragment.
     assert record["frame_bytes_up_per_agent_per_round"] == 36 + FRAGMENT_OVERHEAD_BYTES
-    assert record["frame_bytes_down_per_agent_per_round"] == (37 + math.ceil(K / 4) + 27
-                                                              + 2 * FRAGMENT_OVERHEAD_BYTES)
+    assert record["frame_bytes_down_per_agent_per_round"] == 37 + math.ceil(K / 4) + FRAGMENT_OVERHEAD_BYTES
     done = bench_link._finish(dict(record), latency_measured=True, bytes_from="serial 115200")
     # The wire time is bounded by the line on both sides: the frames' data bits alone
     # take (48 + 89) x 8 / 115200 s, and the measured round, which carried them, took

@@ -17,7 +17,7 @@ from fedzo.coordinator.transports.server import SerialSession, Server, TcpLink
 from fedzo.edge.agent.runtime import AgentRuntime
 from fedzo.edge.agent.serial import run_agent_serial
 from fedzo.edge.agent.tcp import run_agent_tcp
-from fedzo.edge.protocol import RoundStart
+from fedzo.edge.protocol import starts_round
 from fedzo.firmware_sim.faults import FaultSpec
 from fedzo.firmware_sim.line import SerialLine
 
@@ -235,7 +235,7 @@ class FailingRuntime(AgentRuntime):
         self.at = at
 
     def handle(self, msg):
-        if isinstance(msg, RoundStart) and msg.round == self.at:
+        if starts_round(msg) == self.at:
             raise PowerCut("board lost power")
         return super().handle(msg)
 

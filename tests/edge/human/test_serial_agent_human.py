@@ -28,7 +28,7 @@ from fedzo.edge.agent.serial import run_agent_serial
 from fedzo.edge.agent.tcp import run_agent_tcp
 from fedzo.edge.learning.algorithm import agent_vote
 from fedzo.edge.links.serial_link import FIRST
-from fedzo.edge.protocol import RoundStart
+from fedzo.edge.protocol import RoundResultNext, RoundStart
 from fedzo.edge.protocol.arq import ACK, ARQ_HEADER_BYTES, DATA, SEALED
 from fedzo.edge.protocol.errors import ProtocolError
 from fedzo.edge.protocol.serialframe import serial_decode
@@ -46,6 +46,9 @@ _TYPE_AT = ARQ_HEADER_BYTES + 2      # the fragment's flags byte, the frame's ve
 def answer_for(round_number: int) -> str:
     """The person's answer in each round (known in advance, so the votes can be checked)."""
     return ("left", "right", "tie")[round_number % 3]
+
+
+_STARTS = (RoundStart.TYPE, RoundResultNext.TYPE)    # frames that start a round (protocol 4)
 
 
 class RoundStartTap:
@@ -82,7 +85,7 @@ class RoundStartTap:
             if r == self._losing and r in self.lost_at:
                 self.resent[r] = time.monotonic()
                 self._losing = None
-        elif packet[ARQ_HEADER_BYTES] & FIRST and packet[_TYPE_AT] == RoundStart.TYPE:
+        elif packet[ARQ_HEADER_BYTES] & FIRST and packet[_TYPE_AT] in _STARTS:
             self._packets.append(key)
             self.sent.append(time.monotonic())
             if self.lose_acks:

@@ -18,6 +18,7 @@ from fedzo.edge.protocol import (
     ProtocolError,
     Refusal,
     RoundResult,
+    RoundResultNext,
     RoundStart,
     Sync,
     TruncatedFrame,
@@ -31,8 +32,8 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 
 
 def test_type_table_is_consistent():
-    assert len(MESSAGE_TYPES) == 14
-    assert len({cls.NAME for cls in MESSAGE_TYPES.values()}) == 14
+    assert len(MESSAGE_TYPES) == 15
+    assert len({cls.NAME for cls in MESSAGE_TYPES.values()}) == 15
     for code, cls in MESSAGE_TYPES.items():
         assert cls.TYPE == code and 0 < code < 0x80
         assert cls.SENDER in ("agent", "coordinator", "either")
@@ -51,6 +52,7 @@ def test_every_message_round_trips(msg):
     (RoundStart(5), 4),
     (Vote(5, -1, bytes(8)), 13),
     (RoundResult(5, (1, 0, -1, 1, 1), bytes(8)), 16),
+    (RoundResultNext(5, (1, 0, -1, 1, 1), bytes(8)), 16),
     (Hello(), 16),
     (Challenge(), 20),
     (Challenge(d=10, terms_json="{}"), 22),

@@ -1,0 +1,167 @@
+"""`fedzo bench fleet [--agents 100,1000,5000] [--json]`: the coordinator's cost with n agents.
+
+Issue 13 asks that a thousand agents fit on one coordinator. Each case runs a
+real coordinator (Run + Server over loopback TCP, the run folder written
+each round) in a process of its own, so its CPU time and memory are its
+alone, and n agents (fleet_agents.py: real sessions and frames, no rollouts,
+no replica) in FLEET_PROCESSES processes, each a selector loop over its
+share of the connections, all started together.
+
+Measured, per n (hopper, K = n blocks, ROUNDS rounds; round 0 follows the
+joins and is left out):
+- join: wall time from the moment every agent process starts connecting
+  until the coordinator starts round 0 (every agent joined), and the
+  coordinator's CPU time in that span (its X25519 and HMAC work, about
+  2.6 ms an agent, is most of it);
+- per round: the coordinator's CPU time (process time, its record-writing
+  thread included) and the wall time between round closes; and the CPU per
+  agent per round, whose flatness from n to n says the cost grows no faster
+  than n;
+- the coordinator's resident memory after the joins and its peak.
+The agent processes share the machine with the coordinator, so the wall
+times include their work; the CPU times are the coordinator's own.
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+AGENT_COUNTS = (100, 1000, 5000)
+ROUNDS = 6
+FLEET_PROCESSES = 4
+LIMIT_SECONDS = 1800.0
+
+
+def _quiet(*args, **kwargs):
+    pass
+
+
+def _fleet_process(address, key, count, rounds, go, out):
+    """An agent process: build its fleet, say it is ready, connect all at `go`, serve till the end."""
+    from fedzo.coordinator.tools.fleet_agents import Fleet
+    from fedzo.coordinator.transports.fdlimit import ensure_open_files
+
+    ensure_open_files(count, 0)
+    fleet = Fleet(address, key, count, rounds)
+    out.put(("ready", os.getpid()))
+    go.wait()
+    try:
+        fleet.run(LIMIT_SECONDS)
+        out.put(("done", {"retries": fleet.retries, "rejected": fleet.rejected, "cpu_s": time.process_time()}))
+    except Exception as exc:           # said by the coordinator's process
+        out.put(("failed", f"{type(exc).__name__}: {exc}"))
+
+
+def measure(agents: int, rounds: int = ROUNDS, processes: int = FLEET_PROCESSES, workdir=None) -> dict:
+    """One case, in this process as the coordinator; its figures (see the module docstring)."""
+    import multiprocessing
+
+    from fedzo.coordinator.run.lifecycle import Run
+    from fedzo.coordinator.transports.server import Server
+    from fedzo.edge.agent.memory import current_rss_bytes, peak_rss_bytes
+    from fedzo.edge.learning.config import RunConfig
+
+    key = os.urandom(32)
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="fedzo-bench-fleet-"))
+    config = RunConfig(task="hopper", agents=agents, rounds=rounds, batch=1, comparisons=1, eval_every=0,
+                       eval_episodes=1, seed=3)
+    run = Run(config, workdir / f"fleet-{agents}", round_timeout=LIMIT_SECONDS, log=_quiet, plots=False)
+    server = Server(run, key, listen=("127.0.0.1", 0), log=_quiet)
+    closes = []
+    after_round = run.runtime.on_round_closed
+
+    def on_closed(info):
+        closes.append((time.monotonic(), time.process_time()))
+        after_round(info)
+
+    run.runtime.on_round_closed = on_closed
+    context = multiprocessing.get_context("spawn")     # this process has threads: no fork
+    go, out = context.Event(), context.Queue()
+    shares = [agents // processes + (i < agents % processes) for i in range(processes)]
+    children = [context.Process(target=_fleet_process, args=(server.address, key, n, rounds, go, out), daemon=True)
+                for n in shares if n]
+    for child in children:
+        child.start()
+    for _ in children:
+        kind, value = out.get(timeout=LIMIT_SECONDS)
+        if kind != "ready":
+            raise RuntimeError(f"an agent process failed: {value}")
+    joined = {}
+    start_wall, start_cpu = time.monotonic(), time.process_time()
+
+    def check():
+        if not joined and run.runtime.started:
+            joined.update(wall=time.monotonic() - start_wall, cpu=time.process_time() - start_cpu,
+                          rss=current_rss_bytes())
+
+    go.set()
+    try:
+        server.serve(stop_after=LIMIT_SECONDS, check=check)
+        run.finish()
+    finally:
+        for child in children:
+            child.join(30)
+            if child.is_alive():
+                child.kill()
+    fleets = []
+    while not out.empty():
+        kind, value = out.get()
+        if kind == "failed":
+            raise RuntimeError(f"an agent process failed: {value}")
+        fleets.append(value)
+    steady = closes[1:]
+    walls = [b[0] - a[0] for a, b in zip(steady, steady[1:])]
+    cpus = [b[1] - a[1] for a, b in zip(steady, steady[1:])]
+    cpu_round = statistics.median(cpus)
+    return {"agents": agents, "rounds_measured": len(walls), "processes": len(children),
+            "join_s": joined.get("wall"), "join_cpu_s": joined.get("cpu"),
+            "round_cpu_ms": 1000 * cpu_round, "round_cpu_ms_max": 1000 * max(cpus),
+            "round_wall_ms": 1000 * statistics.median(walls),
+            "cpu_us_per_agent_round": 1e6 * cpu_round / agents,
+            "rss_after_join_mb": (joined.get("rss") or 0) / 2**20, "rss_peak_mb": peak_rss_bytes() / 2**20,
+            "agent_retries": sum(f["retries"] for f in fleets), "rounds_done": run.runtime.round,
+            "cpu_count": os.cpu_count(), "load_1min": os.getloadavg()[0]}
+
+
+def run(agent_counts=AGENT_COUNTS, log=_quiet) -> list:
+    """Every case, each coordinator in a fresh process (its CPU and memory alone); the records."""
+    records = []
+    for n in agent_counts:
+        log(f"bench fleet: n = {n}")
+        done = subprocess.run([sys.executable, "-m", "fedzo.coordinator.tools.bench_fleet", str(n)],
+                              capture_output=True, text=True, timeout=LIMIT_SECONDS * 2)
+        if done.returncode != 0:
+            raise RuntimeError(f"bench fleet n = {n} failed:\n{done.stderr[-2000:]}")
+        records.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return records
+
+
+def format_table(records: list) -> str:
+    """The records as a text table, with the per-agent cost relative to the smallest n."""
+    first = records[0]["cpu_us_per_agent_round"]
+    lines = [f"fedzo bench fleet: a coordinator and n agents over loopback TCP (hopper, K = n, agents skip "
+             f"rollouts; {records[0]['processes']} agent processes; this machine: {os.cpu_count()} cores, "
+             f"load {records[-1]['load_1min']:.1f})",
+             f"{'n':>6} {'join s':>7} {'join cpu s':>10} {'round cpu ms':>12} {'(max)':>7} {'round wall ms':>13} "
+             f"{'cpu us/agent':>12} {'x n=' + str(records[0]['agents']):>8} {'RSS MB':>7} {'peak MB':>8} "
+             f"{'retries':>7}"]
+    for r in records:
+        lines.append(f"{r['agents']:>6} {r['join_s']:>7.2f} {r['join_cpu_s']:>10.2f} {r['round_cpu_ms']:>12.1f} "
+                     f"{r['round_cpu_ms_max']:>7.1f} {r['round_wall_ms']:>13.1f} "
+                     f"{r['cpu_us_per_agent_round']:>12.1f} {r['cpu_us_per_agent_round'] / first:>8.2f} "
+                     f"{r['rss_after_join_mb']:>7.0f} {r['rss_peak_mb']:>8.0f} {r['agent_retries']:>7}")
+    lines.append("join: from the agents' first connect to round 0's start (wall; the coordinator's CPU in it). "
+                 "round: median over rounds 1.. of the coordinator process's CPU time (record thread "
+                 "included) and of the wall time between round closes, which includes the agent processes' "
+                 "work on the same cores. cpu us/agent: round CPU / n; a flat column is cost linear in n.")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    # Through the package's name, so the agent processes (spawned) find _fleet_process there.
+    from fedzo.coordinator.tools.bench_fleet import measure as measure_here
+    print(json.dumps(measure_here(int(sys.argv[1]))))

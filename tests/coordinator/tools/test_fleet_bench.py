@@ -1,0 +1,29 @@
+"""`fedzo bench fleet`: a small fleet runs its rounds over real sockets and the table says so."""
+from fedzo.coordinator.tools import bench_fleet
+from fedzo.coordinator.tools.fleet_agents import FleetAgent
+from fedzo.edge.protocol import Bye, ByeReason, RoundResult, RoundResultNext, RoundStart, Vote, Welcome
+
+
+def test_a_fleet_agent_votes_on_the_hash_it_was_last_sent():
+    agent = FleetAgent(bytes(32), rounds=3)
+    h0, h1 = bytes(range(8)), bytes(range(1, 9))
+    assert agent.handle(Welcome(4, 4, 9, 10, 1, 0, h0, "{}", bytes(32))) == []
+    assert agent.handle(RoundStart(0)) == [Vote(0, -1 if 4 % 3 == 0 else 1, h0)]
+    [vote] = agent.handle(RoundResultNext(0, (1,) * 9, h1))
+    assert (vote.round, vote.theta_hash) == (1, h1)
+    [report] = agent.handle(RoundResult(2, (1,) * 9, h1))          # after the last round
+    assert report.round == 3
+    agent.handle(Bye(ByeReason.REPLACED))
+    assert not agent.done                                           # joins again
+    agent.handle(Bye(ByeReason.DONE))
+    assert agent.done
+
+
+def test_a_small_fleet_is_measured(tmp_path):
+    record = bench_fleet.measure(12, rounds=4, processes=2, workdir=tmp_path)
+    assert record["agents"] == 12 and record["rounds_done"] == 4 and record["processes"] == 2
+    assert record["rounds_measured"] == 2 and record["agent_retries"] == 0
+    assert record["join_s"] > 0 and record["join_cpu_s"] > 0 and record["round_cpu_ms"] > 0
+    assert record["rss_peak_mb"] >= record["rss_after_join_mb"] > 0
+    text = bench_fleet.format_table([record])
+    assert f"{record['agents']:>6}" in text.splitlines()[2] and "cores" in text.splitlines()[0]
