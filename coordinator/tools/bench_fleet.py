@@ -17,7 +17,11 @@ joins and is left out):
   thread included) and the wall time between round closes; and the CPU per
   agent per round, whose flatness from n to n says the cost grows no faster
   than n;
-- the coordinator's resident memory after the joins and its peak.
+- the coordinator's resident memory after the joins and its peak;
+- what a round's result costs at K = n, timed alone in this process: making
+  and encoding it (once a round now, once per agent before) and sealing it
+  under one agent's session keys (once per agent, unavoidable: each session
+  has its own keys and sequence numbers).
 The agent processes share the machine with the coordinator, so the wall
 times include their work; the CPU times are the coordinator's own.
 """
@@ -54,6 +58,31 @@ def _fleet_process(address, key, count, rounds, go, out):
         out.put(("done", {"retries": fleet.retries, "rejected": fleet.rejected, "cpu_s": time.process_time()}))
     except Exception as exc:           # said by the coordinator's process
         out.put(("failed", f"{type(exc).__name__}: {exc}"))
+
+
+def _sealing_costs(agents: int, repeat: int = 200) -> dict:
+    """Microseconds to make and encode a RoundResultNext of `agents` votes, and to seal one
+    already encoded under an established session (what each agent's link costs a round)."""
+    from fedzo.edge.protocol import AGENT, COORDINATOR, Challenge, Hello, Join, RoundResultNext, Session, Welcome
+
+    key = os.urandom(32)
+    agent, coord = Session(AGENT, key), Session(COORDINATOR, key)
+    coord.open(agent.seal(Hello()))
+    agent.open(coord.seal(Challenge()))
+    coord.open(agent.seal(Join(0)))
+    agent.open(coord.seal(Welcome(0, 0, 1, 10, 7, 0, bytes(8), "{}")))
+    votes = tuple((k % 3) - 1 for k in range(agents))
+    start = time.perf_counter()
+    for _ in range(repeat):
+        RoundResultNext(1, votes, bytes(8)).encode_body()
+    encode = (time.perf_counter() - start) / repeat
+    shared = RoundResultNext(1, votes, bytes(8))
+    shared.encode_body()
+    start = time.perf_counter()
+    for _ in range(repeat):
+        coord.seal(shared)
+    seal = (time.perf_counter() - start) / repeat
+    return {"result_encode_us": 1e6 * encode, "result_seal_us": 1e6 * seal}
 
 
 def measure(agents: int, rounds: int = ROUNDS, processes: int = FLEET_PROCESSES, workdir=None) -> dict:
@@ -124,6 +153,7 @@ def measure(agents: int, rounds: int = ROUNDS, processes: int = FLEET_PROCESSES,
             "cpu_us_per_agent_round": 1e6 * cpu_round / agents,
             "rss_after_join_mb": (joined.get("rss") or 0) / 2**20, "rss_peak_mb": peak_rss_bytes() / 2**20,
             "agent_retries": sum(f["retries"] for f in fleets), "rounds_done": run.runtime.round,
+            **_sealing_costs(agents),
             "cpu_count": os.cpu_count(), "load_1min": os.getloadavg()[0]}
 
 
@@ -158,6 +188,9 @@ def format_table(records: list) -> str:
                  "round: median over rounds 1.. of the coordinator process's CPU time (record thread "
                  "included) and of the wall time between round closes, which includes the agent processes' "
                  "work on the same cores. cpu us/agent: round CPU / n; a flat column is cost linear in n.")
+    lines.append("a round's result at K = n: " + "; ".join(
+        f"n = {r['agents']}: made and encoded once {r['result_encode_us']:.0f} us, sealed per agent "
+        f"{r['result_seal_us']:.1f} us" for r in records if "result_seal_us" in r))
     return "\n".join(lines)
 
 
