@@ -193,13 +193,22 @@ class Run:
         """Per agent and direction: frame bytes, payload bits and wire bytes, whole run
         (this process's links' totals plus those of earlier processes of the run)."""
         out = {}
+        # Runs after every round over every agent (issue 13: a thousand of them), so each
+        # link's counts are read once per direction rather than once per figure.
         for slot in self.runtime.slots:
             before = self.bytes_before.get(str(slot.block), {})
-            out[str(slot.block)] = {
-                direction: {key: before.get(direction, {}).get(key, 0)
-                            + sum(getattr(link.counters.total[direction], key) for link in slot.links)
-                            for key in ("frame_bytes", "payload_bits", "wire_bytes")}
-                for direction in ("up", "down")}
+            entry = {}
+            for direction in ("up", "down"):
+                prior = before.get(direction, {})
+                frame = payload = other = 0
+                for link in slot.links:
+                    stats = link.counters.total[direction]
+                    frame, payload, other = (frame + stats.frame_bytes, payload + stats.payload_bits,
+                                             other + stats.other_bytes)
+                entry[direction] = {"frame_bytes": prior.get("frame_bytes", 0) + frame,
+                                    "payload_bits": prior.get("payload_bits", 0) + payload,
+                                    "wire_bytes": prior.get("wire_bytes", 0) + frame + other}
+            out[str(slot.block)] = entry
         return out
 
     def _round_bytes(self, round_number) -> dict:

@@ -14,7 +14,7 @@ joins and is left out):
   coordinator's CPU time in that span (its X25519 and HMAC work, about
   2.6 ms an agent, is most of it);
 - per round: the coordinator's CPU time (process time, its record-writing
-  thread included) and the wall time between round closes; and the CPU per
+  thread included; and that of the serving loop's thread alone) and the wall time between round closes; and the CPU per
   agent per round, whose flatness from n to n says the cost grows no faster
   than n;
 - the coordinator's resident memory after the joins and its peak;
@@ -104,7 +104,7 @@ def measure(agents: int, rounds: int = ROUNDS, processes: int = FLEET_PROCESSES,
     after_round = run.runtime.on_round_closed
 
     def on_closed(info):
-        closes.append((time.monotonic(), time.process_time()))
+        closes.append((time.monotonic(), time.process_time(), time.thread_time()))   # the loop's thread
         after_round(info)
 
     run.runtime.on_round_closed = on_closed
@@ -145,10 +145,12 @@ def measure(agents: int, rounds: int = ROUNDS, processes: int = FLEET_PROCESSES,
     steady = closes[1:]
     walls = [b[0] - a[0] for a, b in zip(steady, steady[1:])]
     cpus = [b[1] - a[1] for a, b in zip(steady, steady[1:])]
+    loop_cpus = [b[2] - a[2] for a, b in zip(steady, steady[1:])]
     cpu_round = statistics.median(cpus)
     return {"agents": agents, "rounds_measured": len(walls), "processes": len(children),
             "join_s": joined.get("wall"), "join_cpu_s": joined.get("cpu"),
             "round_cpu_ms": 1000 * cpu_round, "round_cpu_ms_max": 1000 * max(cpus),
+            "round_loop_cpu_ms": 1000 * statistics.median(loop_cpus),
             "round_wall_ms": 1000 * statistics.median(walls),
             "cpu_us_per_agent_round": 1e6 * cpu_round / agents,
             "rss_after_join_mb": (joined.get("rss") or 0) / 2**20, "rss_peak_mb": peak_rss_bytes() / 2**20,
@@ -176,17 +178,18 @@ def format_table(records: list) -> str:
     lines = [f"fedzo bench fleet: a coordinator and n agents over loopback TCP (hopper, K = n, agents skip "
              f"rollouts; {records[0]['processes']} agent processes; this machine: {os.cpu_count()} cores, "
              f"load {records[-1]['load_1min']:.1f})",
-             f"{'n':>6} {'join s':>7} {'join cpu s':>10} {'round cpu ms':>12} {'(max)':>7} {'round wall ms':>13} "
+             f"{'n':>6} {'join s':>7} {'join cpu s':>10} {'round cpu ms':>12} {'(max)':>7} {'loop ms':>7} "
+             f"{'round wall ms':>13} "
              f"{'cpu us/agent':>12} {'x n=' + str(records[0]['agents']):>8} {'RSS MB':>7} {'peak MB':>8} "
              f"{'retries':>7}"]
     for r in records:
         lines.append(f"{r['agents']:>6} {r['join_s']:>7.2f} {r['join_cpu_s']:>10.2f} {r['round_cpu_ms']:>12.1f} "
-                     f"{r['round_cpu_ms_max']:>7.1f} {r['round_wall_ms']:>13.1f} "
+                     f"{r['round_cpu_ms_max']:>7.1f} {r['round_loop_cpu_ms']:>7.1f} {r['round_wall_ms']:>13.1f} "
                      f"{r['cpu_us_per_agent_round']:>12.1f} {r['cpu_us_per_agent_round'] / first:>8.2f} "
                      f"{r['rss_after_join_mb']:>7.0f} {r['rss_peak_mb']:>8.0f} {r['agent_retries']:>7}")
     lines.append("join: from the agents' first connect to round 0's start (wall; the coordinator's CPU in it). "
                  "round: median over rounds 1.. of the coordinator process's CPU time (record thread "
-                 "included) and of the wall time between round closes, which includes the agent processes' "
+                 "included; loop: the serving thread alone) and of the wall time between round closes, which includes the agent processes' "
                  "work on the same cores. cpu us/agent: round CPU / n; a flat column is cost linear in n.")
     lines.append("a round's result at K = n: " + "; ".join(
         f"n = {r['agents']}: made and encoded once {r['result_encode_us']:.0f} us, sealed per agent "
