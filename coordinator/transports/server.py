@@ -577,11 +577,13 @@ class Server:
         """Close connections that have held no slot for HANDSHAKE_SECONDS: the oldest first,
         looking no further than the first that has time left (self.pending is in arrival order)."""
         now = time.monotonic()
-        for link, since in list(self.pending.items()):
+        expired = []
+        for link, since in self.pending.items():    # no copy: this runs on every pass of the loop
             if now - since <= HANDSHAKE_SECONDS:
                 break
-            if link.closing:
-                continue                       # refused: it closes once its answer is written
+            if not link.closing:                    # (a refused one closes once its answer is written)
+                expired.append(link)
+        for link in expired:
             self.tally.note(f"connections closed: no valid join in {HANDSHAKE_SECONDS:.0f} s")
             self._close(link)
 
