@@ -28,9 +28,8 @@ Cost (issue 13): a message costs O(1) (a link-to-slot map; the slots a round
 waits for are kept as sets updated on every change of a slot, not found by a
 scan), a round O(n): one result object per round, its body encoded once and
 shared by every agent (each link still seals it under its own session key).
-A slot is an agent's seat; `block` is the block it perturbs, which today is
-its index (n = K): nothing below assumes more than `slots[k].block == k` for
-the slot an agent id names.
+A slot is an agent's seat, indexed by agent id (`slot.block` holds the id);
+the block it evaluates in a round is the round plan's (edge/learning/fleet.py).
 
 Absent agents: an agent that was sent a round's RoundStart and said nothing
 at all until that round closed is absent from then on, until any message

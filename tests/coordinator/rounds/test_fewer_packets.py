@@ -149,3 +149,20 @@ def test_an_agent_answers_each_round_in_one_write_and_one_segment(tmp_path, monk
             else:                                           # the chunks each way, then result / vote
                 assert stats["down"]["messages"] == stats["up"]["messages"] >= 2
     assert all(a.logic.digest() == run.store.digest() for a in agents)
+
+
+def test_in_a_sampled_fleet_only_the_asked_agents_get_the_result_that_starts_the_round(tmp_path):
+    rounds = 4
+    h = Harness(tmp_path, agents=4, blocks=2, per_round=2, rounds=rounds)
+    sent = _spy(h)
+    for _ in range(4):
+        h.connect(AgentRuntime(**QUIET))
+    h.finish()
+    for r in range(rounds - 1):
+        asked = {k for k in range(4) if h.runtime.plan(r + 1).asked(k)}
+        merged = {link.index for link, m in sent if isinstance(m, RoundResultNext) and m.round == r}
+        plain = {link.index for link, m in sent if type(m) is RoundResult and m.round == r}
+        # Each agent gets round r's result once: merged with round r + 1's start if it is asked then.
+        assert merged == asked and plain == set(range(4)) - asked
+    for agent in h.agents:
+        assert agent.logic.digest() == h.run.store.digest() and agent.out_of_order == 0
