@@ -8,8 +8,10 @@ with every run whose config differs from it only in settings a coin never
 reads (COIN_BLIND: the preference source, the panel, the comparison).
 """
 import math
+from dataclasses import fields
 
 from fedzo.coordinator.analysis.report import mean_ci
+from fedzo.edge.learning.config import RunConfig
 
 NULL_PREFERENCE = "coin"
 
@@ -39,9 +41,16 @@ def eval_horizon(run: dict) -> int:
 COIN_BLIND = ("preference", "comparison", "panel_link", "panel_reviewers", "panel_scale")
 
 
+# Every config field at its default: a run folder written before a field existed says
+# nothing of it, and ran with its default (e.g. `hidden` before users could set it).
+_DEFAULTS = {f.name: f.default for f in fields(RunConfig)}
+
+
 def _pairing_key(config: dict) -> tuple:
-    """What a run and its null twin share: the whole config but what a coin cannot see."""
-    return tuple(sorted((k, repr(v)) for k, v in config.items() if k not in COIN_BLIND))
+    """What a run and its null twin share: the whole config (missing fields at their
+    defaults) but what a coin cannot see."""
+    full = {**_DEFAULTS, **config}
+    return tuple(sorted((k, repr(v)) for k, v in full.items() if k not in COIN_BLIND))
 
 
 def null_pairs(runs: list, series_of) -> dict:

@@ -125,6 +125,18 @@ def test_a_coin_flip_run_does_not_depend_on_what_a_coin_cannot_see(tmp_path):
     assert run_small(tmp_path, name="seed 8", preference="coin", seed=8)[2]["theta_hash"] not in hashes
 
 
+def test_a_null_written_before_a_field_existed_pairs_with_a_run_that_names_its_default():
+    # Cells of one grid run over months: an older null's config.json lacks `hidden` (and
+    # the fleet fields), which it ran at their defaults.
+    newer = [dict(r, config=dict(r["config"], hidden="64,64", blocks=0)) for r in [_run(s, 100 + s) for s in range(3)]]
+    older_nulls = [_run(s, 0.0, "coin") for s in range(3)]
+    assert all("hidden" not in r["config"] for r in older_nulls)
+    rows = null_control.rows(newer + older_nulls, _series)
+    assert len(rows) == 1 and rows[0]["seeds"] == 3
+    other = [dict(r, config=dict(r["config"], hidden="32,32")) for r in [_run(s, 100 + s) for s in range(3)]]
+    assert null_control.rows(other + older_nulls, _series) == []      # a real difference still splits them
+
+
 def test_the_symmetric_comparison_pairs_with_the_one_sided_null():
     symmetric = [dict(r, config=dict(r["config"], comparison="symmetric")) for r in
                  [_run(s, 200 + s) for s in range(3)]]
