@@ -46,7 +46,9 @@ class Board:
             env[name] = "1"
         env["MALLOC_ARENA_MAX"] = "2"       # glibc would reserve 64 MiB arenas per thread
         self._log = open(self.log_path, "w")
-        self.process = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        # its own session: the throttle stops and resumes the agent with its rollout workers
+        self.process = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT, env=env,
+                                        start_new_session=True)
         self.started_at = time.monotonic()
         self.throttle = CpuThrottle(self.process, self.profile.cpu_factor).start()
         return self

@@ -55,11 +55,12 @@ def silent_board_errors(boards: list) -> list:
 def simulate_boards(run, run_key: bytes, profile: BoardProfile, *, faults: FaultSpec | None = None,
                     fragment: int = DEFAULT_FRAGMENT_BYTES, link_timeout: float = DEFAULT_LINK_TIMEOUT,
                     reconnect_seconds: float = DEFAULT_RECONNECT_SECONDS, timeout=None, log=print,
-                    on_start=None) -> dict:
+                    on_start=None, agent_args=()) -> dict:
     """Run `run` with K boards of `profile`; returns the summary (with `boards`).
 
     on_start(boards, lines), if given, is called once everything is running
-    (tests use it to cut a cable or stop a board).
+    (tests use it to cut a cable or stop a board). agent_args go to every
+    board's `fedzo agent` (e.g. --workers N).
     """
     faults = faults or FaultSpec()
     if faults.active and not profile.serial:
@@ -85,7 +86,7 @@ def simulate_boards(run, run_key: bytes, profile: BoardProfile, *, faults: Fault
         for k in range(K):
             args = links[k] + ["--key-file", key_file, "--id", k, "--task", run.config.task,
                                "--reconnect-seconds", reconnect_seconds,
-                               "--stats-out", _link_stats_path(folder, k)]
+                               "--stats-out", _link_stats_path(folder, k), *agent_args]
             boards.append(Board(k, profile, args, folder / agent_log_name(k)).start())
         log(f"{K} simulated {profile.name} boards ({profile.ram_mb} MB RAM, {profile.link_text()}, "
             f"CPU {profile.cpu_factor:g}x slower){'; faults ' + str(faults) if faults.active else ''}")

@@ -9,7 +9,9 @@ CPU: caches, memory bandwidth and the instruction mix stay this machine's,
 timers and the serial line keep running in real time while the process is
 stopped (a stopped agent answers up to one period late), and on a machine
 whose cores are already busy the agent gets less than 1/f. With f = 1 no
-signal is sent.
+signal is sent. A process that leads its own process group (a Board starts
+its agent in a new session) is stopped and resumed with its whole group, so
+the rollout workers it forks (`--workers`) are slowed down with it.
 
 The same thread samples the process's peak resident memory (VmHWM) and peak
 address space (VmPeak) from /proc every period, so a board's peak is known
@@ -74,8 +76,12 @@ class CpuThrottle:
     def _signal(self, sig) -> bool:
         if not self._alive():        # never signal a reaped pid (it may be reused)
             return False
+        pid = self.process.pid
         try:
-            os.kill(self.process.pid, sig)
+            if os.getpgid(pid) == pid:       # the agent and the workers it forked
+                os.killpg(pid, sig)
+            else:
+                os.kill(pid, sig)
             return True
         except ProcessLookupError:
             return False

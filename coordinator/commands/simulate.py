@@ -27,6 +27,9 @@ def add_arguments(parser):
                         help="seconds a round waits for missing votes (they count 0; default 120, a human "
                              f"run's {HUMAN_ROUND_TIMEOUT:.0f}); an agent silent for a whole round is absent: "
                              "no round waits for it until it speaks")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes that run each agent's episodes (default: this machine's usable "
+                             "cores divided among the agents, at least 1); a human run uses one")
     parser.add_argument("--quiet", action="store_true", help="no per-round lines")
     parser.add_argument("--behaviour", default="", metavar="SPEC",
                         help="in-process agents that misbehave, e.g. dishonest=5,lie=flip,dropout=0.2: the first "
@@ -120,6 +123,15 @@ def _ray_options(args):
         raise ValueError(f"--link ray: {exc}") from None
 
 
+def _workers(args, config) -> int:
+    """Rollout processes per agent: --workers, or the usable cores shared among the K agents
+    (the agents run at the same time, so more would only queue for the same cores)."""
+    from fedzo.edge.policy.workers import check_workers, usable_cores
+    if args.workers is not None:
+        return check_workers(args.workers)
+    return max(1, usable_cores() // config.agents)
+
+
 def _person_options(args, config):
     """A run a person answers (--human, --replay) is a human run with its agents in this process."""
     person = getattr(args, "human", None) is not None or getattr(args, "replay", None) is not None
@@ -148,6 +160,7 @@ def run(args) -> int:
             raise ValueError("--behaviour simulates misbehaving agents; a person's answers are their own")
         profile, faults = _board_options(args)
         _ray_options(args)
+        args.workers = _workers(args, config)
     except (ConfigError, OSError, ValueError) as exc:
         print(f"fedzo simulate: {exc}", file=sys.stderr)
         return 2
@@ -202,6 +215,7 @@ def _simulate(args, the_run, run_key, profile, faults, log, person=None):
         from fedzo.firmware_sim.simulate import BoardsFailed, simulate_boards
         try:
             return simulate_boards(the_run, run_key, profile, faults=faults,
+                                   agent_args=("--workers", args.workers),
                                    fragment=args.fragment or DEFAULT_FRAGMENT_BYTES,
                                    link_timeout=args.link_timeout or DEFAULT_LINK_TIMEOUT, log=log)
         except (BoardsFailed, ValueError) as exc:
@@ -216,7 +230,8 @@ def _simulate(args, the_run, run_key, profile, faults, log, person=None):
             # One thread per agent, so every agent's comparison queues on the page at once.
             return run_inproc(the_run, agents, run_key, workers=config.agents, log=print)
         from fedzo.firmware_sim.behaviour import simulated_agents
-        agents = simulated_agents(config.agents, args.behaviour, log=lambda *a: None, task=config.task)
+        agents = simulated_agents(config.agents, args.behaviour, log=lambda *a: None, task=config.task,
+                                  workers=args.workers)
         return run_inproc(the_run, agents, run_key, log=print)
     if args.link == "ray":
         from fedzo.coordinator.cluster.connect import RayUnavailable
@@ -228,7 +243,7 @@ def _simulate(args, the_run, run_key, profile, faults, log, person=None):
             return None
     from fedzo.coordinator.transports.tcp import AgentsGone, simulate_tcp
     try:
-        return simulate_tcp(the_run, run_key, log=log)
+        return simulate_tcp(the_run, run_key, log=log, agent_args=("--workers", str(args.workers)))
     except AgentsGone as exc:
         print(f"fedzo simulate: {exc}", file=sys.stderr)
         return None

@@ -48,6 +48,7 @@ from fedzo.edge.learning.config import parse_welcome_config, welcome_model_hash
 from fedzo.edge.learning.fixedpoint import FixedPoint, ParameterStore
 from fedzo.edge.learning.layout import mlp_param_count
 from fedzo.edge.policy.mlp import Actor
+from fedzo.edge.policy.workers import check_workers
 from fedzo.edge.protocol import (
     ASSIGN_AGENT_ID,
     Bye,
@@ -86,10 +87,13 @@ REJOIN_BYES = (ByeReason.REPLACED, ByeReason.TIMEOUT)
 class AgentRuntime:
     """One agent's side of a run, driven by messages."""
 
-    def __init__(self, agent_id=ASSIGN_AGENT_ID, memory_budget=0, log=print, preference=None, task=None):
+    def __init__(self, agent_id=ASSIGN_AGENT_ID, memory_budget=0, log=print, preference=None, task=None,
+                 workers=1):
         """task: the spec of a user's task this agent may build (`fedzo agent --task`); a
-        run whose task is a Python class or an MJCF file is refused without it."""
+        run whose task is a Python class or an MJCF file is refused without it. workers:
+        processes that run a round's episodes (`--workers`, edge/policy/workers.py)."""
         self.agent_id = agent_id
+        self.workers = check_workers(workers)
         self.task_spec = task
         self.memory_budget = int(memory_budget)
         self.log = log
@@ -233,9 +237,11 @@ class AgentRuntime:
             if theta.size == msg.d:
                 store.set_from_float(theta)
         cls = FedAvgAgent if config.algo == "fedavg-s2zpo" else ParS2ZPOAgent
+        if self.logic is not None:
+            self.logic.close()           # its workers hold the old block's task
         # The agent's index names its own streams (reset seeds, panel, tie bits); its block is
         # the same index unless the run is a fleet, where it follows each round's plan.
-        logic = cls(config, msg.agent_id, store, task, actor, self.preference)
+        logic = cls(config, msg.agent_id, store, task, actor, self.preference, self.workers, self.log)
         # Checked before joining already (the Challenge's terms); again with the exact block.
         budget.check(self.memory_budget, self.floor_rss, logic.learning_state_bytes, config.task)
         self.logic = logic
@@ -337,6 +343,8 @@ class AgentRuntime:
             self.log(f"agent {self.agent_id}: session ended ({msg.text or msg.code}); joining again")
             return []
         self.done = True
+        if self.logic is not None:
+            self.logic.close()
         if msg.code == ByeReason.EXCLUDED:
             # Dropped from the run (its own key revoked): joining again would be refused.
             raise AgentRefused(f"the coordinator excluded this agent: {msg.text or 'no reason given'}")

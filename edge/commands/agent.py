@@ -13,6 +13,7 @@ from fedzo.edge.agent.reconnect import DEFAULT_RECONNECT_SECONDS, AgentGaveUp
 from fedzo.edge.agent.runtime import AgentRefused, AgentRuntime
 from fedzo.edge.agent.tcp import run_agent_tcp
 from fedzo.edge.human import DEFAULT_ANSWERS, HUMAN_ROUND_TIMEOUT, add_person_arguments
+from fedzo.edge.policy.workers import check_workers, usable_cores
 from fedzo.edge.links.serial_link import (
     DEFAULT_BAUD,
     DEFAULT_FRAGMENT_BYTES,
@@ -57,6 +58,10 @@ def add_arguments(parser):
     parser.add_argument("--task", metavar="SPEC",
                         help="a user's task this agent may build: package.module:Class or path/to/robot.xml "
                              "(its own copy; a run with such a task is refused without it, docs/tasks.md)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes that run a round's episodes (default: the cores this agent may "
+                             f"use, {usable_cores()} here); each extra one costs a few MB; a run a person "
+                             "answers uses one")
     parser.add_argument("--stats-out", metavar="FILE",
                         help="write this agent's link figures (bytes, retransmissions) as JSON when it ends")
 
@@ -84,6 +89,11 @@ def run(args) -> int:
     if args.baud is not None and args.serial is None:
         print("fedzo agent: --baud applies to --serial only", file=sys.stderr)
         return EXIT_BAD_INPUT
+    try:
+        workers = usable_cores() if args.workers is None else check_workers(args.workers)
+    except ValueError as exc:
+        print(f"fedzo agent: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     person = None
     if args.human or args.replay:
         from fedzo.edge.human.person import start_person
@@ -94,7 +104,8 @@ def run(args) -> int:
             print(f"fedzo agent: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
     runtime = AgentRuntime(agent_id, int(args.memory_budget * 2**20), log=_log,
-                           preference=person.sources[0] if person else None, task=args.task)
+                           preference=person.sources[0] if person else None, task=args.task,
+                           workers=workers)
     try:
         if args.serial is not None:
             from fedzo.edge.agent.serial import run_agent_serial

@@ -25,14 +25,17 @@ from fedzo.edge.learning.algorithm import (
     fedavg_round_index,
 )
 from fedzo.edge.learning.layout import block_bounds
-from fedzo.edge.learning.preference import Where, make_preference
+from fedzo.edge.learning.preference import Batch, Where, make_preference
 from fedzo.edge.policy.rollout import run_batch
+from fedzo.edge.policy.workers import Rollouts
 
 
 class AgentBase:
     """What both algorithms' agents share: replica, policy, rollouts, counters."""
 
-    def __init__(self, config, index, store, task, actor, preference=None):
+    def __init__(self, config, index, store, task, actor, preference=None, workers=1, log=print):
+        """workers: processes that run the round's episodes (edge/policy/workers.py); a
+        source that shows the episodes to a person runs them here, on one."""
         self.config, self.index, self.store, self.task = config, index, store, task
         # training episodes end at the run's horizon, never past the task's own limit
         task.max_episode_steps = min(config.horizon, task.max_episode_steps)
@@ -42,6 +45,8 @@ class AgentBase:
         self.preference = preference or make_preference(config)
         # Only a source that shows the episodes (a person's) records them.
         self.recorder = self.preference.clip_recorder(task)
+        # Forked here, once: after the task and the policy exist, before anything large.
+        self.rollouts = Rollouts(task, self.policy, workers if self.recorder is None else 1, log)
         self.mu_steps = store.fmt.steps(config.mu)
         self.alpha_steps = store.fmt.steps(config.alpha)
         self.episodes = 0
@@ -53,16 +58,59 @@ class AgentBase:
         started = time.monotonic()      # shown to a person (how long the round can wait); never learned from
         seeds = streams.reset_seeds(config.seed, self.index, round_, config.comparisons * config.batch)
         batches = [seeds[n * config.batch:(n + 1) * config.batch] for n in range(config.comparisons)]
-        if config.comparison == "symmetric":
-            baselines = self._rollouts_perturbed(batches, stream, round_, start, stop, -self.mu_steps, scratch)
+        if self.recorder is not None:
+            baselines, candidates = self._compare_recorded(batches, stream, round_, start, stop, scratch)
         else:
-            baselines = [self._rollouts(b) for b in batches]
-        candidates = self._rollouts_perturbed(batches, stream, round_, start, stop, self.mu_steps, scratch)
+            baselines, candidates = self._compare_batches(batches, stream, round_, start, stop, scratch)
         total = 0
         for n, (candidate, baseline) in enumerate(zip(candidates, baselines)):
             rng = streams.generator(config.seed, streams.PURPOSE_PANEL, self.index, round_, n)
             total += self.preference.compare(candidate, baseline, rng, Where(self.index, round_, n, started))
         return total
+
+    def _compare_batches(self, batches, stream, round_, start, stop, scratch) -> tuple:
+        """(baselines, candidates): every episode of the comparisons in one call of the
+        rollout pool, under the two parameter vectors (variant 0 the baseline, 1 the candidate)."""
+        config = self.config
+        if config.comparison == "symmetric":
+            baseline = self._perturbed_theta(stream, round_, start, stop, -self.mu_steps, scratch)
+        else:
+            baseline = self.policy.theta.copy()
+        candidate = self._perturbed_theta(stream, round_, start, stop, self.mu_steps, scratch)
+        jobs = [(variant, seed) for variant in (0, 1) for b in batches for seed in b]
+        returns, steps = self.rollouts.run((baseline, candidate), jobs)
+        self.policy.refresh(self.store)    # the rollouts left a variant loaded
+        out, i = ([], []), 0
+        for variant in (0, 1):
+            for b in batches:
+                n = len(b)
+                out[variant].append(Batch(returns=returns[i:i + n], episode_seeds=list(b),
+                                          steps=int(steps[i:i + n].sum())))
+                i += n
+        self.episodes += len(jobs)
+        self.env_steps += int(steps.sum())
+        return out
+
+    def _perturbed_theta(self, stream, round_, start, stop, steps, scratch) -> np.ndarray:
+        """The policy's float parameters under theta + steps * v on [start, stop) (a copy);
+        the store and the policy are left at theta, exactly."""
+        config = self.config
+        perturbation.perturb(self.store, config.perturbation, start, stop, config.seed, stream,
+                             round_, steps, scratch)
+        self.policy.refresh(self.store, start, stop)
+        theta = self.policy.theta.copy()
+        self.store.restore(start, stop, scratch)
+        self.policy.refresh(self.store, start, stop)
+        return theta
+
+    def _compare_recorded(self, batches, stream, round_, start, stop, scratch) -> tuple:
+        """(baselines, candidates) with each episode's clip, in this process (a person's run)."""
+        if self.config.comparison == "symmetric":
+            baselines = self._rollouts_perturbed(batches, stream, round_, start, stop, -self.mu_steps, scratch)
+        else:
+            baselines = [self._rollouts(b) for b in batches]
+        candidates = self._rollouts_perturbed(batches, stream, round_, start, stop, self.mu_steps, scratch)
+        return baselines, candidates
 
     def _rollouts_perturbed(self, batches, stream, round_, start, stop, steps, scratch) -> list:
         """The batches under theta + steps * v on [start, stop); theta is restored exactly after."""
@@ -81,6 +129,10 @@ class AgentBase:
         self.env_steps += batch.steps
         return batch
 
+    def close(self) -> None:
+        """Stop the rollout workers (a replaced or finished agent)."""
+        self.rollouts.close()
+
     def digest(self) -> bytes:
         """Short hash of this replica's theta."""
         return self.store.digest()
@@ -97,8 +149,8 @@ class ParS2ZPOAgent(AgentBase):
     """Agent k of Par-S2ZPO: perturbs its round's block (block k unless the run is a fleet,
     edge/learning/fleet.py), votes, applies the K block votes."""
 
-    def __init__(self, config, index, store, task, actor, preference=None):
-        super().__init__(config, index, store, task, actor, preference)
+    def __init__(self, config, index, store, task, actor, preference=None, workers=1, log=print):
+        super().__init__(config, index, store, task, actor, preference, workers, log)
         # Room for the largest block (blocks differ by at most one parameter): in a fleet
         # an agent's block changes from round to round.
         largest = -(-store.d // config.block_count)
@@ -136,8 +188,8 @@ class ParS2ZPOAgent(AgentBase):
 class FedAvgAgent(AgentBase):
     """Agent k of FedAvg-S2ZPO: E local sign steps on the whole vector, then averaging."""
 
-    def __init__(self, config, index, store, task, actor, preference=None):
-        super().__init__(config, index, store, task, actor, preference)
+    def __init__(self, config, index, store, task, actor, preference=None, workers=1, log=print):
+        super().__init__(config, index, store, task, actor, preference, workers, log)
         self.scratch = store.scratch(0, store.d)
         self.upload = np.empty(store.d, np.float32)
 
