@@ -71,6 +71,11 @@ def run(args) -> int:
     if fallback:   # the fallback is several times slower: say so first thing
         print(f"fedzo agent: warning: {fallback}", file=sys.stderr, flush=True)
     try:
+        workers = usable_cores() if args.workers is None else check_workers(args.workers)
+    except ValueError as exc:
+        print(f"fedzo agent: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
         key = read_key(args.key_file)
     except (OSError, ValueError) as exc:
         print(f"fedzo agent: {exc}", file=sys.stderr)
@@ -88,11 +93,6 @@ def run(args) -> int:
         return EXIT_BAD_INPUT
     if args.baud is not None and args.serial is None:
         print("fedzo agent: --baud applies to --serial only", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    try:
-        workers = usable_cores() if args.workers is None else check_workers(args.workers)
-    except ValueError as exc:
-        print(f"fedzo agent: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     person = None
     if args.human or args.replay:
