@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.fedzo-installed
 
 .PHONY: install browser test test-all demo bench clean
 
-$(STAMP): pyproject.toml setup.py csrc/fedzo_kernel.c csrc/fedzo_kernel.h csrc/build_kernel.py
+$(STAMP): pyproject.toml setup.py csrc/fedzo_kernel.c csrc/fedzo_forward.c csrc/fedzo_kernel.h csrc/build_kernel.py
 	$(PYTHON) -m venv $(VENV)
 	@echo "installing fedzo and its test extras into $(VENV) (a minute or more the first time) ..."
 	$(PY) -m pip install --quiet --upgrade pip

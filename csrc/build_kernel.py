@@ -34,8 +34,10 @@ MODULE = "fedzo.edge.kernel._kernel_c"
 # -O3 lets gcc/clang vectorise the per-word loops; -Wall -Wextra because the
 # kernel is kept warning-free (tests/edge/kernel/test_build.py compiles it with
 # -Werror). FEDZO_CFLAGS adds flags (for example -march=native when building on
-# the board that runs it).
-CFLAGS = ["-O3", "-std=c99", "-Wall", "-Wextra"]
+# the board that runs it). -ffp-contract=off: no fused multiply-adds, which
+# would change the policy forward's bits from one CPU to another
+# (csrc/fedzo_forward.c).
+CFLAGS = ["-O3", "-std=c99", "-Wall", "-Wextra", "-ffp-contract=off"]
 
 # Defined for the kernel only when probe_target_clones succeeds (see fedzo_kernel.c).
 TARGET_CLONES_MACRO = "FEDZO_HAVE_TARGET_CLONES"
@@ -91,7 +93,7 @@ def make_builder(define_macros=(), src=SRC) -> FFI:
     builder.set_source(
         MODULE,
         '#include "fedzo_kernel.h"',
-        sources=[f"{src}/fedzo_kernel.c"],
+        sources=[f"{src}/fedzo_kernel.c", f"{src}/fedzo_forward.c"],
         include_dirs=[str(src)],
         libraries=["m"],
         define_macros=list(define_macros),

@@ -82,6 +82,33 @@ uint64_t fz_quantize_i32(const float *x, uint64_t n, int32_t frac_bits, int32_t 
 void fz_dequantize_i16(const int16_t *q, uint64_t n, int32_t frac_bits, float *x);
 void fz_dequantize_i32(const int32_t *q, uint64_t n, int32_t frac_bits, float *x);
 
+/* ---- The policy's forward pass (csrc/fedzo_forward.c) ----
+ *
+ * A tanh MLP obs -> action with fixed summation order and a tanh made of
+ * IEEE arithmetic only, so its bits are the same on every platform and equal
+ * those of its NumPy twin (fedzo.edge.policy.forward). The caller fills the
+ * struct once; every pointer stays valid while it is used. */
+typedef struct {
+    uint32_t n_layers;        /* weight layers: sizes has n_layers + 1 entries */
+    uint32_t max_width;       /* the largest entry of sizes; work holds 2 x this */
+    const uint32_t *sizes;    /* obs_dim, hidden widths..., act_dim */
+    const float *theta;       /* per layer: W (outputs x inputs, row-major), then b */
+    const double *obs_mean;   /* float32 values held in double */
+    const float *obs_scale;   /* 1 / std */
+    float obs_clip;           /* normalised observations are clipped to +-this */
+    const float *act_half;    /* action = tanh(...) * half + mid; NULL: half = 1 */
+    const double *act_mid;    /* NULL: mid = 0 */
+    float *work;
+} fz_mlp;
+
+/* 1 if this build's float arithmetic is plain IEEE single/double (FLT_EVAL_METHOD
+ * 0), the condition for fz_mlp_act's bits; 0 and fedzo uses NumPy's twin. */
+int fz_mlp_available(void);
+/* action[0 .. act_dim) for obs[0 .. obs_dim). */
+void fz_mlp_act(const fz_mlp *net, const double *obs, double *action);
+/* The tanh fz_mlp_act uses, in double (the layers round it to float). */
+double fz_tanh(double x);
+
 /* cdef end */
 
 #endif /* FEDZO_KERNEL_H */

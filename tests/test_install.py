@@ -85,7 +85,7 @@ def test_sdist_carries_what_the_build_reads(dists):
     sdist, _, _ = dists
     with tarfile.open(sdist) as tar:
         names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
-    assert {"setup.py", "pyproject.toml", "csrc/fedzo_kernel.c", "csrc/fedzo_kernel.h",
+    assert {"setup.py", "pyproject.toml", "csrc/fedzo_kernel.c", "csrc/fedzo_forward.c", "csrc/fedzo_kernel.h",
             "csrc/build_kernel.py"} <= names
     assert not [n for n in names if n.endswith((".so", ".pyd", ".o", "BUILD_FAILED.txt"))]
 

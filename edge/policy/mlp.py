@@ -7,14 +7,11 @@ observation normalisation (mean, std) is frozen from pretraining, observations
 are clipped to +/-OBS_CLIP after normalising, and the action is tanh-squashed
 and scaled to the task's control range.
 
-`act` allocates nothing per call: it works in preallocated buffers and returns
-one of them (overwritten by the next call). It runs once per env step, so it
-is written for the fewest and cheapest NumPy calls: every call has operands of
-one dtype (mixed-dtype calls take NumPy's slower casting path), outputs are
-passed positionally where NumPy allows it, and the action scaling is skipped
-where it is the identity (the four tasks' [-1, 1] controls). Its results are
-bit-identical to the plain formula in the class docstring evaluated in
-float32.
+`act` returns a preallocated buffer (overwritten by the next call). It runs
+once per env step, so it is one C call into the kernel (fz_mlp_act) where the
+kernel is built; elsewhere its NumPy twin gives the same bits
+(fedzo.edge.policy.forward has the exact formula: float32 sums in a fixed
+order and fedzo's own tanh, the same on every platform).
 """
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +20,7 @@ import numpy as np
 
 from fedzo.edge.learning.layout import DEFAULT_HIDDEN, mlp_layers, mlp_param_count
 from fedzo.edge.learning.saved_arrays import SavedArrays
+from fedzo.edge.policy import forward
 from fedzo.edge.protocol.constants import MAX_VECTOR_ELEMENTS
 
 MAX_IO_DIM = 1 << 12          # observation and action sizes an actor file may declare
@@ -31,16 +29,12 @@ MAX_INFO_BYTES = 1 << 20      # the actor's JSON notes (UCS-4 text)
 
 OBS_CLIP = 10.0
 
-# module-level names: a global lookup instead of an attribute lookup on np
-_subtract, _multiply, _add, _minimum, _maximum, _tanh, _dot = (
-    np.subtract, np.multiply, np.add, np.minimum, np.maximum, np.tanh, np.dot)
-
 
 class MLPPolicy:
     """obs -> tanh(W3 tanh(W2 tanh(W1 norm(obs) + b1) + b2) + b3), scaled to [low, high]."""
 
     def __init__(self, obs_dim, act_dim, hidden=DEFAULT_HIDDEN, obs_mean=None, obs_std=None,
-                 act_low=-1.0, act_high=1.0):
+                 act_low=-1.0, act_high=1.0, forward_impl=None):
         self.obs_dim, self.act_dim, self.hidden = int(obs_dim), int(act_dim), tuple(hidden)
         self.layers = mlp_layers(self.obs_dim, self.act_dim, self.hidden)
         self.theta = np.zeros(mlp_param_count(self.obs_dim, self.act_dim, self.hidden), np.float32)
@@ -58,17 +52,21 @@ class MLPPolicy:
         high = np.broadcast_to(np.asarray(act_high, np.float32), (self.act_dim,))
         self._act_mid = ((high + low) / 2).astype(np.float32)
         self._act_half = ((high - low) / 2).astype(np.float32)
-        self._input = np.empty(self.obs_dim, np.float32)
-        self._outputs = [np.empty(l.outputs, np.float32) for l in self.layers]
         self._action = np.empty(self.act_dim, np.float64)
-        # Everything act needs, fetched with one attribute lookup. None marks
-        # a scaling step that is the identity: multiplying by 1 and adding 0
-        # change no value (at most the sign of a zero action).
-        half = None if np.all(self._act_half == 1) else self._act_half
-        mid = None if np.all(self._act_mid == 0) else self._act_mid.astype(np.float64)
-        self._plan = (self._mean64, np.empty(self.obs_dim, np.float64), self._input, self.obs_scale,
-                      np.full(self.obs_dim, OBS_CLIP, np.float32), np.full(self.obs_dim, -OBS_CLIP, np.float32),
-                      tuple(zip(self.weights, self.biases, self._outputs)), half, mid, self._action)
+        # None marks a scaling step that is the identity (the four tasks' [-1, 1]
+        # controls): multiplying by 1 and adding 0 change no value (at most the
+        # sign of a zero action)
+        self._half = None if np.all(self._act_half == 1) else self._act_half
+        self._mid = None if np.all(self._act_mid == 0) else self._act_mid.astype(np.float64)
+        self._clip = np.float32(OBS_CLIP)
+        self.bind_forward(forward_impl)
+
+    def bind_forward(self, implementation=None) -> None:
+        """Choose act's implementation: "c" (the kernel's fz_mlp_act), "numpy" (its
+        bit-identical twin), or None for C where available (fedzo.edge.policy.forward)."""
+        self.forward = forward.bind(self, implementation)
+        # an instance attribute: the rollout loop calls act once per step, without a method lookup
+        self.act = self.forward.act
 
     @property
     def d(self) -> int:
@@ -106,26 +104,10 @@ class MLPPolicy:
             array.flags.writeable = False
 
     def act(self, obs) -> np.ndarray:
-        """The deterministic action for one observation (a reused float64 buffer)."""
-        mean64, diff64, x, scale, upper, lower, layers, half, mid, action = self._plan
-        # (obs - mean) in float64, rounded once to float32, then scaled and
-        # clipped in float32; maximum(minimum()) is np.clip's result here
-        _subtract(obs, mean64, diff64)
-        x[:] = diff64
-        _multiply(x, scale, x)
-        _minimum(x, upper, out=x)
-        _maximum(x, lower, out=x)
-        for weight, bias, out in layers:
-            _dot(weight, x, out)
-            _add(out, bias, out)
-            _tanh(out, out)
-            x = out
-        if half is not None:
-            _multiply(x, half, x)
-        action[:] = x
-        if mid is not None:
-            _add(action, mid, action)
-        return action
+        """The deterministic action for one observation (a reused float64 buffer).
+
+        Replaced per instance by the bound forward's act (see bind_forward)."""
+        return self.forward.act(obs)
 
 
 @dataclass

@@ -45,9 +45,10 @@ def test_quantising_keeps_the_return_within_one_percent(name):
     assert check["float"]["mean"] == pytest.approx(recorded, rel=0.02)
 
 
-def test_policy_act_is_the_plain_float32_formula_bit_for_bit():
-    # act() is hand-tuned for speed; the shipped actors' returns depend on it
-    # giving exactly what the formula gives, on the states an episode visits
+def test_policy_act_is_within_float32_rounding_of_the_plain_formula():
+    # act() is fedzo's fixed-order forward (fedzo.edge.policy.forward, bit for bit
+    # the same in C and NumPy: tests/edge/policy/test_forward.py); on the states an
+    # episode visits it stays within a few float32 roundings of the textbook formula
     task = make("hopper")
     actor = Actor.load(ACTOR_DIR / "hopper.npz")
     policy = actor.policy(task.action_low, task.action_high)
@@ -60,7 +61,7 @@ def test_policy_act_is_the_plain_float32_formula_bit_for_bit():
             x = np.tanh(np.dot(weight, x) + bias)
         action = policy.act(obs)
         assert action.dtype == np.float64
-        np.testing.assert_array_equal(action, x.astype(np.float64))
+        np.testing.assert_allclose(action, x.astype(np.float64), rtol=0, atol=4e-7)
         obs, _, terminated, _ = task.step(action)
         if terminated:
             obs = task.reset(6)

@@ -1,0 +1,95 @@
+"""The policy forward (fedzo.edge.policy.forward, csrc/fedzo_forward.c; issue 15 item 2): the
+kernel's C forward and its NumPy twin give the same bits, and fedzo's tanh is tanh."""
+import numpy as np
+import pytest
+
+from fedzo.edge.learning.algorithm import ACTOR_DIR
+from fedzo.edge.policy import forward
+from fedzo.edge.policy.mlp import Actor, MLPPolicy
+from fedzo.edge.tasks import TASK_NAMES, make
+
+needs_c = pytest.mark.skipif(forward.c_module() is None, reason="the C kernel is not built here")
+
+
+def _twins(obs_dim, act_dim, hidden, rng, low=-1.0, high=1.0, scale=0.3):
+    """Two policies with the same random parameters, one per implementation."""
+    made = []
+    mean, std = rng.normal(size=obs_dim), rng.uniform(0.2, 3.0, obs_dim)
+    for impl in ("c", "numpy"):
+        policy = MLPPolicy(obs_dim, act_dim, hidden, mean, std, low, high, forward_impl=impl)
+        made.append(policy)
+    theta = (scale * rng.standard_normal(made[0].d)).astype(np.float32)
+    for policy in made:
+        policy.load(theta)
+    return made
+
+
+@needs_c
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_c_and_numpy_forwards_agree_bit_for_bit_along_episodes(name):
+    task = make(name)
+    actor = Actor.load(ACTOR_DIR / f"{name}.npz")
+    c, twin = actor.policy(task.action_low, task.action_high), actor.policy(task.action_low, task.action_high)
+    c.bind_forward("c")
+    twin.bind_forward("numpy")
+    assert isinstance(c.forward, forward.CForward) and isinstance(twin.forward, forward.NumpyForward)
+    obs = task.reset(11)
+    for step in range(300):
+        action = c.act(obs)
+        np.testing.assert_array_equal(action, twin.act(obs))
+        obs, _, terminated, truncated = task.step(action)
+        if terminated or truncated:
+            obs = task.reset(12 + step)
+
+
+@needs_c
+@pytest.mark.parametrize("hidden", [(64, 64), (5,), (17, 9, 33), (1, 8, 16)])
+def test_c_and_numpy_forwards_agree_on_any_shape_scaling_and_odd_inputs(hidden):
+    rng = np.random.default_rng(len(hidden) * 100 + hidden[0])
+    # widths that are not multiples of 8 (partial lane blocks), a control range that is not
+    # [-1, 1] (the half and mid steps), saturating weights, and observations beyond the clip
+    c, twin = _twins(13, 4, hidden, rng, low=[-2.0, 0.0, -1.0, -0.4], high=[2.0, 3.0, 1.0, 0.0], scale=1.5)
+    for obs in list(rng.normal(0, 5, (200, 13))) + [np.zeros(13), np.full(13, 1e30), np.full(13, -np.inf)]:
+        np.testing.assert_array_equal(c.act(obs), twin.act(obs))
+    # NaN goes through (a blown-up state stays visible)
+    bad = np.zeros(13)
+    bad[3] = np.nan
+    assert np.isnan(c.act(bad)).all() and np.isnan(twin.act(bad)).all()
+    # a float32 observation and a fresh array each call give the same action as the buffer
+    obs = rng.normal(size=13)
+    np.testing.assert_array_equal(c.act(obs.astype(np.float32)), twin.act(obs.astype(np.float32)))
+    with pytest.raises(ValueError, match=r"expected an observation of shape \(13,\)"):
+        c.act(np.zeros(12))
+
+
+def test_fedzos_tanh_is_tanh_within_1e_11_and_odd():
+    x = np.concatenate([np.linspace(-25, 25, 200001), np.geomspace(1e-12, 1e-1, 2000),
+                        -np.geomspace(1e-12, 1e-1, 2000), [0.0, 20.0, 1e300, -np.inf, np.inf]])
+    t = forward.tanh64(x)
+    assert np.abs(t - np.tanh(x)).max() < 1e-11
+    assert np.array_equal(forward.tanh64(-x[x != 0]), -t[x != 0])
+    assert np.isnan(forward.tanh64([np.nan])).all()
+    # rounded to float32, the actions' precision, it is np.tanh's float32 to one unit in the last place
+    x32 = np.linspace(-12, 12, 100001).astype(np.float32)
+    ours = forward.tanh64(x32.astype(np.float64)).astype(np.float32)
+    exact = np.tanh(x32.astype(np.float64)).astype(np.float32)
+    assert (ours.view(np.int32) - exact.view(np.int32)).__abs__().max() <= 1
+
+
+@needs_c
+def test_the_c_tanh_is_the_numpy_twin_bit_for_bit():
+    lib = forward.c_module().lib
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.normal(0, 4, 20000), rng.uniform(-30, 30, 5000), [0.0, -0.0, 20.0, -20.0, 1e-300]])
+    ours = forward.tanh64(x)
+    assert np.array_equal(np.array([lib.fz_tanh(float(v)) for v in x]), ours)
+
+
+def test_numpy_is_the_default_without_the_kernel_and_c_can_be_refused(monkeypatch):
+    monkeypatch.setattr(forward, "c_module", lambda: None)
+    policy = MLPPolicy(11, 3)
+    assert isinstance(policy.forward, forward.NumpyForward)
+    with pytest.raises(ValueError, match="the C forward is not available here"):
+        policy.bind_forward("c")
+    with pytest.raises(ValueError, match="must be 'c' or 'numpy'"):
+        policy.bind_forward("fortran")
