@@ -22,6 +22,9 @@ def add_arguments(parser):
                         help="link: only the TCP cases, with the kernel's segment counts per round")
     parser.add_argument("--agents", metavar="N,N,...", default="100,1000,5000",
                         help="fleet: the numbers of agents to measure (default 100,1000,5000)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="rollout: the N of the round table (a round's episodes on N workers against N "
+                             "processes of bare mj_step; default: the usable cores)")
     parser.add_argument("--answers", metavar="FILE",
                         help="human: instead, how long a person took over the answers in FILE")
 
@@ -34,8 +37,22 @@ def run(args) -> int:
     elif args.what == "rollout":
         from fedzo.edge.bench import rollout as bench_rollout
         from fedzo.edge.tasks import TASK_NAMES
+        from fedzo.edge.bench import rounds as bench_rounds
+        from fedzo.edge.policy.workers import check_workers
+        try:
+            workers = None if args.workers is None else check_workers(args.workers)
+        except ValueError as exc:
+            print(f"fedzo bench: {exc}", file=sys.stderr)
+            return 2
         records = bench_rollout.run([args.task] if args.task else TASK_NAMES)
-        print(json.dumps(records) if args.json else bench_rollout.format_table(records))
+        # then a round's episodes on 1 and N workers (issue 15): the last record, "kind": "round"
+        round_record = dict(bench_rounds.measure(args.task or "hopper", workers), kind="round")
+        if args.json:
+            print(json.dumps(records + [round_record]))
+        else:
+            print(bench_rollout.format_table(records))
+            print()
+            print(bench_rounds.format_table(round_record))
     elif args.what == "link":
         from fedzo.coordinator.tools import bench_link
         records = bench_link.run(log=lambda msg: print(msg, file=sys.stderr, flush=True), tcp_only=args.tcp)

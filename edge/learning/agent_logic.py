@@ -56,8 +56,7 @@ class AgentBase:
         """N comparisons of theta vs theta + mu v on [start, stop): the summed outcomes."""
         config = self.config
         started = time.monotonic()      # shown to a person (how long the round can wait); never learned from
-        seeds = streams.reset_seeds(config.seed, self.index, round_, config.comparisons * config.batch)
-        batches = [seeds[n * config.batch:(n + 1) * config.batch] for n in range(config.comparisons)]
+        batches = self._batches(round_)
         if self.recorder is not None:
             baselines, candidates = self._compare_recorded(batches, stream, round_, start, stop, scratch)
         else:
@@ -71,14 +70,8 @@ class AgentBase:
     def _compare_batches(self, batches, stream, round_, start, stop, scratch) -> tuple:
         """(baselines, candidates): every episode of the comparisons in one call of the
         rollout pool, under the two parameter vectors (variant 0 the baseline, 1 the candidate)."""
-        config = self.config
-        if config.comparison == "symmetric":
-            baseline = self._perturbed_theta(stream, round_, start, stop, -self.mu_steps, scratch)
-        else:
-            baseline = self.policy.theta.copy()
-        candidate = self._perturbed_theta(stream, round_, start, stop, self.mu_steps, scratch)
-        jobs = [(variant, seed) for variant in (0, 1) for b in batches for seed in b]
-        returns, steps = self.rollouts.run((baseline, candidate), jobs)
+        variants, jobs = self._episodes(batches, stream, round_, start, stop, scratch)
+        returns, steps = self.rollouts.run(variants, jobs)
         self.policy.refresh(self.store)    # the rollouts left a variant loaded
         out, i = ([], []), 0
         for variant in (0, 1):
@@ -90,6 +83,22 @@ class AgentBase:
         self.episodes += len(jobs)
         self.env_steps += int(steps.sum())
         return out
+
+    def _episodes(self, batches, stream, round_, start, stop, scratch) -> tuple:
+        """(variants, jobs) of the comparisons: the baseline's and the candidate's float
+        parameters, and one (variant, reset seed) per episode, baselines first."""
+        if self.config.comparison == "symmetric":
+            baseline = self._perturbed_theta(stream, round_, start, stop, -self.mu_steps, scratch)
+        else:
+            baseline = self.policy.theta.copy()
+        candidate = self._perturbed_theta(stream, round_, start, stop, self.mu_steps, scratch)
+        return (baseline, candidate), [(variant, seed) for variant in (0, 1) for b in batches for seed in b]
+
+    def _batches(self, round_) -> list:
+        """The reset seeds of round t's N comparisons, D per batch."""
+        config = self.config
+        seeds = streams.reset_seeds(config.seed, self.index, round_, config.comparisons * config.batch)
+        return [seeds[n * config.batch:(n + 1) * config.batch] for n in range(config.comparisons)]
 
     def _perturbed_theta(self, stream, round_, start, stop, steps, scratch) -> np.ndarray:
         """The policy's float parameters under theta + steps * v on [start, stop) (a copy);
@@ -178,6 +187,12 @@ class ParS2ZPOAgent(AgentBase):
         apply_par_update(self.store, self.config.seed, self.config.block_count, round_, votes,
                          self.alpha_steps, self.config.perturbation)
         self.policy.refresh(self.store)
+
+    def round_episodes(self, round_: int) -> tuple:
+        """(variants, jobs) of round t's comparisons, as `vote` runs them (for `fedzo bench rollout`)."""
+        start, stop = self.block
+        return self._episodes(self._batches(round_), streams.block_stream(self.index), round_, start, stop,
+                              self.scratch)
 
     @property
     def learning_state_bytes(self) -> int:

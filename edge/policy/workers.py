@@ -169,6 +169,11 @@ class Rollouts:
         self.workers = check_workers(workers)
         self.deaths = 0
         self._pool = []
+        if self.workers > 1:
+            # Objects alive now leave the collector's reach in this process too: a
+            # collection would write to every one of them, copying the pages the
+            # workers share with it.
+            gc.freeze()
         for index in range(1, self.workers):
             pid, conn = _fork_worker(task, policy)
             self._pool.append(_Worker(index, pid, conn))

@@ -117,6 +117,8 @@ def test_raw_replay_integrates_the_same_trajectory_as_the_rollout():
 
 
 def test_cli_prints_one_json_list_and_a_table(monkeypatch):
+    from fedzo.edge.bench import rounds
+    monkeypatch.setattr(rounds, "DEFAULT_ROUNDS", 1)
     monkeypatch.setattr(bench_rollout, "DEFAULT_STEPS", 1)
     monkeypatch.setattr(bench_rollout, "DEFAULT_MIN_SECONDS", 0.0)
     monkeypatch.setattr(bench_rollout, "REPEATS", 1)
@@ -125,6 +127,9 @@ def test_cli_prints_one_json_list_and_a_table(monkeypatch):
     with contextlib.redirect_stdout(out):
         assert cli.main(["bench", "rollout", "--task", "halfcheetah", "--json"]) == 0
     records = json.loads(out.getvalue())
+    # the tasks' records, then the round's (tests/edge/bench/test_bench_rounds.py)
+    records, round_record = records[:-1], records[-1]
+    assert round_record["kind"] == "round" and round_record["task"] == "halfcheetah"
     assert isinstance(records, list) and [r["task"] for r in records] == ["halfcheetah"]
     assert set(records[0]) == FIELDS
     table = bench_rollout.format_table(records)
