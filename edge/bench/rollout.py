@@ -52,6 +52,19 @@ def _policy(task, actor_path=None):
     return actor.policy(task.action_low, task.action_high)
 
 
+def record_episode(task, policy, seed) -> tuple:
+    """One episode from `seed`: ((qpos0, qvel0), the list of controls the policy chose)."""
+    obs = task.reset(seed)
+    start = (task.data.qpos.copy(), task.data.qvel.copy())
+    controls = []
+    while True:
+        action = policy.act(obs)
+        controls.append(action.copy())
+        obs, _, terminated, truncated = task.step(action)
+        if terminated or truncated:
+            return start, controls
+
+
 class Workload:
     """The episodes every loop runs: their reset seeds, and the controls the
     policy chose with the initial states they start from (for the raw replay)."""
@@ -63,15 +76,8 @@ class Workload:
         self.steps = 0
         while self.steps < steps:
             seed = streams.eval_seeds(0, len(self.seeds) + 1)[-1]
-            obs = task.reset(seed)
-            self.starts.append((task.data.qpos.copy(), task.data.qvel.copy()))
-            controls = []
-            while True:
-                action = policy.act(obs)
-                controls.append(action.copy())
-                obs, _, terminated, truncated = task.step(action)
-                if terminated or truncated:
-                    break
+            start, controls = record_episode(task, policy, seed)
+            self.starts.append(start)
             self.seeds.append(seed)
             self.controls.append(np.array(controls))
             self.steps += len(controls)

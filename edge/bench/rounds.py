@@ -29,6 +29,7 @@ import os
 
 import mujoco
 
+from fedzo.edge.bench.rollout import record_episode
 from fedzo.edge.bench.timing import best_seconds_each, ratio
 from fedzo.edge.learning.agent_logic import ParS2ZPOAgent
 from fedzo.edge.learning.algorithm import initial_store, load_actor
@@ -56,15 +57,7 @@ def recorded_controls(task, policy, work):
     for variants, jobs in work:
         for variant, seed in jobs:
             policy.load(variants[variant])
-            obs = task.reset(seed)
-            start = (task.data.qpos.copy(), task.data.qvel.copy())
-            controls = []
-            while True:
-                action = policy.act(obs)
-                controls.append(action.copy())
-                obs, _, terminated, truncated = task.step(action)
-                if terminated or truncated:
-                    break
+            start, controls = record_episode(task, policy, seed)
             episodes.append((*start, controls))
     return episodes
 
