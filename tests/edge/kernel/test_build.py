@@ -96,6 +96,10 @@ def test_kernel_compiles_without_warnings(tmp_path, clone_flags):
         result = _compile(["-std=c99", opt, "-Wall", "-Wextra", "-Werror", *clone_flags, "-c",
                            str(CSRC / "fedzo_kernel.c"), "-o", "kernel.o"], tmp_path)
         assert result.returncode == 0, result.stderr
+        # the policy forward (csrc/fedzo_forward.c), with the flags its bits rest on
+        result = _compile(["-std=c99", opt, "-Wall", "-Wextra", "-Werror", "-ffp-contract=off", "-c",
+                           str(CSRC / "fedzo_forward.c"), "-o", "forward.o"], tmp_path)
+        assert result.returncode == 0, result.stderr
 
 
 def test_build_flags_ask_for_warnings():
