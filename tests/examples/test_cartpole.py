@@ -59,7 +59,7 @@ def test_pretrain_remakes_the_shipped_actor_and_a_few_rounds_fine_tune_it(tmp_pa
     assert all(a["transport"] == "tcp" for a in summary["per_agent"])       # agent processes built the task
     tuned = Actor.load(run / "tuned.npz")
     assert tuned.info["theta_hash"] == json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["theta_hash"]
-    assert "cartpole     float: return 393.2" in outputs["eval"]
+    assert "cartpole     float: return 393.3" in outputs["eval"]
     assert (run / "replay.html").is_file() and "3 episode(s), start on the left" in outputs["eval"]
 
 
