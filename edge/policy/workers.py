@@ -25,7 +25,8 @@ dispatcher answers at once).
 A worker that dies (killed, out of memory) is reported through `log` and
 counted in `deaths`; its unfinished jobs run elsewhere, so the round still
 completes with the same results and the agent never hangs. A worker whose
-episode raises sends the error back and the call raises RolloutError with it.
+episode raises sends the error back and the call raises RolloutError with it
+(the pool is closed then: later calls run in this process).
 """
 import gc
 import multiprocessing
@@ -206,16 +207,19 @@ class Rollouts:
             except OSError:
                 self._bury(worker, queue, lock)
         done = threading.Event()
-        dispatcher = threading.Thread(target=self._dispatch, name="fedzo-rollout-dispatch", daemon=True,
+        dispatcher = threading.Thread(target=self._dispatch_guarded, name="fedzo-rollout-dispatch", daemon=True,
                                       args=(jobs, queue, lock, returns, steps, failures, done))
         dispatcher.start()
         self._run_here(variants, jobs, queue, lock, returns, steps)
         done.set()
         dispatcher.join()
         if failures:
+            self.close()        # no stale answers for the next call: this process runs the rest of the run
             raise RolloutError(failures[0])
         # jobs a dying worker held after this thread ran dry
         self._run_here(variants, jobs, queue, lock, returns, steps)
+        if (steps == 0).any():               # every episode takes a step: a job never ran
+            raise RolloutError(f"{int((steps == 0).sum())} of {len(jobs)} episodes got no result")
         return returns, steps
 
     def _run_here(self, variants, jobs, queue, lock, returns, steps):
@@ -230,6 +234,14 @@ class Rollouts:
                 policy.load(variants[variant])
                 loaded = variant
             returns[job], steps[job] = run_episode(task, policy, seed)
+
+    def _dispatch_guarded(self, *args):
+        """_dispatch, with a failure of its own reported to the caller rather than lost with the thread."""
+        failures = args[5]
+        try:
+            self._dispatch(*args)
+        except Exception as exc:        # noqa: BLE001 - raised by run() as RolloutError
+            failures.append(f"the rollout dispatcher failed: {exc!r}")
 
     def _dispatch(self, jobs, queue, lock, returns, steps, failures, done):
         """Keep every worker AHEAD jobs ahead; collect results; re-queue a dead worker's jobs."""
