@@ -15,7 +15,10 @@ from fedzo.coordinator.transports.inproc import run_inproc
 from fedzo.coordinator.transports.tcp import simulate_tcp
 from fedzo.edge.agent.runtime import AgentRuntime
 from fedzo.edge.learning import streams
-from fedzo.edge.learning.algorithm import ACTOR_DIR
+from fedzo.edge.learning.agent_logic import ParS2ZPOAgent
+from fedzo.edge.learning.algorithm import ACTOR_DIR, initial_store, load_actor
+from fedzo.edge.learning.config import RunConfig
+from fedzo.edge.learning.preference import CoinFlip
 from fedzo.edge.policy.mlp import Actor
 from fedzo.edge.policy.rollout import run_episode
 from fedzo.edge.policy.workers import Rollouts, RolloutError, check_workers
@@ -200,3 +203,31 @@ def test_fedzo_agent_refuses_a_bad_worker_count(tmp_path):
                           capture_output=True, text=True, timeout=PATIENCE)
     assert done.returncode == 2
     assert "--workers must be a positive whole number, got 0" in done.stderr
+
+
+class _ShowsEpisodes(CoinFlip):
+    """A source that, like a person's page, asks for each episode's clip."""
+
+    def clip_recorder(self, task):
+        from fedzo.edge.human.clips import ClipRecorder
+        return ClipRecorder(task)
+
+
+def test_a_run_a_person_answers_rolls_out_in_the_agents_process():
+    config = RunConfig(task="hopper", agents=2, batch=1, horizon=40, seed=5)
+    actor = load_actor(config)
+    agent = ParS2ZPOAgent(config, 0, initial_store(config, actor), make(config.task), actor,
+                          _ShowsEpisodes(), workers=3, **QUIET)
+    try:
+        assert agent.rollouts.workers == 1 and agent.rollouts.pids() == []
+        agent.vote(0)
+        assert agent.episodes == 2
+    finally:
+        agent.close()
+
+
+def test_fedzo_simulate_refuses_a_bad_worker_count(tmp_path, capsys):
+    from fedzo.cli import main
+    assert main(["simulate", "--workers", "0", "--rounds", "1", "--out", str(tmp_path / "run")]) == 2
+    assert "--workers must be a positive whole number, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
