@@ -38,17 +38,18 @@ def _record(run):
     return [(r["votes"], r["theta_hash"]) for r in run.folder.metrics()]
 
 
-def _inproc(tmp_path, name, workers):
-    config = small_config(**CONFIG)
+def _inproc(tmp_path, name, workers, **overrides):
+    config = small_config(**{**CONFIG, **overrides})
     run = Run(config, tmp_path / name, **QUIET)
     agents = [AgentRuntime(task=config.task, workers=workers, **QUIET) for _ in range(config.agents)]
     summary = run_inproc(run, agents, KEY, **QUIET)
     return run, agents, summary
 
 
-def test_votes_and_theta_do_not_depend_on_the_number_of_workers(tmp_path):
-    one, _, one_summary = _inproc(tmp_path, "one", 1)
-    three, agents, three_summary = _inproc(tmp_path, "three", 3)
+@pytest.mark.parametrize("algo", ["par-s2zpo", "fedavg-s2zpo"])
+def test_votes_and_theta_do_not_depend_on_the_number_of_workers(tmp_path, algo):
+    one, _, one_summary = _inproc(tmp_path, "one", 1, algo=algo)
+    three, agents, three_summary = _inproc(tmp_path, "three", 3, algo=algo)
     assert len(_record(one)) == CONFIG["rounds"]
     assert _record(three) == _record(one)
     assert three_summary["theta_hash"] == one_summary["theta_hash"]
