@@ -38,7 +38,7 @@ from fedzo.edge.policy.workers import Rollouts, usable_cores
 from fedzo.edge.tasks import make
 
 DEFAULT_ROUNDS = 3          # rounds of agent 0: 3 x 4 episodes of up to 1000 steps
-REPEATS = 3                 # timed batches of each loop; the best counts
+REPEATS = 5                 # timed batches of each loop; the best counts
 MEMORY_POOLS = (1, 2, 4)
 
 
