@@ -57,8 +57,9 @@ class AgentBase:
         config = self.config
         started = time.monotonic()      # shown to a person (how long the round can wait); never learned from
         batches = self._batches(round_)
-        if self.recorder is not None:
-            baselines, candidates = self._compare_recorded(batches, stream, round_, start, stop, scratch)
+        if self.recorder is not None or self.rollouts.live_workers == 1:
+            # in this process: perturb the store in place, nothing proportional to d allocated
+            baselines, candidates = self._compare_here(batches, stream, round_, start, stop, scratch)
         else:
             baselines, candidates = self._compare_batches(batches, stream, round_, start, stop, scratch)
         total = 0
@@ -69,7 +70,8 @@ class AgentBase:
 
     def _compare_batches(self, batches, stream, round_, start, stop, scratch) -> tuple:
         """(baselines, candidates): every episode of the comparisons in one call of the
-        rollout pool, under the two parameter vectors (variant 0 the baseline, 1 the candidate)."""
+        rollout pool, under the two parameter vectors (variant 0 the baseline, 1 the candidate),
+        the same episodes `_compare_here` runs, hence the same returns."""
         variants, jobs = self._episodes(batches, stream, round_, start, stop, scratch)
         returns, steps = self.rollouts.run(variants, jobs)
         self.policy.refresh(self.store)    # the rollouts left a variant loaded
@@ -112,8 +114,9 @@ class AgentBase:
         self.policy.refresh(self.store, start, stop)
         return theta
 
-    def _compare_recorded(self, batches, stream, round_, start, stop, scratch) -> tuple:
-        """(baselines, candidates) with each episode's clip, in this process (a person's run)."""
+    def _compare_here(self, batches, stream, round_, start, stop, scratch) -> tuple:
+        """(baselines, candidates), every episode in this process (one worker, or a person's
+        run: then with each episode's clip)."""
         if self.config.comparison == "symmetric":
             baselines = self._rollouts_perturbed(batches, stream, round_, start, stop, -self.mu_steps, scratch)
         else:

@@ -29,12 +29,10 @@ episode raises sends the error back and the call raises RolloutError with it
 (the pool is closed then: later calls run in this process).
 """
 import gc
-import multiprocessing
 import os
 import signal
 import threading
 from collections import deque
-from multiprocessing.connection import wait
 
 import numpy as np
 
@@ -100,6 +98,8 @@ def _fork_worker(task, policy):
     the agent's socket or serial port open, nor the pipes of other workers
     (else a worker would never see its own pipe close when the agent dies).
     """
+    # imported here: an agent on one worker never pays for multiprocessing's modules
+    import multiprocessing
     parent_end, child_end = multiprocessing.Pipe()
     pid = os.fork()
     if pid == 0:                                   # the child: never returns
@@ -245,6 +245,7 @@ class Rollouts:
 
     def _dispatch(self, jobs, queue, lock, returns, steps, failures, done):
         """Keep every worker AHEAD jobs ahead; collect results; re-queue a dead worker's jobs."""
+        from multiprocessing.connection import wait
         def feed(worker):
             while len(worker.pending) < AHEAD:
                 with lock:
