@@ -190,8 +190,8 @@ class Rollouts:
 
     def run(self, variants, jobs):
         """Run `jobs`, a list of (variant index, reset seed), under the float32 vectors
-        `variants`; returns (returns, steps) arrays in job order. The policy holds
-        variant 0... afterwards in no particular state: the caller reloads theta."""
+        `variants`; returns (returns, steps) arrays in job order. Afterwards the policy
+        holds one of the variants: the caller loads theta back."""
         returns = np.empty(len(jobs))
         steps = np.zeros(len(jobs), np.int64)
         queue = deque(range(len(jobs)))
