@@ -42,3 +42,9 @@ def test_one_record_has_every_figure_and_prints_as_a_table():
     for text in ("1 worker", "2 workers", "the limit: goal >= 0.85", "goal >= 0.95", "each extra worker adds",
                  "load average"):
         assert text in table, text
+
+
+def test_the_cli_refuses_a_bad_worker_count_before_measuring(capsys):
+    from fedzo import cli
+    assert cli.main(["bench", "rollout", "--workers", "0"]) == 2
+    assert "--workers must be a positive whole number, got 0" in capsys.readouterr().err
