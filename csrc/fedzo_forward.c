@@ -161,3 +161,30 @@ void fz_mlp_act(const fz_mlp *net, const double *obs, double *action)
         action[j] = a;
     }
 }
+
+double fz_mlp_observe_act(const fz_mlp *net, const double *qpos, uint32_t n_pos, const double *qvel,
+                          uint32_t n_vel, double vel_clip, double *obs, double *action, double *ctrl)
+{
+    for (uint32_t i = 0; i < n_pos; i++)
+        obs[i] = qpos[i];
+    for (uint32_t i = 0; i < n_vel; i++) {
+        double v = qvel[i];
+        if (vel_clip >= 0.0) {          /* NumPy's minimum then maximum: NaN stays NaN */
+            if (v > vel_clip)
+                v = vel_clip;
+            if (v < -vel_clip)
+                v = -vel_clip;
+        }
+        obs[n_pos + i] = v;
+    }
+    fz_mlp_act(net, obs, action);
+    uint32_t n_act = net->sizes[net->n_layers];
+    double total = 0.0;
+    for (uint32_t j = 0; j < n_act; j++) {
+        double a = action[j];
+        ctrl[j] = a;
+        double square = a * a;
+        total = total + square;
+    }
+    return total;
+}

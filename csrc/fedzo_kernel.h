@@ -108,6 +108,12 @@ int fz_mlp_available(void);
 void fz_mlp_act(const fz_mlp *net, const double *obs, double *action);
 /* The tanh fz_mlp_act uses, in double (the layers round it to float). */
 double fz_tanh(double x);
+/* One step of a locomotion task's loop before the physics (fedzo.edge.tasks.base):
+ * obs = (qpos[0 .. n_pos), qvel[0 .. n_vel) clipped to +-vel_clip unless
+ * vel_clip < 0), action = fz_mlp_act(obs), ctrl = action; returns the sum of
+ * the squared actions, added left to right in double from 0. */
+double fz_mlp_observe_act(const fz_mlp *net, const double *qpos, uint32_t n_pos, const double *qvel,
+                          uint32_t n_vel, double vel_clip, double *obs, double *action, double *ctrl);
 
 /* cdef end */
 

@@ -113,8 +113,10 @@ class CForward:
         self._action = policy._action
         self._action_ptr = pointer("double *", policy._action)
         self._net, self._keep = net, keep
-        self._obs_dim = policy.obs_dim
+        self._obs_dim, self._act_dim = policy.obs_dim, policy.act_dim
         self._last, self._last_ptr = None, None
+        self._lib = lib
+        self._fused = None               # (task, its observe_act)
 
     def act(self, obs) -> np.ndarray:
         """The action for `obs` (the policy's reused float64 buffer)."""
@@ -130,6 +132,31 @@ class CForward:
             self._last, self._last_ptr = obs, pointer
         self._call(self._net, self._last_ptr, self._action_ptr)
         return self._action
+
+
+    def observe_act_for(self, task):
+        """For `task.run_fused`: a callable that writes the task's observation, this
+        policy's action for it into the task's controls, and returns the action's sum of
+        squares, in one C call (fz_mlp_observe_act); None if the task has no fused layout
+        or other sizes."""
+        if self._fused is not None and self._fused[0] is task:
+            return self._fused[1]
+        layout = getattr(task, "fused_layout", lambda: None)()
+        if layout is None:
+            return None
+        qpos, qvel, clip, obs, ctrl = layout
+        if obs.shape != (self._obs_dim,) or ctrl.shape != (self._act_dim,) or qpos.size + qvel.size != obs.size:
+            return None
+        ffi, call, net = self._ffi, self._lib.fz_mlp_observe_act, self._net
+        pointers = [ffi.cast("double *", ffi.from_buffer(a, require_writable=False)) for a in (qpos, qvel, obs, ctrl)]
+        self._keep.append((qpos, qvel, obs, ctrl, pointers))
+        p_qpos, p_qvel, p_obs, p_ctrl = pointers
+        n_pos, n_vel, action = qpos.size, qvel.size, self._action_ptr
+
+        def observe_act():
+            return call(net, p_qpos, n_pos, p_qvel, n_vel, clip, p_obs, action, p_ctrl)
+        self._fused = (task, observe_act)
+        return observe_act
 
 
 def c_module():

@@ -9,7 +9,14 @@ from fedzo.edge.learning.preference import Batch
 
 
 def run_episode(task, policy, reset_seed: int) -> tuple:
-    """One episode from `reset_seed` until termination or the time limit: (return, steps)."""
+    """One episode from `reset_seed` until termination or the time limit: (return, steps).
+
+    A locomotion task with the C forward runs its fused loop (`LocomotionTask.run_fused`:
+    observation, action and controls in one C call per step), which is this loop's
+    episode bit for bit."""
+    observe_act = fused_step(task, policy)
+    if observe_act is not None:
+        return task.run_fused(observe_act, reset_seed)
     obs = task.reset(reset_seed)
     act, step = policy.act, task.step
     total, steps = 0.0, 0
@@ -19,6 +26,12 @@ def run_episode(task, policy, reset_seed: int) -> tuple:
         steps += 1
         if terminated or truncated:
             return total, steps
+
+
+def fused_step(task, policy):
+    """The policy's fused observe-and-act for `task`, or None (no C forward, or a task without it)."""
+    bind = getattr(getattr(policy, "forward", None), "observe_act_for", None)
+    return None if bind is None else bind(task)
 
 
 def run_episode_recorded(task, policy, reset_seed: int, recorder) -> tuple:

@@ -172,23 +172,59 @@ class LocomotionTask:
         # mj_rnePostConstraint (which Gymnasium also calls) only fills cacc and
         # the cfrc_* force arrays; no observation or reward here reads them.
         _mj_step(model, data, self.frame_skip)
-        x_velocity = (qpos.item(0) - x_before) / self.dt
-
-        forward_reward = self.forward_reward_weight * x_velocity
-        ctrl_cost = self.ctrl_cost_weight * _sum_of_squares(a)
-        healthy_reward, terminate_when_unhealthy = self.healthy_reward, self.terminate_when_unhealthy
-        if healthy_reward or terminate_when_unhealthy:
-            healthy = self._is_healthy()
-            # same order of operations as Gymnasium: (forward + alive) - cost
-            reward = (forward_reward + healthy * healthy_reward) - ctrl_cost
-            terminated = terminate_when_unhealthy and not healthy
-        else:
-            reward = forward_reward - ctrl_cost
-            terminated = False
+        reward, terminated = self._outcome(x_before, _sum_of_squares(a))
 
         self._elapsed_steps = elapsed = self._elapsed_steps + 1
         truncated = elapsed >= self.max_episode_steps
         return self.observe(), reward, terminated, truncated
+
+    def _outcome(self, x_before: float, squares: float) -> tuple[float, bool]:
+        """(reward, terminated) of the step just taken from x position `x_before`,
+        `squares` being the action's sum of squares (the control cost's)."""
+        x_velocity = (self._qpos.item(0) - x_before) / self.dt
+        forward_reward = self.forward_reward_weight * x_velocity
+        ctrl_cost = self.ctrl_cost_weight * squares
+        healthy_reward, terminate_when_unhealthy = self.healthy_reward, self.terminate_when_unhealthy
+        if healthy_reward or terminate_when_unhealthy:
+            healthy = self._is_healthy()
+            # same order of operations as Gymnasium: (forward + alive) - cost
+            return (forward_reward + healthy * healthy_reward) - ctrl_cost, terminate_when_unhealthy and not healthy
+        return forward_reward - ctrl_cost, False
+
+    def fused_layout(self):
+        """What a fused observe-and-act needs (fedzo.edge.policy.forward): (observed qpos,
+        qvel, velocity clip or -1, observation buffer, controls), views made once; None
+        for a subclass whose step or observation is its own."""
+        cls = type(self)
+        if cls.step is not LocomotionTask.step or cls.observe is not LocomotionTask.observe:
+            return None
+        clip = -1.0 if self.qvel_clip is None else float(self.qvel_clip)
+        return self._qpos_observed, self._qvel, clip, self._obs, self._ctrl
+
+    def run_fused(self, observe_act, reset_seed) -> tuple[float, int]:
+        """One episode from `reset_seed`, until termination or the time limit: (return, steps).
+
+        `observe_act()` writes the observation `observe` would write, puts the
+        policy's action for it in the controls and returns the action's sum of
+        squares (fedzo.edge.policy.forward binds it to `fused_layout`). The
+        episode is, bit for bit, the one `reset` and `step` run with that
+        policy, without their per-step NumPy calls.
+        """
+        self.reset(reset_seed)
+        qpos, model, data, nstep = self._qpos, self.model, self.data, self.frame_skip
+        outcome, limit = self._outcome, self.max_episode_steps
+        total, steps = 0.0, 0
+        while True:
+            x_before = qpos.item(0)
+            squares = observe_act()
+            _mj_step(model, data, nstep)
+            reward, terminated = outcome(x_before, squares)
+            total += reward
+            steps += 1
+            if terminated or steps >= limit:
+                self._elapsed_steps = steps
+                self.observe()              # the buffer as `step` would have left it
+                return total, steps
 
     def observe(self) -> np.ndarray:
         """Write the current observation into the internal buffer and return it.

@@ -117,7 +117,7 @@ def test_cdef_is_the_declarations_only():
     declared = set(re.findall(r"\b(fz_\w+)\s*\(", cdef))
     assert declared == {"fz_stream_words", "fz_isa_available", "fz_isa_best"} | {
         f"fz_{op}_{t}" for op in ("perturb", "restore", "update", "signed_add", "quantize", "dequantize")
-        for t in ("i16", "i32")} | {"fz_mlp_available", "fz_mlp_act", "fz_tanh"}   # csrc/fedzo_forward.c
+        for t in ("i16", "i32")} | {"fz_mlp_available", "fz_mlp_act", "fz_tanh", "fz_mlp_observe_act"}   # csrc/fedzo_forward.c
 
 
 def test_cdef_refuses_a_header_it_cannot_use(tmp_path):

@@ -93,3 +93,53 @@ def test_numpy_is_the_default_without_the_kernel_and_c_can_be_refused(monkeypatc
         policy.bind_forward("c")
     with pytest.raises(ValueError, match="must be 'c' or 'numpy'"):
         policy.bind_forward("fortran")
+
+
+def _plain_episode(task, policy, seed):
+    """reset, then act and step until the episode ends: (return, steps)."""
+    obs, total, steps = task.reset(seed), 0.0, 0
+    while True:
+        obs, reward, terminated, truncated = task.step(policy.act(obs))
+        total += reward
+        steps += 1
+        if terminated or truncated:
+            return total, steps
+
+
+@needs_c
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_the_fused_loop_runs_the_plain_loops_episode_bit_for_bit(name):
+    from fedzo.edge.policy.rollout import fused_step, run_episode
+    task = make(name)
+    actor = Actor.load(ACTOR_DIR / f"{name}.npz")
+    policy = actor.policy(task.action_low, task.action_high)
+    assert fused_step(task, policy) is not None
+    rng = np.random.default_rng(4)
+    noisy = (actor.theta + 0.05 * rng.standard_normal(actor.theta.size)).astype(np.float32)
+    for theta, limit in ((actor.theta, 300), (noisy, 1000)):     # truncated, and (hopper, walker) falling
+        policy.load(theta)
+        task.max_episode_steps = limit
+        for seed in (1, 2):
+            fused = run_episode(task, policy, seed)
+            after = (task.data.qpos.copy(), task.observe().copy(), task.elapsed_steps, policy.act.__self__)
+            assert fused == _plain_episode(task, policy, seed)
+            np.testing.assert_array_equal(after[0], task.data.qpos)
+            assert after[2] == task.elapsed_steps
+
+
+def test_no_fused_loop_for_the_numpy_twin_or_a_task_with_its_own_step():
+    from fedzo.edge.policy.rollout import fused_step
+    from fedzo.edge.tasks.hopper import Hopper
+
+    class OwnStep(Hopper):
+        def step(self, action):
+            return super().step(action)
+
+    task = make("hopper")
+    actor = Actor.load(ACTOR_DIR / "hopper.npz")
+    twin = actor.policy(task.action_low, task.action_high)
+    twin.bind_forward("numpy")
+    assert fused_step(task, twin) is None
+    if forward.c_module() is not None:
+        assert fused_step(OwnStep(), actor.policy()) is None
+        assert fused_step(task, MLPPolicy(5, 3)) is None              # other sizes
