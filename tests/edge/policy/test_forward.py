@@ -143,3 +143,28 @@ def test_no_fused_loop_for_the_numpy_twin_or_a_task_with_its_own_step():
     if forward.c_module() is not None:
         assert fused_step(OwnStep(), actor.policy()) is None
         assert fused_step(task, MLPPolicy(5, 3)) is None              # other sizes
+
+
+RUN = """
+import sys, tempfile
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from small_runs import run_small
+from fedzo.edge.policy import forward
+_, _, summary = run_small(Path(tempfile.mkdtemp()), horizon=120, batch=2)
+report["forward"] = "c" if forward.c_module() else "numpy"
+report["theta_hash"] = summary["theta_hash"]
+report["return_final"] = summary["return_final"]
+"""
+
+
+@needs_c
+def test_a_run_on_the_numpy_fallback_ends_on_the_c_runs_theta():
+    # agents without the kernel vote as agents with it: same returns, same votes, same theta
+    from pathlib import Path
+
+    from isolated import in_fresh_interpreter
+    code = RUN.format(tests=str(Path(__file__).resolve().parents[2]))
+    runs = [in_fresh_interpreter(code, timeout=300, env={"FEDZO_KERNEL": backend}) for backend in ("c", "numpy")]
+    assert [r["forward"] for r in runs] == ["c", "numpy"]
+    assert runs[0]["theta_hash"] == runs[1]["theta_hash"] and runs[0]["return_final"] == runs[1]["return_final"]
