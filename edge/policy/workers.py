@@ -246,6 +246,7 @@ class Rollouts:
     def _dispatch(self, jobs, queue, lock, returns, steps, failures, done):
         """Keep every worker AHEAD jobs ahead; collect results; re-queue a dead worker's jobs."""
         from multiprocessing.connection import wait
+
         def feed(worker):
             while len(worker.pending) < AHEAD:
                 with lock:
