@@ -18,7 +18,7 @@ returns each job's (return, steps) in job order:
 
 What crosses the pipes: per call, each variant once per worker (d float32
 each), then jobs of three integers; back, (job, return, steps). A dispatcher
-thread in this process keeps every worker two jobs ahead while the calling
+thread in this process hands every worker its next job as it answers, while the calling
 thread runs episodes too (MuJoCo releases the GIL while it steps, so the
 dispatcher answers at once).
 
@@ -38,7 +38,11 @@ import numpy as np
 
 from fedzo.edge.policy.rollout import run_episode
 
-AHEAD = 2          # jobs queued at each worker, so it never waits for the dispatcher
+# Jobs sent to a worker before it answers. One: a round has few episodes (2·N·D, 4 by
+# default), and a job queued at a busy worker can leave another process idle at the
+# round's end, which costs far more than the worker's wait for its next job (a pipe
+# round trip, well under a millisecond against an episode's tens).
+AHEAD = 1
 
 
 def usable_cores() -> int:
@@ -244,7 +248,7 @@ class Rollouts:
             failures.append(f"the rollout dispatcher failed: {exc!r}")
 
     def _dispatch(self, jobs, queue, lock, returns, steps, failures, done):
-        """Keep every worker AHEAD jobs ahead; collect results; re-queue a dead worker's jobs."""
+        """Keep AHEAD jobs at every worker; collect results; re-queue a dead worker's jobs."""
         from multiprocessing.connection import wait
 
         def feed(worker):
