@@ -178,10 +178,7 @@ class ParS2ZPOAgent(AgentBase):
 
     def vote(self, round_: int) -> int:
         """Steps 2-3: compare theta_t with theta_t + mu v_{t,b} on this round's block b; one vote."""
-        block = self.block_in(round_)
-        if block is None:
-            raise ValueError(f"agent {self.index} is not asked in round {round_}")
-        start, stop = block_bounds(self.store.d, self.config.block_count, block)
+        block, start, stop = self._round_block(round_)
         total = self._compare(streams.block_stream(block), round_, start, stop, self.scratch[:stop - start])
         return agent_vote(total, self.config.seed, self.index, round_)
 
@@ -193,9 +190,16 @@ class ParS2ZPOAgent(AgentBase):
 
     def round_episodes(self, round_: int) -> tuple:
         """(variants, jobs) of round t's comparisons, as `vote` runs them (for `fedzo bench rollout`)."""
-        start, stop = self.block
-        return self._episodes(self._batches(round_), streams.block_stream(self.index), round_, start, stop,
-                              self.scratch)
+        block, start, stop = self._round_block(round_)
+        return self._episodes(self._batches(round_), streams.block_stream(block), round_, start, stop,
+                              self.scratch[:stop - start])
+
+    def _round_block(self, round_: int) -> tuple:
+        """(block, start, stop) this agent evaluates in round t; ValueError if it is not asked."""
+        block = self.block_in(round_)
+        if block is None:
+            raise ValueError(f"agent {self.index} is not asked in round {round_}")
+        return (block, *block_bounds(self.store.d, self.config.block_count, block))
 
     @property
     def learning_state_bytes(self) -> int:
