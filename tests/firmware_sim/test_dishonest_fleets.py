@@ -2,8 +2,8 @@
 
 On the example cart-pole (examples/cartpole: it learns from 395 to near its 1000 maximum in a
 few dozen rounds, in seconds), 15 agents on 3 blocks (R = 5 per block), 12 rounds. Every run
-is seeded, so its figures repeat exactly (when written: gains +292.9 honest, +230.8 with 3
-flipping liars, +285.6 with 6 random ones, -24.1 with 9 flipping liars); the assertions are the user's question: does
+is seeded, so its figures repeat exactly (when written: gains +292.9 honest, +230.7 with 3
+flipping liars, +285.4 with 6 random ones, -24.4 with 9 flipping liars); the assertions are the user's question: does
 the run still learn with f < R/2 liars per block, and does it stop learning when liars are the
 majority (so that this test can fail)?
 """
