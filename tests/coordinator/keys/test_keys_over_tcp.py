@@ -199,6 +199,10 @@ def _lines_of(process, seen):
         seen.append(line)
 
 
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sighup_to_a_coordinator_process_disconnects_a_revoked_agent(tmp_path):
     """A real `fedzo coordinator` and a real `fedzo agent --key`, a real SIGHUP."""
     keys = tmp_path / "keys"
@@ -207,7 +211,11 @@ def test_sighup_to_a_coordinator_process_disconnects_a_revoked_agent(tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "fedzo.cli", "coordinator", "--agent-keys", str(keys),
                                 "--listen", f"127.0.0.1:{port}", "--out", str(tmp_path / "run"),
                                 *run_args(small_config(agents=2, rounds=1))],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               # Ctrl-C's signal, as a terminal gives it: a test run started in the
+                               # background of a shell without job control has SIGINT ignored, and
+                               # its children would inherit that.
+                               preexec_fn=_default_sigint)
     seen = []
     reader = threading.Thread(target=_lines_of, args=(process, seen), daemon=True)
     reader.start()
