@@ -7,6 +7,7 @@
     boot.py       `python -m fedzo.firmware_sim.boot`: runs `fedzo` under the board's RAM cap
     board.py      Board: one agent process under a profile, and what it used
     simulate.py   K boards against a coordinator's server (`fedzo simulate --link serial`)
+    behaviour.py  simulated liars and sleepers for fleets (`fedzo simulate --behaviour`, experiments)
     commands/     `fedzo boards`: the profiles
 
 Nothing here is imported by an agent or by fedzo.edge.
