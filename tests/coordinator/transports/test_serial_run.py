@@ -147,9 +147,26 @@ def test_cut_cables_end_the_sessions_and_the_boards_come_back_resynced(tmp_path)
             if all(line.cut for line in lines) and all(given_up(k) for k in range(len(lines))):
                 for line in lines:
                     line.reconnect()
+            rejoined()
 
         run.runtime.on_round_closed = on_closed
         runtimes = [AgentRuntime(agent_id=k, **QUIET) for k in range(2)]
+        # Once running, one agent is enough for a round to go on, and rounds are quick: the first
+        # board back waits at its round starts until the other has joined again (an event, with a
+        # limit), so the last round is one both boards are back for, however slow the second is.
+        both_back = threading.Event()
+        for rt in runtimes:
+            start_round = rt._on_round_start
+
+            def waiting_start(msg, start_round=start_round):
+                if msg.round > 1 and not both_back.wait(PATIENCE):
+                    raise AssertionError("the other board did not join again")
+                return start_round(msg)
+            rt._on_round_start = waiting_start
+
+        def rejoined():
+            if all(slot.joins == 2 for slot in run.runtime.slots):
+                both_back.set()
         threads = [serial_agent(line, rt, link_timeout=link_timeout, log=agent_log(k))
                    for k, (line, rt) in enumerate(zip(lines, runtimes))]
         serve(server, check=check)
