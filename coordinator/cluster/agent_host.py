@@ -5,7 +5,8 @@ counters), exactly as the in-process link's agent end: the bytes that reach the 
 are the sealed frames the coordinator's end produced, and the bytes it returns are the
 agent's sealed replies. Nothing here knows about Ray: ray_link.py makes the class an actor.
 """
-from fedzo.edge.agent.boundary import MessageRefused, take
+from fedzo.coordinator.transports.inproc import agent_replies
+from fedzo.edge.agent.boundary import MessageRefused
 from fedzo.edge.agent.runtime import AgentRefused, AgentRuntime
 from fedzo.edge.protocol import AGENT, Endpoint, LinkCounters, Session
 
@@ -46,9 +47,4 @@ class AgentHost:
         return out
 
     def _replies(self, index, data: bytes) -> list:
-        end, agent = self.ends[index], self.agents[index]
-        replies = []
-        for msg in end.feed(data):
-            for reply in take(agent, msg, self.counters[index]):
-                replies.append(end.send(reply))
-        return replies
+        return agent_replies(self.agents[index], self.ends[index], self.counters[index], data)

@@ -43,8 +43,9 @@ class InprocLink:
         self.closed = False
 
 
-def _agent_step(agent: AgentRuntime, link: InprocLink, data: bytes) -> list:
-    """Feed bytes to an agent; the bytes of its replies.
+def agent_replies(agent: AgentRuntime, endpoint, counters, data: bytes) -> list:
+    """Feed bytes to an agent through its end of a link; the sealed bytes of its replies
+    (the in-process link's agents and the Ray actors' both step this way).
 
     The messages of one batch are opened before the agent handles them, so a Bye that
     ended the session may follow a message the agent still answers (its Report after a
@@ -52,15 +53,20 @@ def _agent_step(agent: AgentRuntime, link: InprocLink, data: bytes) -> list:
     Such a reply cannot be sent, as on TCP, where the link is gone by then: it is dropped.
     """
     replies, closed = [], False
-    for msg in link.agent_end.feed(data):
-        for reply in take(agent, msg, link.agent_counters):   # MessageRefused: the caller drops the link
+    for msg in endpoint.feed(data):
+        for reply in take(agent, msg, counters):   # MessageRefused: the caller drops the link
             if closed:
                 continue
             try:
-                replies.append(link.agent_end.send(reply))
+                replies.append(endpoint.send(reply))
             except SessionClosed:
                 closed = True          # the agent still handles the rest (the Bye that ends it)
     return replies
+
+
+def _agent_step(agent: AgentRuntime, link: InprocLink, data: bytes) -> list:
+    """Feed bytes to an in-process agent; the bytes of its replies."""
+    return agent_replies(agent, link.agent_end, link.agent_counters, data)
 
 
 def run_inproc(run, agents, run_key: bytes, workers=None, log=print) -> dict:
