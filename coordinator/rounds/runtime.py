@@ -155,6 +155,9 @@ class CoordinatorRuntime:
         # A Join without the holder's rejoin secret takes a live slot only after this much silence.
         self.takeover_silence = round_timeout if takeover_silence is None else takeover_silence
         self.on_round_closed = on_round_closed or (lambda info: None)
+        # Called once for each link a slot gains (its agent joined over it): the owner's
+        # byte accounting follows the link from then on.
+        self.on_link_added = lambda slot, link: None
         # True while the run must not end yet: its rounds' records are still being written
         # (coordinator/run/recorder.py); the final Bye waits, so agents stay for a --resume.
         self.hold_finish = hold_finish or (lambda: False)
@@ -348,6 +351,7 @@ class CoordinatorRuntime:
         slot.max_frame = msg.capabilities.max_frame
         if link not in slot.links:
             slot.links.append(link)
+            self.on_link_added(slot, link)
         slot.assembler = VectorAssembler(expected_total=self.store.d)
         out.append((link, Welcome(slot.block, slot.block, len(self.slots), self.store.d, self.config.seed,
                                   self.round, self.store.digest(), self.welcome_json)))

@@ -29,8 +29,11 @@ from fedzo.edge.learning.algorithm import initial_store, load_actor
 from fedzo.edge.learning.config import ConfigError, RunConfig, welcome_config
 from fedzo.edge.learning.fixedpoint import FixedPoint, ParameterStore
 from fedzo.edge.protocol import MAX_CONFIG_BYTES, LinkCounters, config_json
+from fedzo.edge.protocol.accounting import Tally
 from fedzo.edge.tasks import make
 from fedzo.edge.tasks.model_hash import model_hash
+
+ROUND_SUMS_KEPT = 8   # rounds whose run-wide byte sums are kept after they close (late messages)
 
 
 def transport_figures(links, counters: LinkCounters) -> dict:
@@ -114,6 +117,9 @@ class Run:
                                           round_timeout=round_timeout, join_timeout=join_timeout,
                                           quorum=quorum, on_round_closed=self._after_round,
                                           hold_finish=lambda: not self.recorder.settled, log=log)
+        # Running byte sums per agent and per round, fed by the agents' links as they count.
+        self.tally = Tally()
+        self.runtime.on_link_added = lambda slot, link: link.counters.attach(self.tally, slot.block)
         self.started = time.monotonic()
         self._pace_start = None     # (time, rounds done) when this process's first round closed
         self.elapsed_before = self.totals["wall_seconds"]
@@ -193,35 +199,28 @@ class Run:
         """Per agent and direction: frame bytes, payload bits and wire bytes, whole run
         (this process's links' totals plus those of earlier processes of the run)."""
         out = {}
-        # Runs after every round over every agent (issue 13: a thousand of them), so each
-        # link's counts are read once per direction rather than once per figure.
+        # Runs after every round over every agent (issue 13: a thousand of them): the
+        # tally's running sums, not a walk over every link's counters.
         for slot in self.runtime.slots:
             before = self.bytes_before.get(str(slot.block), {})
+            stats = self.tally.key_stats(slot.block)
             entry = {}
             for direction in ("up", "down"):
-                prior = before.get(direction, {})
-                frame = payload = other = 0
-                for link in slot.links:
-                    stats = link.counters.total[direction]
-                    frame, payload, other = (frame + stats.frame_bytes, payload + stats.payload_bits,
-                                             other + stats.other_bytes)
-                entry[direction] = {"frame_bytes": prior.get("frame_bytes", 0) + frame,
-                                    "payload_bits": prior.get("payload_bits", 0) + payload,
-                                    "wire_bytes": prior.get("wire_bytes", 0) + frame + other}
+                prior, now = before.get(direction, {}), stats[direction]
+                entry[direction] = {"frame_bytes": prior.get("frame_bytes", 0) + now.frame_bytes,
+                                    "payload_bits": prior.get("payload_bits", 0) + now.payload_bits,
+                                    "wire_bytes": prior.get("wire_bytes", 0) + now.frame_bytes + now.other_bytes}
             out[str(slot.block)] = entry
         return out
 
     def _round_bytes(self, round_number) -> dict:
-        """Frame bytes and payload bits of one round, all links (read, not merged)."""
-        out = {"bytes_up": 0, "bytes_down": 0, "payload_bits_up": 0, "payload_bits_down": 0}
-        for slot in self.runtime.slots:
-            for link in slot.links:
-                stats = link.counters.rounds.get(round_number)
-                if stats:
-                    for d in ("up", "down"):
-                        out[f"bytes_{d}"] += stats[d].frame_bytes
-                        out[f"payload_bits_{d}"] += stats[d].payload_bits
-        return out
+        """Frame bytes and payload bits of one round, all agents' links."""
+        stats = self.tally.round_stats(round_number)
+        # A late message of a closed round still counts in its link's own counters; the
+        # run-wide sums of rounds long closed are read no more.
+        self.tally.forget_rounds_before(round_number - ROUND_SUMS_KEPT)
+        return {"bytes_up": stats["up"].frame_bytes, "bytes_down": stats["down"].frame_bytes,
+                "payload_bits_up": stats["up"].payload_bits, "payload_bits_down": stats["down"].payload_bits}
 
     def _after_round(self, info: dict) -> None:
         """Round t closed and its results were handed to the links: count its work, then leave

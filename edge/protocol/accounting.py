@@ -75,11 +75,54 @@ def _check_direction(direction: str) -> None:
         raise ValueError(f"direction must be 'up' or 'down', got {direction!r}")
 
 
+class Tally:
+    """Running sums over many links: per key (an agent) and per round, both directions.
+
+    A coordinator with a thousand agents needs each round's bytes and each agent's
+    totals after every round; summing every link's counters for that was O(links)
+    of Python per round (issue 13). Links attached here (LinkCounters.attach) add
+    each count as they make it, so reading a round or an agent is O(1).
+    """
+
+    def __init__(self):
+        self.keys: dict = {}                                  # key -> {"up": stats, "down": stats}
+        self.rounds: dict[int, dict[str, DirectionStats]] = {}
+
+    def _add(self, key, round_number: int, direction: str, messages: int, frame: int, payload: int,
+             other: int) -> None:
+        pair = self.keys.get(key)
+        if pair is None:
+            pair = self.keys[key] = _pair()
+        per_round = self.rounds.get(round_number)
+        if per_round is None:
+            per_round = self.rounds[round_number] = _pair()
+        for stats in (pair[direction], per_round[direction]):
+            stats.messages += messages
+            stats.frame_bytes += frame
+            stats.payload_bits += payload
+            stats.other_bytes += other
+
+    def round_stats(self, round_number: int) -> dict[str, DirectionStats]:
+        """The counts of one round over every attached link (zeros if none)."""
+        return self.rounds.get(round_number) or _pair()
+
+    def key_stats(self, key) -> dict[str, DirectionStats]:
+        """One key's counts over its attached links, whole life (zeros if none)."""
+        return self.keys.get(key) or _pair()
+
+    def forget_rounds_before(self, round_number: int) -> None:
+        """Drop the per-round sums of rounds before `round_number` (a long run's memory)."""
+        for r in [r for r in self.rounds if r < round_number]:
+            del self.rounds[r]
+
+
 class LinkCounters:
     """Messages, bytes and rejections of one link, per direction and round."""
 
     def __init__(self, name: str = ""):
         self.name = name
+        self.tally: Tally | None = None     # running sums this link also adds to (attach)
+        self.tally_key = None
         self.total = _pair()
         self.rounds: dict[int, dict[str, DirectionStats]] = {}
         self.by_type: dict[str, dict[str, int]] = {d: {} for d in DIRECTIONS}
@@ -105,6 +148,8 @@ class LinkCounters:
         if type_name is not None:
             counts = self.by_type[direction]
             counts[type_name] = counts.get(type_name, 0) + 1
+        if self.tally is not None:
+            self.tally._add(self.tally_key, self.current_round, direction, 1, frame_bytes, payload_bits, 0)
 
     def record_other(self, direction: str, nbytes: int, *, round_number: int | None = None) -> None:
         """Count link bytes that are not part of a counted message."""
@@ -112,6 +157,18 @@ class LinkCounters:
         if nbytes:
             self.total[direction].other_bytes += nbytes
             self._round(round_number)[direction].other_bytes += nbytes
+            if self.tally is not None:
+                self.tally._add(self.tally_key, self.current_round, direction, 0, 0, 0, nbytes)
+
+    def attach(self, tally: Tally, key) -> None:
+        """Add this link's counts so far to `tally` under `key`, and every later count as it
+        is made. A link is attached once (again: nothing happens)."""
+        if self.tally is not None:
+            return
+        for r, pair in self.rounds.items():
+            for d, s in pair.items():
+                tally._add(key, r, d, s.messages, s.frame_bytes, s.payload_bits, s.other_bytes)
+        self.tally, self.tally_key = tally, key
 
     def reject(self, reason: str, count: int = 1) -> None:
         """Count rejected input by reason (unknown reasons get their own key)."""

@@ -378,3 +378,33 @@ def test_an_agent_whose_last_result_comes_with_the_final_bye_ends_quietly(tmp_pa
     data, link.to_agent = b"".join(link.to_agent), []
     assert _agent_step(agents[0], link, data) == []
     assert agents[0].done and agents[0].round == 1       # it applied the result, then heard the Bye
+
+
+def test_bytes_per_round_and_per_agent_are_the_links_own_counts_across_a_rejoin(tmp_path):
+    """The run keeps running byte sums (issue 13: no walk over every link each round);
+    they must be what the links themselves counted, an agent's two links included."""
+    h = Harness(tmp_path, rounds=4)
+    for _ in range(3):
+        h.connect(AgentRuntime(log=lambda *a: None))
+    h.step_all(skip=(2,))
+    h.dispatch(h.runtime.disconnected(h.links[2]))
+    h.links[2].closed = True
+    h.connect(AgentRuntime(agent_id=2, log=lambda *a: None))      # a second link for agent 2
+    h.finish()
+    summary = h.run.finish()
+    assert len(h.runtime.slots[2].links) == 2
+    for slot, entry in zip(h.runtime.slots, summary["per_agent"]):
+        for d in ("up", "down"):
+            assert entry[f"bytes_{d}"] == sum(link.counters.total[d].frame_bytes for link in slot.links)
+            assert entry[f"payload_bits_{d}"] == sum(link.counters.total[d].payload_bits for link in slot.links)
+    links = [link for slot in h.runtime.slots for link in slot.links]
+    metrics = h.run.folder.metrics()
+    # A line is written as its round closes; what the links count for that round later is
+    # not in it: the last round's Reports and Byes, and the rejoining link's Hello and Join,
+    # which count for round 0 on that link (no round seen yet on it).
+    for line in metrics[1:-1]:
+        for d in ("up", "down"):
+            stats = [link.counters.rounds.get(line["round"], {}).get(d) for link in links]
+            assert line[f"bytes_{d}"] == sum(s.frame_bytes for s in stats if s)
+            assert line[f"payload_bits_{d}"] == sum(s.payload_bits for s in stats if s)
+    assert sum(line["bytes_up"] for line in metrics) > 0

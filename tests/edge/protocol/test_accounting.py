@@ -30,6 +30,7 @@ from fedzo.edge.protocol import (
     serial_encode,
     sync_chunks,
 )
+from fedzo.edge.protocol.accounting import DirectionStats, Tally
 from fedzo.edge.protocol.constants import HEADER_BYTES, PROTOCOL_VERSION, TAG_BYTES
 
 H = bytes(8)
@@ -163,3 +164,31 @@ def test_tcp_endpoint_keeps_frames_before_a_bad_length_and_counts_it():
     assert coord.counters.total["up"].messages == 1
     assert coord.counters.total["up"].wire_bytes == len(data)
     assert coord.counters.rejected["oversized"] == 1
+
+
+def test_a_tally_sums_its_links_as_they_count():
+    """A coordinator reads each round's bytes and each agent's totals from a Tally; it
+    must equal summing the attached links' own counters, counts made before attaching
+    included, and a second attach must not count a link twice."""
+    first, _, *_ = play(LengthPrefixFraming())
+    tally = Tally()
+    first.counters.attach(tally, "a")         # after the fact: its counts so far are folded in
+    first.counters.attach(tally, "a")
+    second_agent, second_coord = endpoints(SerialFraming())
+    second_coord.counters.attach(tally, "b")  # before any traffic: counts stream in
+    for who, msg in script():
+        sender, receiver = (second_agent, second_coord) if who == "agent" else (second_coord, second_agent)
+        receiver.feed(sender.send(msg))
+    second_coord.counters.record_other("up", 5, round_number=4)
+    for key, counters in (("a", first.counters), ("b", second_coord.counters)):
+        for d in ("up", "down"):
+            assert tally.key_stats(key)[d] == counters.total[d]
+    for r in set(first.counters.rounds) | set(second_coord.counters.rounds):
+        for d in ("up", "down"):
+            want = DirectionStats()
+            for counters in (first.counters, second_coord.counters):
+                want.add(counters.rounds.get(r, {}).get(d, DirectionStats()))
+            assert tally.round_stats(r)[d] == want
+    assert tally.round_stats(99)["up"] == DirectionStats() and tally.key_stats("c")["down"] == DirectionStats()
+    tally.forget_rounds_before(3)
+    assert min(tally.rounds) == 3
