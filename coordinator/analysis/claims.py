@@ -24,6 +24,7 @@ from collections import defaultdict
 import numpy as np
 
 from fedzo.coordinator.analysis.null_control import NULL_PREFERENCE
+from fedzo.coordinator.analysis.options import is_reference, options_of, reference
 from fedzo.coordinator.analysis.report import mean_ci
 
 
@@ -31,20 +32,13 @@ def _is_null(summary: dict) -> bool:
     return summary.get("preference", "panel") == NULL_PREFERENCE
 
 
-def _is_paper_algorithm(summary: dict) -> bool:
-    """The claims are about the paper's algorithm: its one-sided comparison (runs from before
-    the option existed have no field). Measured options such as the symmetric comparison
-    appear in the report's tables, not here."""
-    return summary.get("comparison", "one-sided") == "one-sided"
-
-
 def index_runs(runs, series_of) -> dict:
     """(task, algo, K) -> {seed: summary} of the runs with real preferences; None if two
     series share a key (ablations). Null controls are indexed by `null_index`."""
-    out, owner = defaultdict(dict), {}
+    out, owner, ref = defaultdict(dict), {}, reference(runs)
     for run in runs:
         s = run["summary"]
-        if _is_null(s) or not _is_paper_algorithm(s):
+        if _is_null(s) or not is_reference(run, ref):
             continue
         key = (s["task"], s["algo"], s["agents"])
         if owner.setdefault(key, series_of(run)) != series_of(run):
@@ -54,11 +48,12 @@ def index_runs(runs, series_of) -> dict:
 
 
 def null_index(runs) -> dict:
-    """(task, algo, K) -> {seed: summary} of the null-control runs (coin-flip votes)."""
-    out = defaultdict(dict)
+    """(task, algo, K) -> {seed: summary} of the null-control runs (coin-flip votes) of the
+    reference setting (options.py; a coin cannot see the comparison, so that does not count)."""
+    out, ref = defaultdict(dict), reference(runs)
     for run in runs:
         s = run["summary"]
-        if _is_null(s):
+        if _is_null(s) and not set(options_of(run, ref)) - {"comparison"}:
             out[(s["task"], s["algo"], s["agents"])][s["seed"]] = s
     return out
 
@@ -262,9 +257,11 @@ def claims_markdown(runs, series_of) -> str:
                 "experiment the claims are checked on.\n")
     nulls = null_index(runs)
     parts = ["## The paper's claims, checked", ""]
-    if any(not _is_paper_algorithm(run["summary"]) for run in runs):
-        parts += ["Runs with a measured option (a comparison other than the paper's one-sided one) are "
-                  "left out of the claims; the gain-beside-null table shows them.", ""]
+    ref = reference(runs)
+    if any(not is_reference(run, ref) for run in runs):
+        parts += [f"Runs with a measured option (a comparison other than the paper's one-sided one, or N "
+                  f"and D other than most runs' N = {ref['comparisons']} and D = {ref['batch']}) are left "
+                  f"out of the claims; the measured-options and gain-beside-null tables show them.", ""]
     parts += [claim_par_beats_fedavg(idx, nulls), "", claim_matches_centralized(idx, nulls), ""]
     for check in (claim_communication, claim_memory):
         parts += [check(idx), ""]

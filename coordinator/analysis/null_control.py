@@ -43,13 +43,13 @@ COIN_BLIND = ("preference", "comparison", "panel_link", "panel_reviewers", "pane
 
 # Every config field at its default: a run folder written before a field existed says
 # nothing of it, and ran with its default (e.g. `hidden` before users could set it).
-_DEFAULTS = {f.name: f.default for f in fields(RunConfig)}
+CONFIG_DEFAULTS = {f.name: f.default for f in fields(RunConfig)}
 
 
 def _pairing_key(config: dict) -> tuple:
     """What a run and its null twin share: the whole config (missing fields at their
     defaults) but what a coin cannot see."""
-    full = {**_DEFAULTS, **config}
+    full = {**CONFIG_DEFAULTS, **config}
     return tuple(sorted((k, repr(v)) for k, v in full.items() if k not in COIN_BLIND))
 
 
@@ -111,15 +111,15 @@ def markdown(runs: list, series_of) -> str:
              "same runs with coin-flip votes, paired by seed; intervals are 95 % t-intervals over seeds.",
              "", "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
     for r in table:
-        cells = [r["series"], r["seeds"], r["horizon"], _fmt(r["gain"]), _fmt(r["null_gain"]),
-                 _fmt(r["difference"]), r["verdict"]]
+        cells = [r["series"], r["seeds"], r["horizon"], format_interval(r["gain"]), format_interval(r["null_gain"]),
+                 format_interval(r["difference"]), r["verdict"]]
         if truncated:
             short = r["difference_train_horizon"]
-            cells.append("-" if short is None else f"{_fmt(short)} at {r['train_horizon']} steps")
+            cells.append("-" if short is None else f"{format_interval(short)} at {r['train_horizon']} steps")
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def _fmt(stat) -> str:
+def format_interval(stat) -> str:
     mean, half = stat
     return "-" if math.isnan(mean) else f"{mean:+.1f} ± {half:.1f}"

@@ -209,7 +209,7 @@ def slug_name(text: str) -> str:
 
 def write_report(root, out_path=None, title=None) -> Path:
     """Write REPORT.md (and PNG plots) for the runs below root; returns its path."""
-    from fedzo.coordinator.analysis import null_control  # it builds on this module
+    from fedzo.coordinator.analysis import null_control, options  # they build on this module
     root = Path(root)
     runs = load_runs(root)
     if not runs:
@@ -232,6 +232,7 @@ def write_report(root, out_path=None, title=None) -> Path:
         rows = [series_table_row(name, rs) for name, rs in groups.items()]
         parts += [f"## {task}", "", markdown_table(rows), ""]
         parts.append(null_control.markdown(task_runs, lambda run: series_key(run, root)))
+        parts.append(options.markdown(task_runs, lambda run: series_key(run, root)))
         for png in plot_series(groups, plot_dir, title, task):
             parts += [f"![{png.stem}]({png.name})", ""]
     from fedzo.coordinator.analysis.claims import claims_markdown
