@@ -33,7 +33,8 @@ from fedzo.edge.protocol.accounting import Tally
 from fedzo.edge.tasks import make
 from fedzo.edge.tasks.model_hash import model_hash
 
-ROUND_SUMS_KEPT = 8   # rounds whose run-wide byte sums are kept after they close (late messages)
+ROUND_SUMS_KEPT = 8      # rounds whose run-wide byte sums are kept after they close (late messages)
+LINK_ROUNDS_KEPT = 64    # rounds whose counts each agent link keeps itself (fedzo bench link reads them)
 
 
 def transport_figures(links, counters: LinkCounters) -> dict:
@@ -119,7 +120,7 @@ class Run:
                                           hold_finish=lambda: not self.recorder.settled, log=log)
         # Running byte sums per agent and per round, fed by the agents' links as they count.
         self.tally = Tally()
-        self.runtime.on_link_added = lambda slot, link: link.counters.attach(self.tally, slot.block)
+        self.runtime.on_link_added = self._follow_link
         self.started = time.monotonic()
         self._pace_start = None     # (time, rounds done) when this process's first round closed
         self.elapsed_before = self.totals["wall_seconds"]
@@ -194,6 +195,10 @@ class Run:
                 total.merge(link.counters)
             out.append((slot.block, total))
         return out
+
+    def _follow_link(self, slot, link) -> None:
+        """An agent joined over `link`: its counts go to the run's tally from now on."""
+        link.counters.attach(self.tally, slot.block, LINK_ROUNDS_KEPT)
 
     def agent_bytes(self) -> dict:
         """Per agent and direction: frame bytes, payload bits and wire bytes, whole run

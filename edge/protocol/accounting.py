@@ -123,6 +123,7 @@ class LinkCounters:
         self.name = name
         self.tally: Tally | None = None     # running sums this link also adds to (attach)
         self.tally_key = None
+        self.keep_rounds: int | None = None  # per-round counts kept (None: every round's)
         self.total = _pair()
         self.rounds: dict[int, dict[str, DirectionStats]] = {}
         self.by_type: dict[str, dict[str, int]] = {d: {} for d in DIRECTIONS}
@@ -135,6 +136,8 @@ class LinkCounters:
         stats = self.rounds.get(self.current_round)
         if stats is None:
             stats = self.rounds[self.current_round] = _pair()
+            if self.keep_rounds is not None and len(self.rounds) > self.keep_rounds:
+                del self.rounds[next(iter(self.rounds))]     # the longest-held round
         return stats
 
     def record_message(self, direction: str, frame_bytes: int, payload_bits: int, *,
@@ -160,11 +163,14 @@ class LinkCounters:
             if self.tally is not None:
                 self.tally._add(self.tally_key, self.current_round, direction, 0, 0, 0, nbytes)
 
-    def attach(self, tally: Tally, key) -> None:
+    def attach(self, tally: Tally, key, keep_rounds: int | None = None) -> None:
         """Add this link's counts so far to `tally` under `key`, and every later count as it
-        is made. A link is attached once (again: nothing happens)."""
+        is made. A link is attached once (again: nothing happens). With `keep_rounds`, the
+        link itself keeps the counts of its last that many rounds only (the tally has the
+        sums), so a link that lives for days does not grow by a pair of counts a round."""
         if self.tally is not None:
             return
+        self.keep_rounds = keep_rounds
         for r, pair in self.rounds.items():
             for d, s in pair.items():
                 tally._add(key, r, d, s.messages, s.frame_bytes, s.payload_bits, s.other_bytes)

@@ -192,3 +192,14 @@ def test_a_tally_sums_its_links_as_they_count():
     assert tally.round_stats(99)["up"] == DirectionStats() and tally.key_stats("c")["down"] == DirectionStats()
     tally.forget_rounds_before(3)
     assert min(tally.rounds) == 3
+
+
+def test_a_link_attached_with_a_round_limit_keeps_recent_rounds_and_the_tally_all():
+    counters, tally = LinkCounters("agent-0"), Tally()
+    counters.attach(tally, 0, keep_rounds=3)
+    for r in range(100):
+        counters.record_message("up", 30, 104, round_number=r)
+        counters.record_message("down", 40, 200, round_number=r)
+    assert sorted(counters.rounds) == [97, 98, 99]          # bounded: a long run does not grow it
+    assert counters.total["up"].messages == 100 and tally.key_stats(0)["up"] == counters.total["up"]
+    assert tally.round_stats(5)["down"].frame_bytes == 40
