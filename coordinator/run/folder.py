@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from fedzo.edge.learning.saved_arrays import SavedArrays
-from fedzo.edge.protocol.constants import MAX_ROUND, MAX_VECTOR_ELEMENTS
+from fedzo.edge.protocol.constants import MAX_AGENTS, MAX_ROUND, MAX_VECTOR_ELEMENTS
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -23,6 +23,7 @@ RUN_FILES = (CONFIG, METRICS, SUMMARY, CHECKPOINT, RUN_RECORD)   # any of them: 
 MAX_THETA_BYTES = 4 * MAX_VECTOR_ELEMENTS   # the largest theta the protocol carries, int32
 MAX_TOTALS_BYTES = 64 << 20                 # the checkpoint's work and byte totals (JSON text, UCS-4)
 MAX_JSON_BYTES = 16 << 20                   # config.json and summary.json
+BYTE_TABLE_COLUMNS = 6                      # the checkpoint's per-agent byte table: up and down x 3
 
 
 def agent_log_name(k: int) -> str:
@@ -124,10 +125,15 @@ class RunFolder:
         text = "".join(json.dumps(m, sort_keys=True) + "\n" for m in kept).encode()
         _atomic_write(path, lambda f: f.write(text))
 
-    def save_checkpoint(self, values: np.ndarray, frac_bits: int, next_round: int, totals: dict) -> None:
+    def save_checkpoint(self, values: np.ndarray, frac_bits: int, next_round: int, totals: dict,
+                        agent_bytes: np.ndarray | None = None) -> None:
+        """Write theta, its scale, the next round, the work totals and the per-agent byte
+        table (a row per agent id, six int64 columns: up frame bytes, payload bits, wire
+        bytes, then down) atomically."""
+        table = np.zeros((0, BYTE_TABLE_COLUMNS), np.int64) if agent_bytes is None else agent_bytes
         def write(f):
             np.savez(f, values=values, frac_bits=frac_bits, next_round=next_round,
-                     totals=json.dumps(totals, sort_keys=True))
+                     totals=json.dumps(totals, sort_keys=True), agent_bytes=table)
         _atomic_write(self.path / CHECKPOINT, write)
 
     def load_checkpoint(self, d: int | None = None) -> dict:
@@ -153,4 +159,29 @@ class RunFolder:
                 raise f.error("totals", f"is not valid JSON: {exc}") from None
             if not isinstance(totals, dict):
                 raise f.error("totals", "must be a JSON object")
-        return {"values": values, "frac_bits": frac_bits, "next_round": next_round, "totals": totals}
+            if "agent_bytes" in f:
+                table = f.get("agent_bytes", 8 * BYTE_TABLE_COLUMNS * (MAX_AGENTS + 1))
+                if table.ndim != 2 or table.shape[1] != BYTE_TABLE_COLUMNS or table.dtype != np.int64:
+                    raise f.error("agent_bytes", f"must be an int64 table of {BYTE_TABLE_COLUMNS} columns, "
+                                                 f"got {table.dtype} {table.shape}")
+            else:
+                table = _byte_table_from_json(totals.get("agent_bytes"), f)
+        return {"values": values, "frac_bits": frac_bits, "next_round": next_round, "totals": totals,
+                "agent_bytes": table}
+
+
+def _byte_table_from_json(entries, f) -> np.ndarray:
+    """The byte table of a checkpoint written before it was an array: the totals' JSON
+    "agent_bytes" ({agent id: {"up": {...}, "down": {...}}}), or none at all."""
+    if not entries:
+        return np.zeros((0, BYTE_TABLE_COLUMNS), np.int64)
+    try:
+        rows = len(entries)
+        table = np.zeros((rows, BYTE_TABLE_COLUMNS), np.int64)
+        for agent in range(rows):
+            entry = entries[str(agent)]
+            table[agent] = [entry[d].get(field, 0) for d in ("up", "down")
+                            for field in ("frame_bytes", "payload_bits", "wire_bytes")]
+    except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as exc:
+        raise f.error("totals", f"has an unreadable agent_bytes entry: {exc!r}") from None
+    return table

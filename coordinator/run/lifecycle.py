@@ -35,6 +35,16 @@ from fedzo.edge.tasks.model_hash import model_hash
 
 ROUND_SUMS_KEPT = 8      # rounds whose run-wide byte sums are kept after they close (late messages)
 LINK_ROUNDS_KEPT = 64    # rounds whose counts each agent link keeps itself (fedzo bench link reads them)
+# The per-agent byte table's columns (Run.agent_byte_table, the checkpoint's agent_bytes).
+BYTE_COLUMNS = tuple((d, field) for d in ("up", "down") for field in ("frame_bytes", "payload_bits", "wire_bytes"))
+
+
+def byte_entry(row) -> dict:
+    """One agent's row of the byte table as {"up": {field: n}, "down": {...}}."""
+    out = {"up": {}, "down": {}}
+    for (direction, field), value in zip(BYTE_COLUMNS, row):
+        out[direction][field] = int(value)
+    return out
 
 
 def transport_figures(links, counters: LinkCounters) -> dict:
@@ -93,8 +103,9 @@ class Run:
         self.eval_seeds = streams.eval_seeds(config.seed, config.eval_episodes)
         self.totals = {"episodes": 0, "comparisons": 0, "wall_seconds": 0.0,
                        "return_initial": None, "saturated": 0}
-        # Per-agent byte totals of earlier processes of this run (after --resume).
-        self.bytes_before = {}
+        # Per-agent byte totals of earlier processes of this run (after --resume): a row
+        # per agent id, columns BYTE_COLUMNS.
+        self.bytes_before = np.zeros((config.agents, len(BYTE_COLUMNS)), np.int64)
         start_round = 0
         if resume:
             store, start_round = self._resume(config, actor, extend)
@@ -149,7 +160,13 @@ class Run:
         fmt = FixedPoint(checkpoint["values"].dtype, checkpoint["frac_bits"])
         store = ParameterStore(checkpoint["values"], fmt)
         self.totals.update(checkpoint["totals"])
-        self.bytes_before = self.totals.pop("agent_bytes", {})
+        self.totals.pop("agent_bytes", None)      # where checkpoints before the byte table kept it
+        table = checkpoint["agent_bytes"]
+        if len(table):                            # none: a checkpoint from before any byte counts
+            if table.shape != self.bytes_before.shape:
+                raise ValueError(f"{self.folder.path / CHECKPOINT}: agent_bytes has {len(table)} rows, "
+                                 f"the run has {config.agents} agents")
+            self.bytes_before = table
         self.folder.truncate_metrics(checkpoint["next_round"], log=self.log)
         self.log(f"resuming at round {checkpoint['next_round']} from {self.folder.path}")
         return store, checkpoint["next_round"]
@@ -200,23 +217,22 @@ class Run:
         """An agent joined over `link`: its counts go to the run's tally from now on."""
         link.counters.attach(self.tally, slot.block, LINK_ROUNDS_KEPT)
 
-    def agent_bytes(self) -> dict:
-        """Per agent and direction: frame bytes, payload bits and wire bytes, whole run
-        (this process's links' totals plus those of earlier processes of the run)."""
-        out = {}
-        # Runs after every round over every agent (issue 13: a thousand of them): the
-        # tally's running sums, not a walk over every link's counters.
+    def agent_byte_table(self) -> np.ndarray:
+        """Per agent (row = agent id) the whole run's byte totals, columns BYTE_COLUMNS: this
+        process's, from the run's tally, plus those of earlier processes of the run."""
+        # Read after every round over every agent (issue 13: a thousand of them), so one
+        # flat table: a row of six ints an agent, kept as an array in the checkpoint.
+        rows = []
         for slot in self.runtime.slots:
-            before = self.bytes_before.get(str(slot.block), {})
             stats = self.tally.key_stats(slot.block)
-            entry = {}
-            for direction in ("up", "down"):
-                prior, now = before.get(direction, {}), stats[direction]
-                entry[direction] = {"frame_bytes": prior.get("frame_bytes", 0) + now.frame_bytes,
-                                    "payload_bits": prior.get("payload_bits", 0) + now.payload_bits,
-                                    "wire_bytes": prior.get("wire_bytes", 0) + now.frame_bytes + now.other_bytes}
-            out[str(slot.block)] = entry
-        return out
+            up, down = stats["up"], stats["down"]
+            rows.append((up.frame_bytes, up.payload_bits, up.frame_bytes + up.other_bytes,
+                         down.frame_bytes, down.payload_bits, down.frame_bytes + down.other_bytes))
+        return np.array(rows, np.int64).reshape(self.bytes_before.shape) + self.bytes_before
+
+    def agent_bytes(self) -> dict:
+        """Per agent and direction: frame bytes, payload bits and wire bytes, whole run."""
+        return {str(slot.block): byte_entry(row) for slot, row in zip(self.runtime.slots, self.agent_byte_table())}
 
     def _round_bytes(self, round_number) -> dict:
         """Frame bytes and payload bits of one round, all agents' links."""
@@ -238,10 +254,10 @@ class Run:
         # Read now what the loop goes on changing while the recorder works: the totals
         # and the links' byte counts as of this round.
         counts = {key: self.totals[key] for key in ("episodes", "comparisons", "saturated")}
-        round_bytes, agent_bytes = self._round_bytes(t), self.agent_bytes()
+        round_bytes, agent_bytes = self._round_bytes(t), self.agent_byte_table()
         self.recorder.submit(lambda: self._record(info, counts, round_bytes, agent_bytes))
 
-    def _record(self, info: dict, counts: dict, round_bytes: dict, agent_bytes: dict) -> None:
+    def _record(self, info: dict, counts: dict, round_bytes: dict, agent_bytes: np.ndarray) -> None:
         """Round t's record, in round order (the recorder's thread when a server runs the run):
         evaluate theta_{t+1} when due, append the metrics line, write the checkpoint, log."""
         config, t = self.config, info["round"]
@@ -265,7 +281,7 @@ class Run:
             record["abstained"] = info["abstained"]      # votes of 0: agents that did no rollouts
         self.folder.append_metrics(record)
         self.folder.save_checkpoint(theta.values, self.store.fmt.frac_bits, done,
-                                    {**self.totals, **counts, "agent_bytes": agent_bytes})
+                                    {**self.totals, **counts}, agent_bytes)
         self.checkpointed_rounds = done
         left = self._time_left(done)
         shown = f"{self.last_evaluation['mean']:.1f}" + ("" if evaluation else " (earlier)")

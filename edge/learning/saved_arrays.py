@@ -42,6 +42,10 @@ class SavedArrays:
     def __exit__(self, *exc):
         self._npz.close()
 
+    def __contains__(self, name: str) -> bool:
+        """Whether the archive has member `name`."""
+        return name in self._npz.files
+
     def error(self, name: str, problem: str) -> BadArrayFile:
         """A BadArrayFile naming the file and field `name`."""
         return BadArrayFile(f"{self.path}: field {name!r} {problem}")

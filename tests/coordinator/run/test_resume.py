@@ -127,3 +127,46 @@ def test_a_checkpoint_that_does_not_fit_the_run_is_refused(tmp_path):
         folder.save_checkpoint(fields["values"], fields["frac_bits"], fields["next_round"], saved["totals"])
         with pytest.raises(ValueError, match=f"{CHECKPOINT}: .*{words}"):
             Run(small_config(rounds=2), folder.path, resume=True, **QUIET)
+
+
+def write_old_checkpoint(folder, saved, totals):
+    """A checkpoint as written before the byte table: no agent_bytes member."""
+    np.savez(folder.path / CHECKPOINT, values=saved["values"], frac_bits=saved["frac_bits"],
+             next_round=saved["next_round"], totals=json.dumps(totals))
+
+
+def test_per_agent_bytes_carry_over_a_resume_in_either_checkpoint_form(tmp_path):
+    """The checkpoint keeps each agent's byte totals as a table; a checkpoint written before
+    that (the totals' JSON held them) resumes with the same totals."""
+    run_small(tmp_path, "r", rounds=2)
+    folder = RunFolder(tmp_path / "r")
+    saved = folder.load_checkpoint()
+    table = saved["agent_bytes"]
+    assert table.shape == (3, 6) and (table[:, 0] > 0).all() and (table[:, 2] >= table[:, 0]).all()
+    old_form = {str(a): {d: dict(zip(("frame_bytes", "payload_bits", "wire_bytes"), map(int, table[a, 3 * i:3 * i + 3])))
+                         for i, d in enumerate(("up", "down"))} for a in range(3)}
+    for old in (False, True):
+        if old:
+            write_old_checkpoint(folder, saved, {**saved["totals"], "agent_bytes": old_form})
+        else:
+            folder.save_checkpoint(saved["values"], saved["frac_bits"], saved["next_round"], saved["totals"], table)
+        run = Run(small_config(rounds=2), folder.path, resume=True, **QUIET)
+        np.testing.assert_array_equal(run.bytes_before, table)
+        assert run.agent_bytes()["1"]["down"]["frame_bytes"] == table[1, 3]     # no link has counted yet
+        run.recorder.close()
+
+
+def test_a_byte_table_of_the_wrong_shape_is_refused(tmp_path):
+    run_small(tmp_path, "r", rounds=2)
+    folder = RunFolder(tmp_path / "r")
+    saved = folder.load_checkpoint()
+    args = (saved["values"], saved["frac_bits"], saved["next_round"], saved["totals"])
+    folder.save_checkpoint(*args, np.zeros((3, 5), np.int64))
+    with pytest.raises(ValueError, match="field 'agent_bytes' must be an int64 table of 6 columns"):
+        folder.load_checkpoint()
+    folder.save_checkpoint(*args, np.zeros((4, 6), np.int64))
+    with pytest.raises(ValueError, match=f"{CHECKPOINT}: agent_bytes has 4 rows, the run has 3 agents"):
+        Run(small_config(rounds=2), folder.path, resume=True, **QUIET)
+    write_old_checkpoint(folder, saved, {**saved["totals"], "agent_bytes": {"0": {"up": 5}}})
+    with pytest.raises(ValueError, match="unreadable agent_bytes entry"):
+        folder.load_checkpoint()
