@@ -18,6 +18,10 @@ joins and is left out):
   agent per round, whose flatness from n to n says the cost grows no faster
   than n;
 - the coordinator's resident memory after the joins and its peak;
+- the reference the round's CPU is set against: the CPU of one loopback TCP
+  send of a round result's frame, per connection, on up to FLOOR_CONNECTIONS
+  connections read by another process (the kernel delivers to the receiver
+  inside the sender's call, so no coordinator can spend less per agent);
 - what a round's result costs at K = n, timed alone in this process: making
   and encoding it (once a round now, once per agent before) and sealing it
   under one agent's session keys (once per agent, unavoidable: each session
@@ -38,6 +42,7 @@ AGENT_COUNTS = (100, 1000, 5000)
 ROUNDS = 6
 FLEET_PROCESSES = 4
 LIMIT_SECONDS = 1800.0
+FLOOR_CONNECTIONS = 1000    # connections the send floor is measured on (the cost per send is flat in n)
 
 
 def _quiet(*args, **kwargs):
@@ -82,7 +87,71 @@ def _sealing_costs(agents: int, repeat: int = 200) -> dict:
     for _ in range(repeat):
         coord.seal(shared)
     seal = (time.perf_counter() - start) / repeat
-    return {"result_encode_us": 1e6 * encode, "result_seal_us": 1e6 * seal}
+    frame = 4 + len(coord.seal(shared))          # the TCP length prefix and the sealed frame
+    return {"result_encode_us": 1e6 * encode, "result_seal_us": 1e6 * seal, "result_frame_bytes": frame}
+
+
+def _send_floor(agents: int, frame_bytes: int, repeat: int = 5) -> dict:
+    """The reference a round's CPU is set against, measured in this process: microseconds of
+    CPU per `send` of a frame_bytes frame on loopback TCP, one to each of up to `agents`
+    connections (capped at FLOOR_CONNECTIONS), whose peers are read in another process,
+    as the agents' are. A round's coordinator CPU per agent cannot fall below it: the kernel
+    delivers to the receiving socket, and wakes its reader, inside the sender's call."""
+    import multiprocessing
+    import socket
+
+    count = min(agents, FLOOR_CONNECTIONS)
+    listener = socket.create_server(("127.0.0.1", 0), backlog=count)
+    context = multiprocessing.get_context("spawn")
+    ready = context.Event()
+    reader = context.Process(target=_floor_reader, args=(listener.getsockname(), count, ready), daemon=True)
+    reader.start()
+    try:
+        conns = [listener.accept()[0] for _ in range(count)]
+        ready.wait(60)
+        frame = bytes(frame_bytes)
+        costs = []
+        for _ in range(repeat):
+            start = time.process_time()
+            for conn in conns:
+                conn.send(frame)
+            costs.append((time.process_time() - start) / count)
+            time.sleep(0.05)            # the reader drains what was sent
+        return {"send_floor_us": 1e6 * statistics.median(costs), "send_floor_connections": count}
+    finally:
+        for conn in locals().get("conns", []):
+            conn.close()
+        listener.close()
+        reader.join(10)
+        if reader.is_alive():
+            reader.kill()
+
+
+def _floor_reader(address, count, ready):
+    """The agents' side of the send floor: `count` connections read by one selector loop."""
+    import selectors
+    import socket
+
+    from fedzo.coordinator.transports.fdlimit import ensure_open_files
+
+    ensure_open_files(count, 0)
+    selector = selectors.DefaultSelector()
+    for _ in range(count):
+        sock = socket.create_connection(address)
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ)
+    ready.set()
+    open_count = count
+    while open_count:
+        for key, _ in selector.select(timeout=30):
+            try:
+                data = key.fileobj.recv(65536)
+            except BlockingIOError:
+                continue
+            if not data:
+                selector.unregister(key.fileobj)
+                key.fileobj.close()
+                open_count -= 1
 
 
 def measure(agents: int, rounds: int = ROUNDS, processes: int = FLEET_PROCESSES, workdir=None) -> dict:
@@ -142,6 +211,7 @@ def measure(agents: int, rounds: int = ROUNDS, processes: int = FLEET_PROCESSES,
         if kind == "failed":
             raise RuntimeError(f"an agent process failed: {value}")
         fleets.append(value)
+    sealing = _sealing_costs(agents)
     steady = closes[1:]
     walls = [b[0] - a[0] for a, b in zip(steady, steady[1:])]
     cpus = [b[1] - a[1] for a, b in zip(steady, steady[1:])]
@@ -155,7 +225,7 @@ def measure(agents: int, rounds: int = ROUNDS, processes: int = FLEET_PROCESSES,
             "cpu_us_per_agent_round": 1e6 * cpu_round / agents,
             "rss_after_join_mb": (joined.get("rss") or 0) / 2**20, "rss_peak_mb": peak_rss_bytes() / 2**20,
             "agent_retries": sum(f["retries"] for f in fleets), "rounds_done": run.runtime.round,
-            **_sealing_costs(agents),
+            **sealing, **_send_floor(agents, sealing["result_frame_bytes"]),
             "cpu_count": os.cpu_count(), "load_1min": os.getloadavg()[0]}
 
 
@@ -180,17 +250,22 @@ def format_table(records: list) -> str:
              f"load {records[-1]['load_1min']:.1f})",
              f"{'n':>6} {'join s':>7} {'join cpu s':>10} {'round cpu ms':>12} {'(max)':>7} {'loop ms':>7} "
              f"{'round wall ms':>13} "
-             f"{'cpu us/agent':>12} {'x n=' + str(records[0]['agents']):>8} {'RSS MB':>7} {'peak MB':>8} "
-             f"{'retries':>7}"]
+             f"{'cpu us/agent':>12} {'x n=' + str(records[0]['agents']):>8} {'send us':>7} {'x send':>6} "
+             f"{'RSS MB':>7} {'peak MB':>8} {'retries':>7}"]
     for r in records:
         lines.append(f"{r['agents']:>6} {r['join_s']:>7.2f} {r['join_cpu_s']:>10.2f} {r['round_cpu_ms']:>12.1f} "
                      f"{r['round_cpu_ms_max']:>7.1f} {r['round_loop_cpu_ms']:>7.1f} {r['round_wall_ms']:>13.1f} "
                      f"{r['cpu_us_per_agent_round']:>12.1f} {r['cpu_us_per_agent_round'] / first:>8.2f} "
+                     f"{r['send_floor_us']:>7.1f} {r['cpu_us_per_agent_round'] / r['send_floor_us']:>6.2f} "
                      f"{r['rss_after_join_mb']:>7.0f} {r['rss_peak_mb']:>8.0f} {r['agent_retries']:>7}")
     lines.append("join: from the agents' first connect to round 0's start (wall; the coordinator's CPU in it). "
                  "round: median over rounds 1.. of the coordinator process's CPU time (record thread "
                  "included; loop: the serving thread alone) and of the wall time between round closes, which includes the agent processes' "
-                 "work on the same cores. cpu us/agent: round CPU / n; a flat column is cost linear in n.")
+                 "work on the same cores. cpu us/agent: round CPU / n; a flat column is cost linear in n. "
+                 "send us: the reference, measured in the same process after the run: CPU per loopback "
+                 "TCP send of one round result's frame to a connection read by another process (the "
+                 "kernel's share of a round, which no coordinator can avoid); x send: cpu us/agent "
+                 "over it.")
     lines.append("a round's result at K = n: " + "; ".join(
         f"n = {r['agents']}: made and encoded once {r['result_encode_us']:.0f} us, sealed per agent "
         f"{r['result_seal_us']:.1f} us" for r in records if "result_seal_us" in r))
