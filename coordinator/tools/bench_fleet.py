@@ -14,7 +14,10 @@ joins and is left out):
   coordinator's CPU time in that span (its X25519 and HMAC work, about
   2.6 ms an agent, is most of it);
 - per round: the coordinator's CPU time (process time, its record-writing
-  thread included; and that of the serving loop's thread alone) and the wall time between round closes; and the CPU per
+  thread included; that of the serving loop's thread alone; and the part of it
+  spent in Python's garbage collector, whose full collections scan every
+  object and so cost more per agent as n grows) and the wall time between
+  round closes; and the CPU per
   agent per round, whose flatness from n to n says the cost grows no faster
   than n;
 - the coordinator's resident memory after the joins and its peak;
@@ -29,6 +32,7 @@ joins and is left out):
 The agent processes share the machine with the coordinator, so the wall
 times include their work; the CPU times are the coordinator's own.
 """
+import gc
 import json
 import os
 import statistics
@@ -63,6 +67,23 @@ def _fleet_process(address, key, count, rounds, go, out):
         out.put(("done", {"retries": fleet.retries, "rejected": fleet.rejected, "cpu_s": time.process_time()}))
     except Exception as exc:           # said by the coordinator's process
         out.put(("failed", f"{type(exc).__name__}: {exc}"))
+
+
+class CollectorTime:
+    """CPU seconds this process spends in Python's garbage collector (gc.callbacks)."""
+
+    def __init__(self):
+        self.seconds, self._start = 0.0, None
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase, info):
+        if phase == "start":
+            self._start = time.process_time()
+        elif self._start is not None:
+            self.seconds += time.process_time() - self._start
+
+    def stop(self):
+        gc.callbacks.remove(self._callback)
 
 
 def _sealing_costs(agents: int, repeat: int = 200) -> dict:
@@ -170,10 +191,12 @@ def measure(agents: int, rounds: int = ROUNDS, processes: int = FLEET_PROCESSES,
     run = Run(config, workdir / f"fleet-{agents}", round_timeout=LIMIT_SECONDS, log=_quiet, plots=False)
     server = Server(run, key, listen=("127.0.0.1", 0), log=_quiet)
     closes = []
+    collector = CollectorTime()
     after_round = run.runtime.on_round_closed
 
     def on_closed(info):
-        closes.append((time.monotonic(), time.process_time(), time.thread_time()))   # the loop's thread
+        closes.append((time.monotonic(), time.process_time(), time.thread_time(),    # the loop's thread
+                       collector.seconds))
         after_round(info)
 
     run.runtime.on_round_closed = on_closed
@@ -216,11 +239,14 @@ def measure(agents: int, rounds: int = ROUNDS, processes: int = FLEET_PROCESSES,
     walls = [b[0] - a[0] for a, b in zip(steady, steady[1:])]
     cpus = [b[1] - a[1] for a, b in zip(steady, steady[1:])]
     loop_cpus = [b[2] - a[2] for a, b in zip(steady, steady[1:])]
+    gc_cpus = [b[3] - a[3] for a, b in zip(steady, steady[1:])]
+    collector.stop()
     cpu_round = statistics.median(cpus)
     return {"agents": agents, "rounds_measured": len(walls), "processes": len(children),
             "join_s": joined.get("wall"), "join_cpu_s": joined.get("cpu"),
             "round_cpu_ms": 1000 * cpu_round, "round_cpu_ms_max": 1000 * max(cpus),
             "round_loop_cpu_ms": 1000 * statistics.median(loop_cpus),
+            "round_gc_ms": 1000 * statistics.median(gc_cpus),
             "round_wall_ms": 1000 * statistics.median(walls),
             "cpu_us_per_agent_round": 1e6 * cpu_round / agents,
             "rss_after_join_mb": (joined.get("rss") or 0) / 2**20, "rss_peak_mb": peak_rss_bytes() / 2**20,
@@ -248,20 +274,21 @@ def format_table(records: list) -> str:
     lines = [f"fedzo bench fleet: a coordinator and n agents over loopback TCP (hopper, K = n, agents skip "
              f"rollouts; {records[0]['processes']} agent processes; this machine: {os.cpu_count()} cores, "
              f"load {records[-1]['load_1min']:.1f})",
-             f"{'n':>6} {'join s':>7} {'join cpu s':>10} {'round cpu ms':>12} {'(max)':>7} {'loop ms':>7} "
+             f"{'n':>6} {'join s':>7} {'join cpu s':>10} {'round cpu ms':>12} {'(max)':>7} {'loop ms':>7} {'gc ms':>6} "
              f"{'round wall ms':>13} "
              f"{'cpu us/agent':>12} {'x n=' + str(records[0]['agents']):>8} {'send us':>7} {'x send':>6} "
              f"{'RSS MB':>7} {'peak MB':>8} {'retries':>7}"]
     for r in records:
         lines.append(f"{r['agents']:>6} {r['join_s']:>7.2f} {r['join_cpu_s']:>10.2f} {r['round_cpu_ms']:>12.1f} "
-                     f"{r['round_cpu_ms_max']:>7.1f} {r['round_loop_cpu_ms']:>7.1f} {r['round_wall_ms']:>13.1f} "
+                     f"{r['round_cpu_ms_max']:>7.1f} {r['round_loop_cpu_ms']:>7.1f} {r['round_gc_ms']:>6.1f} "
+                     f"{r['round_wall_ms']:>13.1f} "
                      f"{r['cpu_us_per_agent_round']:>12.1f} {r['cpu_us_per_agent_round'] / first:>8.2f} "
                      f"{r['send_floor_us']:>7.1f} {r['cpu_us_per_agent_round'] / r['send_floor_us']:>6.2f} "
                      f"{r['rss_after_join_mb']:>7.0f} {r['rss_peak_mb']:>8.0f} {r['agent_retries']:>7}")
     lines.append("join: from the agents' first connect to round 0's start (wall; the coordinator's CPU in it). "
                  "round: median over rounds 1.. of the coordinator process's CPU time (record thread "
-                 "included; loop: the serving thread alone) and of the wall time between round closes, which includes the agent processes' "
-                 "work on the same cores. cpu us/agent: round CPU / n; a flat column is cost linear in n. "
+                 "included; loop: the serving thread alone; gc: in Python's garbage collector) and of the "
+                 "wall time between round closes, which includes the agent processes' work on the same cores. cpu us/agent: round CPU / n; a flat column is cost linear in n. "
                  "send us: the reference, measured in the same process after the run: CPU per loopback "
                  "TCP send of one round result's frame to a connection read by another process (the "
                  "kernel's share of a round, which no coordinator can avoid); x send: cpu us/agent "
