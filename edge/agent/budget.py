@@ -11,6 +11,14 @@ run start with a voter that was about to leave). Its block is not known
 before the Welcome, so Par-S2ZPO counts the largest block: never less than
 what `learning_state_bytes` reports once the block is assigned. After the
 Welcome the runtime checks the exact figure again.
+
+Rollout workers (`--workers`, edge/policy/workers.py) are forked from the
+agent, so they share its floor copy-on-write; each costs what it does not
+share: WORKER_BYTES, measured by `fedzo bench rollout` at 2.2-3.1 MiB
+unshared (USS) per worker on the four tasks and rounded up, plus the two
+float32 parameter vectors it is sent each round. A budget that fits the agent
+but not all its workers gets fewer workers, never a refusal: the run is the
+same bit for bit with any number (workers_that_fit).
 """
 import numpy as np
 
@@ -20,6 +28,7 @@ from fedzo.edge.learning.layout import partition
 from fedzo.edge.tasks import make
 
 FLOAT_BYTES = 4      # the policy's copy of theta and the FedAvg upload are float32
+WORKER_BYTES = 4 << 20   # what a forked rollout worker does not share (measured 2.2-3.1 MiB), rounded up
 
 
 def learning_state_bound(algo: str, d: int, agents: int, itemsize: int) -> int:
@@ -29,6 +38,21 @@ def learning_state_bound(algo: str, d: int, agents: int, itemsize: int) -> int:
         return d * itemsize + d * itemsize + FLOAT_BYTES * d + policy    # store, scratch, upload
     largest = max(stop - start for start, stop in partition(d, agents))
     return d * itemsize + largest * itemsize + policy                    # store, block scratch
+
+
+def worker_bytes(d: int) -> int:
+    """Memory one more rollout worker costs: its unshared pages and the two parameter
+    vectors (theta and theta + mu v, float32) it is sent each round."""
+    return WORKER_BYTES + 2 * FLOAT_BYTES * d
+
+
+def workers_that_fit(budget: int, floor: int, learning: int, d: int, wanted: int) -> int:
+    """How many of `wanted` rollout processes (the agent's own included) a budget holds:
+    at least 1 (whether the agent itself fits is check()'s to say), `wanted` without a budget."""
+    if not budget:
+        return wanted
+    spare = budget - floor - learning
+    return max(1, min(wanted, 1 + spare // worker_bytes(d)))
 
 
 def check(budget: int, floor: int, learning: int, task_name: str) -> None:

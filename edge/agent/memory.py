@@ -1,4 +1,5 @@
-"""Memory figures of this process (DESIGN.md §7): current and peak resident set size.
+"""Memory figures (DESIGN.md §7): this process's current and peak resident set size,
+and any process's unshared memory (a rollout worker's, say).
 
 Linux reports them in /proc/self/statm (pages) and getrusage (KiB); other
 systems fall back to getrusage alone, whose units differ (bytes on macOS).
@@ -31,3 +32,17 @@ def peak_rss_bytes() -> int:
         pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
+
+
+def unshared_memory(pid) -> dict:
+    """{"uss": bytes, "pss": bytes} of a process from /proc/PID/smaps_rollup ({} where unreadable)."""
+    fields = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("Pss", "Private_Clean", "Private_Dirty"):
+                    fields[key] = int(rest.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        return {}
+    return {"uss": fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0), "pss": fields.get("Pss", 0)}

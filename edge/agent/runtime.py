@@ -133,7 +133,9 @@ class AgentRuntime:
         counters = self.logic.counters() if self.logic else {}
         return Report(
             round=self.round or 0,
-            peak_rss=memory.peak_rss_bytes(), floor_rss=self.floor_rss,
+            # With rollout workers, what they hold beyond the pages they share with this process.
+            peak_rss=memory.peak_rss_bytes() + (self.logic.workers_unshared_bytes() if self.logic else 0),
+            floor_rss=self.floor_rss,
             learning_state=self.logic.learning_state_bytes if self.logic else 0,
             episodes=counters.get("episodes", 0), env_steps=counters.get("env_steps", 0),
             comparisons=counters.get("comparisons", 0),
@@ -211,6 +213,17 @@ class AgentRuntime:
                 raise
             raise AgentDeclines(f"cannot build this run's task: {exc}") from None
 
+    def _workers_in_budget(self, config, d, fmt) -> int:
+        """The rollout processes this run gets: --workers, or fewer where the memory budget
+        holds the agent but not all of them (said once in the log)."""
+        learning = budget.learning_state_bound(config.algo, d, config.block_count, fmt.dtype.itemsize)
+        fit = budget.workers_that_fit(self.memory_budget, self.floor_rss, learning, d, self.workers)
+        if fit < self.workers:
+            self.log(f"agent: a memory budget of {self.memory_budget / 2**20:.1f} MiB holds {fit} rollout "
+                     f"process{'es' if fit > 1 else ''}, not {self.workers} (each more needs "
+                     f"{budget.worker_bytes(d) / 2**20:.1f} MiB): using {fit}")
+        return fit
+
     def _build(self, msg, config, obs_mean, obs_std, dtype, frac_bits):
         """Task, store and round logic for this run; checks the memory budget."""
         if (config.preference == "human") != (self.preference is not None and self.preference.is_person):
@@ -241,7 +254,8 @@ class AgentRuntime:
             self.logic.close()           # its workers hold the old block's task
         # The agent's index names its own streams (reset seeds, panel, tie bits); its block is
         # the same index unless the run is a fleet, where it follows each round's plan.
-        logic = cls(config, msg.agent_id, store, task, actor, self.preference, self.workers, self.log)
+        logic = cls(config, msg.agent_id, store, task, actor, self.preference,
+                    self._workers_in_budget(config, msg.d, fmt), self.log)
         # Checked before joining already (the Challenge's terms); again with the exact block.
         budget.check(self.memory_budget, self.floor_rss, logic.learning_state_bytes, config.task)
         self.logic = logic

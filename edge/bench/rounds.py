@@ -29,6 +29,7 @@ import os
 
 import mujoco
 
+from fedzo.edge.agent.memory import unshared_memory
 from fedzo.edge.bench.rollout import record_episode
 from fedzo.edge.bench.timing import best_seconds_each, ratio
 from fedzo.edge.learning.agent_logic import ParS2ZPOAgent
@@ -118,20 +119,6 @@ class ReplayProcesses:
         for pid in self.pids:
             os.waitpid(pid, 0)
         self.pipes, self.pids = [], []
-
-
-def unshared_memory(pid) -> dict:
-    """{"uss": bytes, "pss": bytes} of a process from /proc/PID/smaps_rollup ({} where unreadable)."""
-    fields = {}
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                key, _, rest = line.partition(":")
-                if key in ("Pss", "Private_Clean", "Private_Dirty"):
-                    fields[key] = int(rest.split()[0]) * 1024
-    except (OSError, ValueError, IndexError):
-        return {}
-    return {"uss": fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0), "pss": fields.get("Pss", 0)}
 
 
 def memory(agent, work, pools=MEMORY_POOLS) -> list:

@@ -17,13 +17,14 @@ import time
 
 import numpy as np
 
+from fedzo.edge.agent.memory import unshared_memory
 from fedzo.edge.learning import perturbation, streams
-from fedzo.edge.learning.fleet import NOT_ASKED, round_plan
 from fedzo.edge.learning.algorithm import (
     agent_vote,
     apply_par_update,
     fedavg_round_index,
 )
+from fedzo.edge.learning.fleet import NOT_ASKED, round_plan
 from fedzo.edge.learning.layout import block_bounds
 from fedzo.edge.learning.preference import Batch, Where, make_preference
 from fedzo.edge.policy.rollout import run_batch
@@ -140,6 +141,11 @@ class AgentBase:
         self.episodes += len(reset_seeds)
         self.env_steps += batch.steps
         return batch
+
+    def workers_unshared_bytes(self) -> int:
+        """Memory the rollout workers hold now beyond what they share with the agent (their
+        USS; 0 without workers or where the system does not say)."""
+        return sum(unshared_memory(pid).get("uss", 0) for pid in self.rollouts.pids())
 
     def close(self) -> None:
         """Stop the rollout workers (a replaced or finished agent)."""
