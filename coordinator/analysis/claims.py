@@ -19,13 +19,14 @@ without that, a "win" may be two random walks of different step sizes.
    state is below FedAvg-S2ZPO's, and a small share of the floor every agent
    pays anyway (interpreter + NumPy + MuJoCo + the task model).
 """
+import math
 from collections import defaultdict
 
 import numpy as np
 
 from fedzo.coordinator.analysis.null_control import NULL_PREFERENCE
 from fedzo.coordinator.analysis.options import is_reference, options_of, reference
-from fedzo.coordinator.analysis.report import mean_ci
+from fedzo.coordinator.analysis.report import mean_ci, t95
 
 
 def _is_null(summary: dict) -> bool:
@@ -124,6 +125,19 @@ def claim_par_beats_fedavg(idx, nulls) -> str:
 # "Matches" needs an equivalence margin: the paired difference from centralized
 # S2ZPO must lie within this share of what Par-S2ZPO learned over its null.
 MATCH_MARGIN = 0.5
+MAX_SEEDS_TO_DECIDE = 10_000   # beyond this, "more than" (no grid here would run it)
+
+
+def seeds_to_decide(mean: float, half: float, n: int, margin: float) -> str:
+    """What budget would decide an undecided match: the seeds after which the 95 % interval
+    would fit within ±margin if the mean difference and its spread stayed as measured."""
+    if abs(mean) >= margin:
+        return "no number of seeds would, at this mean difference (it lies beyond the margin)"
+    sd = half * math.sqrt(n) / t95(n - 1)
+    for seeds in range(n + 1, MAX_SEEDS_TO_DECIDE + 1):
+        if t95(seeds - 1) * sd / math.sqrt(seeds) < margin - abs(mean):
+            return f"about {seeds} seeds would decide it at this mean and spread"
+    return f"more than {MAX_SEEDS_TO_DECIDE} seeds would, at this mean and spread"
 
 
 def claim_matches_centralized(idx, nulls) -> str:
@@ -145,7 +159,7 @@ def claim_matches_centralized(idx, nulls) -> str:
             elif mean + half < 0:
                 status = "no: clearly worse"
             else:
-                status = f"undecided: interval wider than ±{margin:.0f}"
+                status = f"undecided: interval wider than ±{margin:.0f}; {seeds_to_decide(mean, half, n, margin)}"
         matches += status == "yes"
         total += 1
         rounds_k = np.mean([s["rounds"] for s in par.values()])

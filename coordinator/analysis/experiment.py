@@ -10,6 +10,8 @@ An experiment file (JSON) names the runs:
       "budget_episodes": 800,         (trajectories per run; rounds follow)
       "null_control": true,           (optional: true, or a list of variant labels)
       "task_overrides": {"hopper": {"alpha": 0.001}},   (optional: per-task settings, e.g. tuned)
+      "more_seeds": [{"variants": ["Par K=5"], "grid": {"task": ["hopper"]}, "seeds": [10, 11]}],
+                                      (optional: further seeds for some series)
       "full_scale": {overrides applied with --full-scale}              (optional)
     }
 
@@ -71,7 +73,7 @@ def load_experiment(path, full_scale=False) -> dict:
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
     known = {"base", "variants", "grid", "seeds", "budget_episodes", "full_scale", "name", "notes",
-             "null_control", "task_overrides"}
+             "null_control", "task_overrides", "more_seeds"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown experiment key(s) {', '.join(unknown)}")
@@ -126,9 +128,52 @@ def with_null_controls(spec: dict) -> list:
 
 def cells(spec: dict) -> list:
     """Every run of the experiment: dicts with label, folder and RunConfig."""
-    grid = spec.get("grid", {})
+    variants = with_null_controls(spec)
+    out = _cells_of(spec, variants, spec.get("grid", {}), spec.get("seeds", [0]))
+    folders = {cell["folder"] for cell in out}
+    for extra in more_seeds(spec, variants):
+        for cell in _cells_of(spec, extra["variants"], extra["grid"], extra["seeds"]):
+            if cell["folder"] not in folders:
+                folders.add(cell["folder"])
+                out.append(cell)
+    return out
+
+
+def more_seeds(spec: dict, variants: list) -> list:
+    """The experiment's `more_seeds` entries, checked: each gives some variants (their null
+    twins included), at some of the grid's values, further seeds, so that a series a claim
+    needs decided gets them without the whole grid paying for them. Cells are named as the
+    grid's own, so the report pairs them with the rest."""
+    entries = spec.get("more_seeds", [])
+    if not isinstance(entries, list):
+        raise ConfigError("more_seeds must be a list of {variants, grid, seeds} entries")
+    grid, out = spec.get("grid", {}), []
+    for n, entry in enumerate(entries):
+        where = f"more_seeds[{n}]"
+        if not isinstance(entry, dict) or set(entry) - {"variants", "grid", "seeds"}:
+            raise ConfigError(f"{where} must be an object with variants, grid (optional) and seeds")
+        labels = entry.get("variants")
+        known = {v.get("label") for v in variants}
+        if not isinstance(labels, list) or not labels or not set(labels) <= known:
+            raise ConfigError(f"{where}: variants must list labels of the experiment's variants, got {labels!r}")
+        sub = entry.get("grid", {})
+        if not isinstance(sub, dict) or any(k not in grid or not isinstance(v, list) or not set(v) <= set(grid[k])
+                                            for k, v in sub.items()):
+            raise ConfigError(f"{where}: grid must give some of the experiment's grid values, got {sub!r}")
+        seeds = entry.get("seeds")
+        if not isinstance(seeds, list) or not seeds or not all(isinstance(x, int) and not isinstance(x, bool)
+                                                               and x >= 0 for x in seeds):
+            raise ConfigError(f"{where}: seeds must be a list of whole numbers, got {seeds!r}")
+        chosen = [v for v in variants if v.get("label") in labels
+                  or (v.get("label", "").endswith(NULL_SUFFIX) and v["label"][:-len(NULL_SUFFIX)] in labels)]
+        out.append({"variants": chosen, "grid": {**grid, **sub}, "seeds": seeds})
+    return out
+
+
+def _cells_of(spec: dict, variants: list, grid: dict, seeds: list) -> list:
+    """The cells of these variants over this grid and these seeds."""
     out = []
-    for variant in with_null_controls(spec):
+    for variant in variants:
         variant = dict(variant)
         label = variant.pop("label", None) or json.dumps(variant, sort_keys=True)
         # Simulated liars and sleepers (firmware_sim/behaviour.py): how the agents act, not a run setting.
@@ -139,7 +184,7 @@ def cells(spec: dict) -> list:
             raise ConfigError(f"{label}: behaviour {behaviour!r}: {exc}") from None
         keys = [k for k in grid if k not in variant]
         for values in itertools.product(*(grid[k] for k in keys)):
-            for seed in spec.get("seeds", [0]):
+            for seed in seeds:
                 fields = {**spec.get("base", {}), **dict(zip(keys, values))}
                 task = variant.get("task", fields.get("task", "hopper"))
                 fields.update({**spec.get("task_overrides", {}).get(task, {}), **variant, "seed": seed})

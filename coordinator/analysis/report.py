@@ -36,8 +36,13 @@ def mean_ci(values) -> tuple:
         return math.nan, math.nan
     if values.size == 1:
         return float(values[0]), 0.0
-    t = _T95[min(values.size - 1, len(_T95)) - 1]
-    return float(values.mean()), float(t * values.std(ddof=1) / math.sqrt(values.size))
+    return float(values.mean()), float(t95(values.size - 1) * values.std(ddof=1) / math.sqrt(values.size))
+
+
+def t95(df: int) -> float:
+    """The two-sided 95 % quantile of Student's t with df degrees of freedom (df > 30: that
+    of 30, a little wide)."""
+    return _T95[min(df, len(_T95)) - 1]
 
 
 def load_run(folder) -> dict:

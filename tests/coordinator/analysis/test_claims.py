@@ -125,3 +125,23 @@ def test_matching_centralized_needs_an_interval_inside_the_margin():
     assert "no: clearly worse" in learning_claims(far)[1]
     wide = {**base, CENTRAL: [400 + 150 * (-1) ** s for s in range(5)]}
     assert "undecided: interval wider than" in learning_claims(wide)[1]
+
+
+def test_an_undecided_match_says_how_many_seeds_would_decide_it():
+    from fedzo.coordinator.analysis.claims import seeds_to_decide
+    from fedzo.coordinator.analysis.report import mean_ci
+    # Student's t, 95 % two-sided, for 10..30 degrees of freedom (beyond: that of 30).
+    t = dict(zip(range(10, 31), (2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+                                 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)))
+    values = [50 + 100 * z for z in (-1.5, -1, -0.5, 0, 0, 0, 0, 0.5, 1, 1.5)]   # ten seeds about 50
+    mean, half = mean_ci(values)
+    sd = half * 10 ** 0.5 / 2.262
+    # The interval must shrink to within the margin 80: half-width below 80 - 50.
+    need = next(n for n in range(11, 10_000) if t.get(n - 1, 2.042) * sd / n ** 0.5 < 80 - mean)
+    assert 20 < need < 100
+    assert seeds_to_decide(mean, half, 10, 80) == f"about {need} seeds would decide it at this mean and spread"
+    assert "beyond the margin" in seeds_to_decide(90, 10, 10, 80)
+    assert seeds_to_decide(79.9, 200, 10, 80).startswith("more than 10000 seeds")
+    base = {PAR: [400 + n for n in NOISE], PAR_NULL: [n for n in NOISE], FED: [0] * 5}
+    wide = {**base, CENTRAL: [400 + 150 * (-1) ** s for s in range(5)]}
+    assert "seeds would decide it at this mean and spread" in learning_claims(wide)[1]

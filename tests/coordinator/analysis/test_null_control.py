@@ -178,3 +178,25 @@ def test_task_overrides_set_tuned_values_per_task_under_the_variants(tmp_path):
     assert by[("fixed", "hopper")] == by[("fixed", "walker2d")] == 0.005   # a variant's own value wins
     with pytest.raises(ConfigError, match="task_overrides"):
         load_experiment(write_experiment(tmp_path, dict(spec, task_overrides={"hoper": {"alpha": 0.1}})))
+
+
+def test_more_seeds_give_some_series_further_seeds_named_as_the_grids_own(tmp_path):
+    spec = dict(SPEC, grid={"task": ["hopper", "swimmer"]},
+                more_seeds=[{"variants": ["Par K=2"], "grid": {"task": ["swimmer"]}, "seeds": [1, 5, 6]}])
+    folders = {c["folder"] for c in cells(load_experiment(write_experiment(tmp_path, spec)))}
+    base = {f"{label}/task={task}/seed-{seed}" for label in ("Par_K=2", "Par_K=2_null", "central")
+            for task in ("hopper", "swimmer") for seed in (0, 1)}
+    extra = {f"{label}/task=swimmer/seed-{seed}" for label in ("Par_K=2", "Par_K=2_null") for seed in (5, 6)}
+    assert folders == base | extra                      # seed 1 was there already: not twice; nulls follow
+
+
+@pytest.mark.parametrize("bad, words", [
+    ([{"variants": ["nope"], "seeds": [3]}], "variants must list labels"),
+    ([{"variants": ["Par K=2"], "grid": {"task": ["walker2d"]}, "seeds": [3]}], "grid must give some"),
+    ([{"variants": ["Par K=2"], "seeds": []}], "seeds must be a list of whole numbers"),
+    ({"variants": ["Par K=2"]}, "more_seeds must be a list"),
+])
+def test_wrong_more_seeds_are_refused_by_name(tmp_path, bad, words):
+    spec = dict(SPEC, grid={"task": ["hopper"]}, more_seeds=bad)
+    with pytest.raises(ConfigError, match=words):
+        load_experiment(write_experiment(tmp_path, spec))
