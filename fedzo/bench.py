@@ -22,6 +22,9 @@ def add_arguments(parser):
                         help="link: only the TCP cases, with the kernel's segment counts per round")
     parser.add_argument("--agents", metavar="N,N,...", default="100,1000,5000",
                         help="fleet: the numbers of agents to measure (default 100,1000,5000)")
+    parser.add_argument("--blocks", type=int, default=0, metavar="K",
+                        help="fleet: K blocks for every n (a result then carries K votes, not n; "
+                             "default: K = n)")
     parser.add_argument("--workers", type=int, default=None,
                         help="rollout: the N of the round table (a round's episodes on N workers against N "
                              "processes of bare mj_step; default: the usable cores)")
@@ -68,7 +71,12 @@ def run(args) -> int:
         if not counts or min(counts) < 1:
             print("fedzo bench fleet: --agents needs at least one number, each 1 or more", file=sys.stderr)
             return 2
-        records = bench_fleet.run(counts, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+        if args.blocks < 0 or (args.blocks and args.blocks > min(counts)):
+            print(f"fedzo bench fleet: --blocks must be between 1 and the smallest n ({min(counts)}), "
+                  f"got {args.blocks}", file=sys.stderr)
+            return 2
+        records = bench_fleet.run(counts, log=lambda msg: print(msg, file=sys.stderr, flush=True),
+                                  blocks=args.blocks)
         print(json.dumps(records) if args.json else bench_fleet.format_table(records))
     elif args.what == "human":
         from fedzo.coordinator.tools import bench_human

@@ -7,8 +7,8 @@ alone, and n agents (fleet_agents.py: real sessions and frames, no rollouts,
 no replica) in FLEET_PROCESSES processes, each a selector loop over its
 share of the connections, all started together.
 
-Measured, per n (hopper, K = n blocks, ROUNDS rounds; round 0 follows the
-joins and is left out):
+Measured, per n (hopper, K = n blocks or the K of --blocks, ROUNDS rounds;
+round 0 follows the joins and is left out):
 - join: wall time from the moment every agent process starts connecting
   until the coordinator starts round 0 (every agent joined), and the
   coordinator's CPU time in that span (its X25519 and HMAC work, about
@@ -16,7 +16,11 @@ joins and is left out):
 - per round: the coordinator's CPU time (process time, its record-writing
   thread included; that of the serving loop's thread alone; and the part of it
   spent in Python's garbage collector, whose full collections scan every
-  object and so cost more per agent as n grows) and the wall time between
+  object and so cost more per agent as n grows), how often per round and
+  agent it slept waiting for input (each wake-up is a pass of its loop:
+  votes that arrive one by one cost more than votes that arrive together,
+  and the agent processes here slow down as K = n grows, since each decodes
+  n votes a round) and the wall time between
   round closes; and the CPU per
   agent per round, whose flatness from n to n says the cost grows no faster
   than n;
@@ -35,6 +39,7 @@ times include their work; the CPU times are the coordinator's own.
 import gc
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -175,8 +180,10 @@ def _floor_reader(address, count, ready):
                 open_count -= 1
 
 
-def measure(agents: int, rounds: int = ROUNDS, processes: int = FLEET_PROCESSES, workdir=None) -> dict:
-    """One case, in this process as the coordinator; its figures (see the module docstring)."""
+def measure(agents: int, rounds: int = ROUNDS, processes: int = FLEET_PROCESSES, workdir=None,
+            blocks: int = 0) -> dict:
+    """One case, in this process as the coordinator; its figures (see the module docstring).
+    blocks: K (0: K = n, one block per agent)."""
     import multiprocessing
 
     from fedzo.coordinator.run.lifecycle import Run
@@ -187,7 +194,7 @@ def measure(agents: int, rounds: int = ROUNDS, processes: int = FLEET_PROCESSES,
     key = os.urandom(32)
     workdir = Path(workdir or tempfile.mkdtemp(prefix="fedzo-bench-fleet-"))
     config = RunConfig(task="hopper", agents=agents, rounds=rounds, batch=1, comparisons=1, eval_every=0,
-                       eval_episodes=1, seed=3)
+                       eval_episodes=1, seed=3, blocks=blocks)
     run = Run(config, workdir / f"fleet-{agents}", round_timeout=LIMIT_SECONDS, log=_quiet, plots=False)
     server = Server(run, key, listen=("127.0.0.1", 0), log=_quiet)
     closes = []
@@ -196,7 +203,7 @@ def measure(agents: int, rounds: int = ROUNDS, processes: int = FLEET_PROCESSES,
 
     def on_closed(info):
         closes.append((time.monotonic(), time.process_time(), time.thread_time(),    # the loop's thread
-                       collector.seconds))
+                       collector.seconds, resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw))
         after_round(info)
 
     run.runtime.on_round_closed = on_closed
@@ -234,19 +241,21 @@ def measure(agents: int, rounds: int = ROUNDS, processes: int = FLEET_PROCESSES,
         if kind == "failed":
             raise RuntimeError(f"an agent process failed: {value}")
         fleets.append(value)
-    sealing = _sealing_costs(agents)
+    sealing = _sealing_costs(config.block_count)     # a result carries K votes
     steady = closes[1:]
     walls = [b[0] - a[0] for a, b in zip(steady, steady[1:])]
     cpus = [b[1] - a[1] for a, b in zip(steady, steady[1:])]
     loop_cpus = [b[2] - a[2] for a, b in zip(steady, steady[1:])]
     gc_cpus = [b[3] - a[3] for a, b in zip(steady, steady[1:])]
+    waits = [b[4] - a[4] for a, b in zip(steady, steady[1:])]
     collector.stop()
     cpu_round = statistics.median(cpus)
-    return {"agents": agents, "rounds_measured": len(walls), "processes": len(children),
+    return {"agents": agents, "blocks": config.block_count, "rounds_measured": len(walls), "processes": len(children),
             "join_s": joined.get("wall"), "join_cpu_s": joined.get("cpu"),
             "round_cpu_ms": 1000 * cpu_round, "round_cpu_ms_max": 1000 * max(cpus),
             "round_loop_cpu_ms": 1000 * statistics.median(loop_cpus),
             "round_gc_ms": 1000 * statistics.median(gc_cpus),
+            "round_waits_per_agent": statistics.median(waits) / agents,
             "round_wall_ms": 1000 * statistics.median(walls),
             "cpu_us_per_agent_round": 1e6 * cpu_round / agents,
             "rss_after_join_mb": (joined.get("rss") or 0) / 2**20, "rss_peak_mb": peak_rss_bytes() / 2**20,
@@ -255,12 +264,13 @@ def measure(agents: int, rounds: int = ROUNDS, processes: int = FLEET_PROCESSES,
             "cpu_count": os.cpu_count(), "load_1min": os.getloadavg()[0]}
 
 
-def run(agent_counts=AGENT_COUNTS, log=_quiet) -> list:
-    """Every case, each coordinator in a fresh process (its CPU and memory alone); the records."""
+def run(agent_counts=AGENT_COUNTS, log=_quiet, blocks: int = 0) -> list:
+    """Every case, each coordinator in a fresh process (its CPU and memory alone); the records.
+    blocks: K for every case (0: K = n)."""
     records = []
     for n in agent_counts:
-        log(f"bench fleet: n = {n}")
-        done = subprocess.run([sys.executable, "-m", "fedzo.coordinator.tools.bench_fleet", str(n)],
+        log(f"bench fleet: n = {n}" + (f", K = {blocks}" if blocks else ""))
+        done = subprocess.run([sys.executable, "-m", "fedzo.coordinator.tools.bench_fleet", str(n), str(blocks)],
                               capture_output=True, text=True, timeout=LIMIT_SECONDS * 2)
         if done.returncode != 0:
             raise RuntimeError(f"bench fleet n = {n} failed:\n{done.stderr[-2000:]}")
@@ -271,19 +281,21 @@ def run(agent_counts=AGENT_COUNTS, log=_quiet) -> list:
 def format_table(records: list) -> str:
     """The records as a text table, with the per-agent cost relative to the smallest n."""
     first = records[0]["cpu_us_per_agent_round"]
-    lines = [f"fedzo bench fleet: a coordinator and n agents over loopback TCP (hopper, K = n, agents skip "
+    blocks = "K = n" if records[0].get("blocks", records[0]["agents"]) == records[0]["agents"] \
+        else f"K = {records[0]['blocks']}"
+    lines = [f"fedzo bench fleet: a coordinator and n agents over loopback TCP (hopper, {blocks}, agents skip "
              f"rollouts; {records[0]['processes']} agent processes; this machine: {os.cpu_count()} cores, "
              f"load {records[-1]['load_1min']:.1f})",
              f"{'n':>6} {'join s':>7} {'join cpu s':>10} {'round cpu ms':>12} {'(max)':>7} {'loop ms':>7} {'gc ms':>6} "
              f"{'round wall ms':>13} "
-             f"{'cpu us/agent':>12} {'x n=' + str(records[0]['agents']):>8} {'send us':>7} {'x send':>6} "
+             f"{'cpu us/agent':>12} {'x n=' + str(records[0]['agents']):>8} {'waits':>5} {'send us':>7} {'x send':>6} "
              f"{'RSS MB':>7} {'peak MB':>8} {'retries':>7}"]
     for r in records:
         lines.append(f"{r['agents']:>6} {r['join_s']:>7.2f} {r['join_cpu_s']:>10.2f} {r['round_cpu_ms']:>12.1f} "
                      f"{r['round_cpu_ms_max']:>7.1f} {r['round_loop_cpu_ms']:>7.1f} {r['round_gc_ms']:>6.1f} "
                      f"{r['round_wall_ms']:>13.1f} "
                      f"{r['cpu_us_per_agent_round']:>12.1f} {r['cpu_us_per_agent_round'] / first:>8.2f} "
-                     f"{r['send_floor_us']:>7.1f} {r['cpu_us_per_agent_round'] / r['send_floor_us']:>6.2f} "
+                     f"{r['round_waits_per_agent']:>5.2f} {r['send_floor_us']:>7.1f} {r['cpu_us_per_agent_round'] / r['send_floor_us']:>6.2f} "
                      f"{r['rss_after_join_mb']:>7.0f} {r['rss_peak_mb']:>8.0f} {r['agent_retries']:>7}")
     lines.append("join: from the agents' first connect to round 0's start (wall; the coordinator's CPU in it). "
                  "round: median over rounds 1.. of the coordinator process's CPU time (record thread "
@@ -293,7 +305,7 @@ def format_table(records: list) -> str:
                  "TCP send of one round result's frame to a connection read by another process (the "
                  "kernel's share of a round, which no coordinator can avoid); x send: cpu us/agent "
                  "over it.")
-    lines.append("a round's result at K = n: " + "; ".join(
+    lines.append(f"a round's result at {blocks}: " + "; ".join(
         f"n = {r['agents']}: made and encoded once {r['result_encode_us']:.0f} us, sealed per agent "
         f"{r['result_seal_us']:.1f} us" for r in records if "result_seal_us" in r))
     return "\n".join(lines)
@@ -302,4 +314,4 @@ def format_table(records: list) -> str:
 if __name__ == "__main__":
     # Through the package's name, so the agent processes (spawned) find _fleet_process there.
     from fedzo.coordinator.tools.bench_fleet import measure as measure_here
-    print(json.dumps(measure_here(int(sys.argv[1]))))
+    print(json.dumps(measure_here(int(sys.argv[1]), blocks=int(sys.argv[2]) if len(sys.argv) > 2 else 0)))

@@ -26,7 +26,20 @@ def test_a_small_fleet_is_measured(tmp_path):
     assert record["join_s"] > 0 and record["join_cpu_s"] > 0 and record["round_cpu_ms"] > 0
     assert record["rss_peak_mb"] > 0 and record["rss_after_join_mb"] > 0   # (other tests may reset the peak)
     assert record["send_floor_us"] > 0 and record["send_floor_connections"] == 12 and record["round_gc_ms"] >= 0
+    assert record["round_waits_per_agent"] >= 0
     # prefix, header and tag around a body of the round, the votes (at most a byte each) and the hash
     assert 4 + 7 + 16 + 4 + 8 < record["result_frame_bytes"] <= 4 + 7 + 16 + 4 + 12 + 8 + 4
     text = bench_fleet.format_table([record])
     assert f"{record['agents']:>6}" in text.splitlines()[2] and "cores" in text.splitlines()[0]
+
+
+def test_a_fleet_with_fewer_blocks_than_agents_is_measured(tmp_path):
+    record = bench_fleet.measure(9, rounds=3, processes=2, workdir=tmp_path, blocks=3)
+    assert record["blocks"] == 3 and record["rounds_done"] == 3 and record["agent_retries"] == 0
+    assert "K = 3" in bench_fleet.format_table([record]).splitlines()[0]
+
+
+def test_fedzo_bench_fleet_refuses_blocks_it_cannot_use(capsys):
+    from fedzo.cli import main
+    assert main(["bench", "fleet", "--agents", "10,20", "--blocks", "11"]) == 2
+    assert "--blocks must be between 1 and the smallest n (10), got 11" in capsys.readouterr().err
