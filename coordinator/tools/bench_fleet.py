@@ -301,7 +301,9 @@ def format_table(records: list) -> str:
                  "round: median over rounds 1.. of the coordinator process's CPU time (record thread "
                  "included; loop: the serving thread alone; gc: in Python's garbage collector) and of the "
                  "wall time between round closes, which includes the agent processes' work on the same cores. cpu us/agent: round CPU / n; a flat column is cost linear in n. "
-                 "send us: the reference, measured in the same process after the run: CPU per loopback "
+                 "waits: the times per round and agent the coordinator slept for input (voluntary context "
+                 "switches): each costs it a loop pass, so votes that arrive one by one cost more than votes "
+                 "that arrive together. send us: the reference, measured in the same process after the run: CPU per loopback "
                  "TCP send of one round result's frame to a connection read by another process (the "
                  "kernel's share of a round, which no coordinator can avoid); x send: cpu us/agent "
                  "over it.")
