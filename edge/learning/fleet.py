@@ -80,7 +80,9 @@ def round_plan(seed: int, round_: int, agents: int, blocks: int, per_round: int 
         raise ValueError(f"a plan needs 1 <= blocks <= agents and 1 <= per_round <= agents, "
                          f"got blocks={blocks}, agents={agents}, per_round={per_round}")
     if agents == blocks == m:
-        return RoundPlan(np.arange(agents, dtype=np.int32))
+        identity = np.arange(agents, dtype=np.int32)
+        identity.setflags(write=False)      # cached and shared, as every plan is: no one may edit it
+        return RoundPlan(identity)
     draws = _Words(seed, round_)
     order = list(range(agents))
     for i in range(agents - 1, 0, -1):           # Fisher-Yates, the same on every replica

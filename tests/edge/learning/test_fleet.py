@@ -30,6 +30,14 @@ def test_every_asked_agent_gets_one_block_and_blocks_share_them_evenly(agents, b
         assert max(sizes) - min(sizes) <= 1          # floor(m/K) or ceil(m/K) agents per block
 
 
+@pytest.mark.parametrize("agents, blocks, per_round", [(5, 5, 0), (6, 3, 0), (6, 3, 4)])
+def test_a_plan_is_cached_and_shared_so_it_cannot_be_edited(agents, blocks, per_round):
+    plan = round_plan(9, 4, agents, blocks, per_round)
+    assert round_plan(9, 4, agents, blocks, per_round) is plan      # the same object for every caller
+    with pytest.raises(ValueError, match="read-only"):
+        plan.block_of[0] = 1
+
+
 def test_the_plan_follows_from_seed_and_round_alone():
     a = [round_plan(5, t, 12, 4).block_of.tolist() for t in range(8)]
     b = [round_plan(5, t, 12, 4).block_of.tolist() for t in range(8)]
