@@ -28,7 +28,7 @@ Cost (issue 13): a message costs O(1) (a link-to-slot map; the slots a round
 waits for are kept as sets updated on every change of a slot, not found by a
 scan), a round O(n): one result object per round, its body encoded once and
 shared by every agent (each link still seals it under its own session key).
-A slot is an agent's seat, indexed by agent id (`slot.block` holds the id);
+A slot is an agent's seat, indexed by agent id (`slot.agent_id`);
 the block it evaluates in a round is the round plan's (edge/learning/fleet.py).
 
 Absent agents: an agent that was sent a round's RoundStart and said nothing
@@ -105,7 +105,7 @@ RECENT_ROUNDS = 64   # Par-S2ZPO rounds whose results are kept to catch a rejoin
 class AgentSlot:
     """Agent k's seat in the run, whoever is connected to it."""
 
-    block: int      # the agent id k: block k too, unless the run is a fleet (blocks follow each round's plan)
+    agent_id: int   # k: its block too, unless the run is a fleet (blocks follow each round's plan)
     link: object = None
     in_round: bool = False          # was sent this round's RoundStart
     vote: int = None                # this round's vote, once received
@@ -191,7 +191,7 @@ class CoordinatorRuntime:
 
     def asked(self, slot) -> bool:
         """Is the agent in `slot` asked to vote in the current round?"""
-        return self.plan().asked(slot.block)
+        return self.plan().asked(slot.agent_id)
 
     @property
     def connected_count(self) -> int:
@@ -261,12 +261,12 @@ class CoordinatorRuntime:
             return self._maybe_finish()
         if isinstance(msg, Error):
             if msg.code == ErrorCode.DIVERGED:
-                self.log(f"coordinator: agent {slot.block} diverged ({msg.text}); syncing")
+                self.log(f"coordinator: agent {slot.agent_id} diverged ({msg.text}); syncing")
                 return self._sync(slot)
-            self.log(f"coordinator: agent {slot.block} error {msg.code}: {msg.text}")
+            self.log(f"coordinator: agent {slot.agent_id} error {msg.code}: {msg.text}")
             return []
         if isinstance(msg, Bye):
-            self.log(f"coordinator: agent {slot.block} left ({msg.text or msg.code})")
+            self.log(f"coordinator: agent {slot.agent_id} left ({msg.text or msg.code})")
             return self.disconnected(link) + [(link, CLOSE)]
         self.rejected["unexpected"] += 1
         return [(link, Error(ErrorCode.BAD_MESSAGE, f"coordinator does not expect {msg.NAME}"))]
@@ -283,7 +283,7 @@ class CoordinatorRuntime:
         self._set_link(slot, None)
         slot.in_round, slot.absent = False, False
         self._track(slot)
-        self.log(f"coordinator: agent {slot.block} {why}")
+        self.log(f"coordinator: agent {slot.agent_id} {why}")
         if self.phase == "round":
             return self._maybe_close_round()
         if self.phase == "finishing":
@@ -295,10 +295,10 @@ class CoordinatorRuntime:
         (coordinator/keys/reload.py): Bye EXCLUDED, the link closed, the slot freed."""
         out = []
         for slot in self.connected():
-            if slot.block in agent_ids:
+            if slot.agent_id in agent_ids:
                 link = slot.link
                 self.rejected["revoked"] = self.rejected.get("revoked", 0) + 1
-                out += [(link, Bye(ByeReason.EXCLUDED, f"agent {slot.block}'s key was revoked or replaced")),
+                out += [(link, Bye(ByeReason.EXCLUDED, f"agent {slot.agent_id}'s key was revoked or replaced")),
                         (link, CLOSE)]
                 out += self._release(link, "disconnected: its key was revoked or replaced")
         return out
@@ -311,7 +311,7 @@ class CoordinatorRuntime:
                 self.log(f"coordinator: join timeout, starting with {self.connected_count} agents")
                 return self._start_round()
         if self.phase == "round" and now >= self.deadline:
-            late = sorted(s.block for s in self._waiting_for())
+            late = sorted(s.agent_id for s in self._waiting_for())
             self.log(f"coordinator: round {self.round} timed out; no vote from {late}")
             return self._close_round()
         if self.phase == "finishing" and (now >= self.deadline or self._reported()) and not self.hold_finish():
@@ -336,13 +336,13 @@ class CoordinatorRuntime:
             silent = now - slot.last_heard
             if not msg.rejoin_proven and silent < self.takeover_silence:
                 self.rejected["id_in_use"] += 1
-                text = (f"agent id {slot.block} is held by a live session (heard {silent:.0f} s ago); "
+                text = (f"agent id {slot.agent_id} is held by a live session (heard {silent:.0f} s ago); "
                         f"a join without that session's secret may take it after "
                         f"{self.takeover_silence:.0f} s of silence")
                 self.log(f"coordinator: refused a join: {text}")
                 return out + [(link, Error(ErrorCode.ID_IN_USE, text[:MAX_TEXT_BYTES])), (link, CLOSE)]
             why = "its own newer session" if msg.rejoin_proven else f"a join after {silent:.0f} s of silence"
-            self.log(f"coordinator: agent {slot.block} replaced by {why}")
+            self.log(f"coordinator: agent {slot.agent_id} replaced by {why}")
             out += [(slot.link, Bye(ByeReason.REPLACED, "a newer session took this agent id")),
                     (slot.link, CLOSE)]
         self._set_link(slot, link)
@@ -353,7 +353,7 @@ class CoordinatorRuntime:
             slot.links.append(link)
             self.on_link_added(slot, link)
         slot.assembler = VectorAssembler(expected_total=self.store.d)
-        out.append((link, Welcome(slot.block, slot.block, len(self.slots), self.store.d, self.config.seed,
+        out.append((link, Welcome(slot.agent_id, slot.agent_id, len(self.slots), self.store.d, self.config.seed,
                                   self.round, self.store.digest(), self.welcome_json)))
         holds_current = msg.round == self.round and msg.theta_hash == self.store.digest()
         fresh = msg.round is None          # the agent holds no theta yet
@@ -364,7 +364,7 @@ class CoordinatorRuntime:
             slot.in_round = True
             out.append((link, RoundStart(self.round)))
         self._track(slot)
-        self.log(f"coordinator: agent {slot.block} joined ({self.connected_count}/{len(self.slots)})")
+        self.log(f"coordinator: agent {slot.agent_id} joined ({self.connected_count}/{len(self.slots)})")
         # Before the first round, wait for all K (or the quorum at the join
         # timeout); once running, one agent is enough to go on.
         if self.phase == "joining" and (self.connected_count == len(self.slots) or self.started):
@@ -408,7 +408,7 @@ class CoordinatorRuntime:
         if sum(len(r.encode_body()) for r in results) >= sync_bytes:
             return []
         slot.catch_ups += 1
-        self.log(f"coordinator: agent {slot.block} catches up from round {msg.round} "
+        self.log(f"coordinator: agent {slot.agent_id} catches up from round {msg.round} "
                  f"({len(results)} round results instead of a Sync)")
         return [(slot.link, r) for r in results]
 
@@ -437,7 +437,7 @@ class CoordinatorRuntime:
         for slot in self.slots:
             # An agent the round's plan does not ask sits it out (it still gets the result).
             slot.vote, slot.model, slot.abstained = None, None, False
-            slot.in_round = slot.link is not None and plan.asked(slot.block)
+            slot.in_round = slot.link is not None and plan.asked(slot.agent_id)
             slot.spoke = False
             if slot.link is not None:
                 self._track(slot)
@@ -474,7 +474,7 @@ class CoordinatorRuntime:
         if msg.theta_hash != self.round_digest:
             slot.vote, slot.model = 0, None
             slot.discarded_votes += 1
-            self.log(f"coordinator: agent {slot.block} voted on another theta; vote discarded, syncing")
+            self.log(f"coordinator: agent {slot.agent_id} voted on another theta; vote discarded, syncing")
             return self._sync(slot)
         slot.vote, slot.abstained = msg.vote, msg.vote == 0
         return []
@@ -496,7 +496,7 @@ class CoordinatorRuntime:
         if slot.absent:
             slot.absent = False
             self._track(slot)
-            self.log(f"coordinator: agent {slot.block} spoke again; rounds wait for its vote again")
+            self.log(f"coordinator: agent {slot.agent_id} spoke again; rounds wait for its vote again")
 
     def _waiting_for(self) -> set:
         """The slots the open round still waits for: those sent its RoundStart that have not
@@ -514,16 +514,16 @@ class CoordinatorRuntime:
             if slot.in_round and slot.link is not None and not slot.spoke and not slot.absent:
                 slot.absent = True
                 self._track(slot)
-                self.log(f"coordinator: agent {slot.block} said nothing in round {self.round}; "
+                self.log(f"coordinator: agent {slot.agent_id} said nothing in round {self.round}; "
                          f"later rounds will not wait for it until it speaks")
 
     def _close_round(self) -> list:
-        agent_votes = {s.block: s.vote for s in self.slots if s.vote is not None}
+        agent_votes = {s.agent_id: s.vote for s in self.slots if s.vote is not None}
         abstained = sum(1 for s in self.slots if s.abstained)
         voters = len(agent_votes) - abstained      # those that spent the round's trajectories
         # One vote per block: the majority of its agents' (its one agent's when n = K); none: 0.
         votes = block_votes(self.plan(), agent_votes, self.config.block_count)
-        absent = [s.block for s in self.slots if s.absent and s.link is not None]
+        absent = [s.agent_id for s in self.slots if s.absent and s.link is not None]
         if self.config.algo == "fedavg-s2zpo":
             models = [s.model if s.vote is not None else None for s in self.slots]
             average = average_models(models) if any(m is not None for m in models) else self.store.to_float()

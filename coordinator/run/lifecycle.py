@@ -207,15 +207,15 @@ class Run:
         """(agent id, LinkCounters summed over its links in this process) for every slot."""
         out = []
         for slot in self.runtime.slots:
-            total = LinkCounters(f"agent-{slot.block}")
+            total = LinkCounters(f"agent-{slot.agent_id}")
             for link in slot.links:
                 total.merge(link.counters)
-            out.append((slot.block, total))
+            out.append((slot.agent_id, total))
         return out
 
     def _follow_link(self, slot, link) -> None:
         """An agent joined over `link`: its counts go to the run's tally from now on."""
-        link.counters.attach(self.tally, slot.block, LINK_ROUNDS_KEPT)
+        link.counters.attach(self.tally, slot.agent_id, LINK_ROUNDS_KEPT)
 
     def agent_byte_table(self) -> np.ndarray:
         """Per agent (row = agent id) the whole run's byte totals, columns BYTE_COLUMNS: this
@@ -224,7 +224,7 @@ class Run:
         # flat table: a row of six ints an agent, kept as an array in the checkpoint.
         rows = []
         for slot in self.runtime.slots:
-            stats = self.tally.key_stats(slot.block)
+            stats = self.tally.key_stats(slot.agent_id)
             up, down = stats["up"], stats["down"]
             rows.append((up.frame_bytes, up.payload_bits, up.frame_bytes + up.other_bytes,
                          down.frame_bytes, down.payload_bits, down.frame_bytes + down.other_bytes))
@@ -232,7 +232,7 @@ class Run:
 
     def agent_bytes(self) -> dict:
         """Per agent and direction: frame bytes, payload bits and wire bytes, whole run."""
-        return {str(slot.block): byte_entry(row) for slot, row in zip(self.runtime.slots, self.agent_byte_table())}
+        return {str(slot.agent_id): byte_entry(row) for slot, row in zip(self.runtime.slots, self.agent_byte_table())}
 
     def _round_bytes(self, round_number) -> dict:
         """Frame bytes and payload bits of one round, all agents' links."""

@@ -279,10 +279,10 @@ def test_a_second_join_on_one_link_leaves_it_in_one_slot(tmp_path):
     link0, agent0 = h.links[0], h.agents[0]
     agent0.agent_id = ASSIGN_AGENT_ID              # ask for any free slot this time
     _hello_join(h, link0, agent0)
-    assert [s.block for s in h.runtime.slots if s.link is link0] == [2]
+    assert [s.agent_id for s in h.runtime.slots if s.link is link0] == [2]
     assert h.runtime.slots[0].link is None         # its first slot is free again
     h.connect(AgentRuntime(log=lambda *a: None))   # a third agent takes it
-    assert sorted(s.block for s in h.runtime.connected()) == [0, 1, 2]
+    assert sorted(s.agent_id for s in h.runtime.connected()) == [0, 1, 2]
     h.finish()                                     # the clock never moves: no round may wait for a deadline
     assert all(m["voters"] == 3 for m in h.run.folder.metrics())
     for agent in h.agents:

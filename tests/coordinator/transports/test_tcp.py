@@ -165,7 +165,7 @@ def test_a_second_join_on_one_connection_holds_one_slot(tmp_path):
         scripted_join(sock, endpoint, Join())          # again, on the same connection
         link = link_of(server, sock)
         wait_until(lambda: run.runtime.slot_of(link) is not None, "the second join to be taken")
-        assert [s.block for s in run.runtime.slots if s.link is link] == [1]
+        assert [s.agent_id for s in run.runtime.slots if s.link is link] == [1]
         assert run.runtime.slots[0].link is None and run.runtime.phase == "joining"
     # Two real agents run the rounds; none waits for a deadline (the round timeout is far away).
     run.runtime.round_timeout = 10 * PATIENCE
