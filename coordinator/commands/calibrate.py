@@ -21,6 +21,8 @@ def add_arguments(parser):
                              "panel) agrees with the sign seen on --reference-episodes other episodes")
     parser.add_argument("--horizon", type=int, default=None, help="--accuracy: episode length (default 1000)")
     parser.add_argument("--batch", type=int, default=None, help="--accuracy: D, episodes per batch (default 2)")
+    parser.add_argument("--comparisons", type=int, default=None,
+                        help="--accuracy: N, comparisons per vote (the vote is the sign of their sum; default 1)")
     parser.add_argument("--mu", type=float, default=None, help="perturbation size (default: the run default)")
     parser.add_argument("--comparison", choices=COMPARISONS, default=None,
                         help="--accuracy: what theta + mu v is compared with: theta (one-sided, the paper's "
@@ -29,14 +31,15 @@ def add_arguments(parser):
                         help="--accuracy: episodes of the reference comparison (default 16)")
     parser.add_argument("--run", metavar="RUN_DIR",
                         help="--accuracy: measure at the run's last checkpoint (its trained theta) with the run's "
-                             "task, horizon, D, mu and K; --horizon, --batch, --mu and --comparison override them")
+                             "task, horizon, D, N, mu and K; --horizon, --batch, --comparisons, --mu and --comparison "
+                             "override them")
 
 
 def _accuracy_config(args, task, run_config=None) -> RunConfig:
     """The measured setting: the run's (or the defaults), with the options given on top."""
     fields = run_config.to_dict() if run_config else {"task": task, "horizon": 1000, "batch": 2,
                                                       "actor": args.actor}
-    for name in ("horizon", "batch", "mu", "comparison", "hidden"):
+    for name in ("horizon", "batch", "comparisons", "mu", "comparison", "hidden"):
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
     return RunConfig.from_dict(fields)

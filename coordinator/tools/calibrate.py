@@ -82,34 +82,55 @@ def vote_accuracy(config: RunConfig, samples=40, reference_episodes=16, store=No
 
     For `samples` (block, round) pairs: the return difference of theta + mu v
     over its baseline (theta, or theta - mu v with the symmetric comparison)
-    on the D episodes an agent compares, and on `reference_episodes` other
-    episodes (the reference direction). Reports how often the D-episode
-    difference has the reference's sign, how often the panel (its link and
-    scale c) would vote that way, and the sizes of both differences beside c:
-    where the agreement is near 0.5, votes are coin flips whatever the panel.
-    theta is the starting actor's, or `store` (a trained theta).
+    on the D episodes of each of the agent's N comparisons (`comparisons`; its
+    vote is the sign of their sum), and on `reference_episodes` other episodes
+    (the reference direction). Reports how often the vote's shown differences
+    (the majority of their signs) have the reference's sign, how often the
+    panel (its link and scale c) would vote that way, and the sizes of both
+    differences beside c: where the agreement is near 0.5, votes are coin flips
+    whatever the panel. theta is the starting actor's, or `store` (a trained theta).
     """
     probe = _Probe(config, store)
+    n, d = config.comparisons, config.batch
     shown, reference, agree, panel_agree = [], [], 0, 0.0
     for sample in range(samples):
         k, round_ = sample % config.block_count, sample // config.block_count
-        seeds = streams.reset_seeds(config.seed, k, round_, config.batch + reference_episodes)
-        base, cand = probe.paired(k, round_, seeds[:config.batch])
-        ref_base, ref_cand = probe.paired(k, round_, seeds[config.batch:])
-        d, r = cand - base, ref_cand - ref_base
-        shown.append(d)
+        seeds = streams.reset_seeds(config.seed, k, round_, n * d + reference_episodes)
+        differences = []
+        for c in range(n):
+            base, cand = probe.paired(k, round_, seeds[c * d:(c + 1) * d])
+            differences.append(cand - base)
+        ref_base, ref_cand = probe.paired(k, round_, seeds[n * d:])
+        r = ref_cand - ref_base
+        shown += differences
         reference.append(r)
-        agree += np.sign(d) == np.sign(r)
-        p_for = link_probability(config.panel_link, d, config.scale)   # one reviewer prefers the candidate
-        p_majority = panel_majority_probability(p_for, config.panel_reviewers)
-        panel_agree += p_majority if r > 0 else 1.0 - p_majority
+        signs = sum(int(np.sign(x)) for x in differences)
+        agree += float(np.sign(signs) == np.sign(r))      # a tie of signs agrees with no direction
+        p_for = [panel_majority_probability(link_probability(config.panel_link, x, config.scale),
+                                            config.panel_reviewers) for x in differences]
+        p_vote = vote_probability(p_for)                # the agent's vote favours the candidate
+        panel_agree += p_vote if r > 0 else 1.0 - p_vote
     shown, reference = np.abs(shown), np.abs(reference)
-    return {"task": config.task, "horizon": config.horizon, "batch": config.batch, "mu": config.mu,
+    return {"task": config.task, "horizon": config.horizon, "batch": config.batch,
+            "comparisons": config.comparisons, "mu": config.mu,
             "comparison": config.comparison, "samples": samples,
             "reference_episodes": reference_episodes, "scale": config.scale,
             "sign_agreement": agree / samples, "panel_agreement": panel_agree / samples,
             "median_abs_diff_shown": float(np.median(shown)),
             "median_abs_diff_reference": float(np.median(reference))}
+
+
+def vote_probability(p_for: list) -> float:
+    """The chance that the sign of the sum of N panel votes favours the candidate, each
+    vote favouring it with its own probability (a tie, with even N, counts half)."""
+    dist = np.zeros(len(p_for) + 1)      # dist[j]: j votes for the candidate so far
+    dist[0] = 1.0
+    for p in p_for:
+        dist[1:] = dist[1:] * (1 - p) + dist[:-1] * p
+        dist[0] *= 1 - p
+    n = len(p_for)
+    return float(sum(dist[j] for j in range(n + 1) if 2 * j > n) + 0.5 * sum(dist[j] for j in range(n + 1)
+                                                                             if 2 * j == n))
 
 
 def panel_majority_probability(p: float, reviewers: int) -> float:

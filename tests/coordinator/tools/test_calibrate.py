@@ -60,3 +60,15 @@ def test_vote_accuracy_at_a_runs_trained_theta(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "fedzo", "calibrate", "--accuracy", "--run", str(tmp_path / "none")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "not a run folder" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_the_vote_of_n_comparisons_is_their_majority():
+    from fedzo.coordinator.tools.calibrate import vote_probability
+    assert vote_probability([0.8]) == pytest.approx(0.8)
+    assert vote_probability([0.8] * 3) == pytest.approx(0.8 ** 3 + 3 * 0.8 ** 2 * 0.2)   # 2 or 3 of 3
+    assert vote_probability([0.5, 0.9]) == pytest.approx(0.5 * 0.9 + 0.5 * (0.5 * 0.1 + 0.5 * 0.9))
+    one = vote_accuracy(RunConfig(task="hopper", horizon=40, batch=1), samples=4, reference_episodes=2)
+    three = vote_accuracy(RunConfig(task="hopper", horizon=40, batch=1, comparisons=3), samples=4,
+                          reference_episodes=2)
+    assert three["comparisons"] == 3 and one["comparisons"] == 1
+    assert 0.0 <= three["panel_agreement"] <= 1.0 and three["sign_agreement"] * 4 == round(three["sign_agreement"] * 4)
