@@ -134,7 +134,7 @@ class CoordinatorRuntime:
     # re-files one slot after any change of its link, in_round, absent or vote.
 
     def __init__(self, config, store, welcome_config: dict, *, start_round=0, round_timeout=120.0,
-                 join_timeout=None, quorum=None, report_timeout=10.0, on_round_closed=None,
+                 join_timeout=None, quorum=None, report_timeout=10.0, on_round_closed=None, on_link_added=None,
                  takeover_silence=None, hold_finish=None, log=print, clock=time.monotonic):
         self.config, self.store = config, store
         self.welcome_json = config_json(welcome_config)
@@ -157,7 +157,7 @@ class CoordinatorRuntime:
         self.on_round_closed = on_round_closed or (lambda info: None)
         # Called once for each link a slot gains (its agent joined over it): the owner's
         # byte accounting follows the link from then on.
-        self.on_link_added = lambda slot, link: None
+        self.on_link_added = on_link_added or (lambda slot, link: None)
         # True while the run must not end yet: its rounds' records are still being written
         # (coordinator/run/recorder.py); the final Bye waits, so agents stay for a --resume.
         self.hold_finish = hold_finish or (lambda: False)

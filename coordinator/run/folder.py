@@ -23,7 +23,9 @@ RUN_FILES = (CONFIG, METRICS, SUMMARY, CHECKPOINT, RUN_RECORD)   # any of them: 
 MAX_THETA_BYTES = 4 * MAX_VECTOR_ELEMENTS   # the largest theta the protocol carries, int32
 MAX_TOTALS_BYTES = 64 << 20                 # the checkpoint's work and byte totals (JSON text, UCS-4)
 MAX_JSON_BYTES = 16 << 20                   # config.json and summary.json
-BYTE_TABLE_COLUMNS = 6                      # the checkpoint's per-agent byte table: up and down x 3
+# The checkpoint's per-agent byte table: a row per agent id, these columns, int64.
+BYTE_COLUMNS = tuple((d, field) for d in ("up", "down") for field in ("frame_bytes", "payload_bits", "wire_bytes"))
+BYTE_TABLE_COLUMNS = len(BYTE_COLUMNS)
 
 
 def agent_log_name(k: int) -> str:
@@ -128,8 +130,7 @@ class RunFolder:
     def save_checkpoint(self, values: np.ndarray, frac_bits: int, next_round: int, totals: dict,
                         agent_bytes: np.ndarray | None = None) -> None:
         """Write theta, its scale, the next round, the work totals and the per-agent byte
-        table (a row per agent id, six int64 columns: up frame bytes, payload bits, wire
-        bytes, then down) atomically."""
+        table (BYTE_COLUMNS) atomically."""
         table = np.zeros((0, BYTE_TABLE_COLUMNS), np.int64) if agent_bytes is None else agent_bytes
         def write(f):
             np.savez(f, values=values, frac_bits=frac_bits, next_round=next_round,
@@ -180,8 +181,7 @@ def _byte_table_from_json(entries, f) -> np.ndarray:
         table = np.zeros((rows, BYTE_TABLE_COLUMNS), np.int64)
         for agent in range(rows):
             entry = entries[str(agent)]
-            table[agent] = [entry[d].get(field, 0) for d in ("up", "down")
-                            for field in ("frame_bytes", "payload_bits", "wire_bytes")]
+            table[agent] = [entry[d].get(field, 0) for d, field in BYTE_COLUMNS]
     except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as exc:
         raise f.error("totals", f"has an unreadable agent_bytes entry: {exc!r}") from None
     return table

@@ -22,7 +22,7 @@ import numpy as np
 
 from fedzo.coordinator.rounds.runtime import CoordinatorRuntime
 from fedzo.coordinator.run.evaluate import evaluate, summarise
-from fedzo.coordinator.run.folder import CHECKPOINT, CONFIG, SUMMARY, RunFolder
+from fedzo.coordinator.run.folder import BYTE_COLUMNS, CHECKPOINT, CONFIG, SUMMARY, RunFolder
 from fedzo.coordinator.run.recorder import Recorder
 from fedzo.edge.learning import streams
 from fedzo.edge.learning.algorithm import initial_store, load_actor
@@ -35,8 +35,6 @@ from fedzo.edge.tasks.model_hash import model_hash
 
 ROUND_SUMS_KEPT = 8      # rounds whose run-wide byte sums are kept after they close (late messages)
 LINK_ROUNDS_KEPT = 64    # rounds whose counts each agent link keeps itself (fedzo bench link reads them)
-# The per-agent byte table's columns (Run.agent_byte_table, the checkpoint's agent_bytes).
-BYTE_COLUMNS = tuple((d, field) for d in ("up", "down") for field in ("frame_bytes", "payload_bits", "wire_bytes"))
 
 
 def byte_entry(row) -> dict:
@@ -125,13 +123,13 @@ class Run:
         # run's Bye waits until every round is, so a run that ends has its checkpoint.
         self.recorder = Recorder()
         self.checkpointed_rounds = start_round   # rounds the checkpoint on disk holds
+        # Running byte sums per agent and per round, fed by the agents' links as they count.
+        self.tally = Tally()
         self.runtime = CoordinatorRuntime(config, store, welcome, start_round=start_round,
                                           round_timeout=round_timeout, join_timeout=join_timeout,
                                           quorum=quorum, on_round_closed=self._after_round,
+                                          on_link_added=self._follow_link,
                                           hold_finish=lambda: not self.recorder.settled, log=log)
-        # Running byte sums per agent and per round, fed by the agents' links as they count.
-        self.tally = Tally()
-        self.runtime.on_link_added = self._follow_link
         self.started = time.monotonic()
         self._pace_start = None     # (time, rounds done) when this process's first round closed
         self.elapsed_before = self.totals["wall_seconds"]
@@ -226,9 +224,9 @@ class Run:
         for slot in self.runtime.slots:
             stats = self.tally.key_stats(slot.agent_id)
             up, down = stats["up"], stats["down"]
-            rows.append((up.frame_bytes, up.payload_bits, up.frame_bytes + up.other_bytes,
-                         down.frame_bytes, down.payload_bits, down.frame_bytes + down.other_bytes))
-        return np.array(rows, np.int64).reshape(self.bytes_before.shape) + self.bytes_before
+            rows.append((up.frame_bytes, up.payload_bits, up.wire_bytes,        # BYTE_COLUMNS' order
+                         down.frame_bytes, down.payload_bits, down.wire_bytes))
+        return np.array(rows, np.int64) + self.bytes_before
 
     def agent_bytes(self) -> dict:
         """Per agent and direction: frame bytes, payload bits and wire bytes, whole run."""
