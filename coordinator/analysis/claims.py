@@ -24,22 +24,19 @@ from collections import defaultdict
 
 import numpy as np
 
-from fedzo.coordinator.analysis.null_control import NULL_PREFERENCE
+from fedzo.coordinator.analysis.null_control import COIN_BLIND, is_null
 from fedzo.coordinator.analysis.options import is_reference, options_of, reference
 from fedzo.coordinator.analysis.report import mean_ci, t95
 
 
-def _is_null(summary: dict) -> bool:
-    return summary.get("preference", "panel") == NULL_PREFERENCE
-
-
-def index_runs(runs, series_of) -> dict:
-    """(task, algo, K) -> {seed: summary} of the runs with real preferences; None if two
-    series share a key (ablations). Null controls are indexed by `null_index`."""
-    out, owner, ref = defaultdict(dict), {}, reference(runs)
+def index_runs(runs, series_of, ref=None) -> dict:
+    """(task, algo, K) -> {seed: summary} of the reference runs (options.py; `ref`, or that of
+    these runs) with real preferences; None if two series share a key (ablations). Null
+    controls are indexed by `null_index`."""
+    out, owner, ref = defaultdict(dict), {}, ref or reference(runs)
     for run in runs:
         s = run["summary"]
-        if _is_null(s) or not is_reference(run, ref):
+        if is_null(run) or not is_reference(run, ref):
             continue
         key = (s["task"], s["algo"], s["agents"])
         if owner.setdefault(key, series_of(run)) != series_of(run):
@@ -48,13 +45,13 @@ def index_runs(runs, series_of) -> dict:
     return out
 
 
-def null_index(runs) -> dict:
+def null_index(runs, ref=None) -> dict:
     """(task, algo, K) -> {seed: summary} of the null-control runs (coin-flip votes) of the
-    reference setting (options.py; a coin cannot see the comparison, so that does not count)."""
-    out, ref = defaultdict(dict), reference(runs)
+    reference setting (options.py; what a coin cannot see, COIN_BLIND, does not count)."""
+    out, ref = defaultdict(dict), ref or reference(runs)
     for run in runs:
         s = run["summary"]
-        if _is_null(s) and not set(options_of(run, ref)) - {"comparison"}:
+        if is_null(run) and not set(options_of(run, ref)) - set(COIN_BLIND):
             out[(s["task"], s["algo"], s["agents"])][s["seed"]] = s
     return out
 
@@ -262,16 +259,17 @@ def claim_memory(idx) -> str:
     return "\n".join(head + rows + compared + comparisons + ["", verdict])
 
 
-def claims_markdown(runs, series_of) -> str:
-    """The claims section of a report; series_of(run) names a run's series."""
-    idx = index_runs(runs, series_of)
+def claims_markdown(runs, series_of, ref=None) -> str:
+    """The claims section of a report; series_of(run) names a run's series, `ref` is the
+    reference setting (options.py; by default these runs')."""
+    ref = ref or reference(runs)
+    idx = index_runs(runs, series_of, ref)
     if idx is None:
         return ("## The paper's claims\n\nNot checked here: several series share a task, algorithm and K "
                 "(an ablation), so there is no single series to compare. `experiments/paper.json` is the "
                 "experiment the claims are checked on.\n")
-    nulls = null_index(runs)
+    nulls = null_index(runs, ref)
     parts = ["## The paper's claims, checked", ""]
-    ref = reference(runs)
     if any(not is_reference(run, ref) for run in runs):
         parts += [f"Runs with a measured option (a comparison other than the paper's one-sided one, or N "
                   f"and D other than most runs' N = {ref['comparisons']} and D = {ref['batch']}) are left "

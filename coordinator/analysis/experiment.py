@@ -147,13 +147,12 @@ def more_seeds(spec: dict, variants: list) -> list:
     entries = spec.get("more_seeds", [])
     if not isinstance(entries, list):
         raise ConfigError("more_seeds must be a list of {variants, grid, seeds} entries")
-    grid, out = spec.get("grid", {}), []
+    grid, out, known = spec.get("grid", {}), [], {v.get("label") for v in variants}
     for n, entry in enumerate(entries):
         where = f"more_seeds[{n}]"
         if not isinstance(entry, dict) or set(entry) - {"variants", "grid", "seeds"}:
             raise ConfigError(f"{where} must be an object with variants, grid (optional) and seeds")
         labels = entry.get("variants")
-        known = {v.get("label") for v in variants}
         if not isinstance(labels, list) or not labels or not set(labels) <= known:
             raise ConfigError(f"{where}: variants must list labels of the experiment's variants, got {labels!r}")
         sub = entry.get("grid", {})

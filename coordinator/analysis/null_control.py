@@ -46,6 +46,13 @@ COIN_BLIND = ("preference", "comparison", "panel_link", "panel_reviewers", "pane
 CONFIG_DEFAULTS = {f.name: f.default for f in fields(RunConfig)}
 
 
+def is_null(run: dict) -> bool:
+    """Whether a run (its config, or for a run known only by its summary, the summary) is a
+    null control: coin-flip votes."""
+    settings = {**run.get("summary", {}), **run.get("config", {})}
+    return settings.get("preference", "panel") == NULL_PREFERENCE
+
+
 def _pairing_key(config: dict) -> tuple:
     """What a run and its null twin share: the whole config (missing fields at their
     defaults) but what a coin cannot see."""
@@ -57,10 +64,10 @@ def null_pairs(runs: list, series_of) -> dict:
     """series -> list of (run, its null twin), for every series whose runs have twins.
 
     `series_of(run)` names a run's series (the report's series key)."""
-    nulls = {_pairing_key(r["config"]): r for r in runs if r["config"].get("preference") == NULL_PREFERENCE}
+    nulls = {_pairing_key(r["config"]): r for r in runs if is_null(r)}
     out = {}
     for run in runs:
-        if run["config"].get("preference", "panel") == NULL_PREFERENCE:
+        if is_null(run):
             continue
         twin = nulls.get(_pairing_key(run["config"]))
         if twin is not None:

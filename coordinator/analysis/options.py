@@ -15,13 +15,11 @@ checked on reference runs only.
 """
 from collections import Counter
 
-from fedzo.coordinator.analysis.null_control import (CONFIG_DEFAULTS, NULL_PREFERENCE, format_interval, gain,
-                                                     verdict)
+from fedzo.coordinator.analysis.null_control import CONFIG_DEFAULTS, format_interval, gain, is_null, verdict
 from fedzo.coordinator.analysis.report import mean_ci
 
-# The option fields at RunConfig's defaults; the comparison's is the paper's.
-OPTION_DEFAULTS = {"comparison": "one-sided", "comparisons": 1, "batch": 2}
-PAPER_COMPARISON = "one-sided"
+# The option fields at RunConfig's defaults (the comparison's, one-sided, is the paper's).
+OPTION_DEFAULTS = {name: CONFIG_DEFAULTS[name] for name in ("comparison", "comparisons", "batch")}
 # Fields an experiment derives from its trajectory budget and the options (rounds =
 # budget // episodes per round), so they differ between an option and its baseline.
 FOLLOWS_BUDGET = ("rounds", "eval_every")
@@ -36,11 +34,11 @@ def _settings(run: dict) -> dict:
 def reference(runs: list) -> dict:
     """The reference setting of these runs: the paper's comparison, and the N and D most of
     them use (a tie goes to RunConfig's default)."""
-    out = {"comparison": PAPER_COMPARISON}
+    out = dict(OPTION_DEFAULTS)
     for field in ("comparisons", "batch"):
         counts = Counter(_settings(r)[field] for r in runs)
-        default = OPTION_DEFAULTS[field]
-        out[field] = max(counts, key=lambda v: (counts[v], v == default)) if counts else default
+        if counts:
+            out[field] = max(counts, key=lambda v: (counts[v], v == OPTION_DEFAULTS[field]))
     return out
 
 
@@ -55,25 +53,20 @@ def is_reference(run: dict, ref: dict = OPTION_DEFAULTS) -> bool:
     return not options_of(run, ref)
 
 
-def _is_null(run: dict) -> bool:
-    return _settings(run).get("preference") == NULL_PREFERENCE
-
-
 def _baseline_key(run: dict) -> tuple:
     settings = _settings(run)
     ignored = set(OPTION_DEFAULTS) | set(FOLLOWS_BUDGET)
     return tuple(sorted((k, repr(v)) for k, v in settings.items() if k in CONFIG_DEFAULTS and k not in ignored))
 
 
-def option_pairs(runs: list, series_of) -> dict:
-    """option series -> (baseline series, [(option run, baseline run)]), seeds paired.
-
-    Only runs with real preferences; a null run is paired with its own twin elsewhere."""
-    ref = reference(runs)
-    baselines = {_baseline_key(r): r for r in runs if is_reference(r, ref) and not _is_null(r)}
+def option_pairs(runs: list, series_of, ref: dict) -> dict:
+    """option series -> (baseline series, [(option run, baseline run)]), seeds paired, for
+    the reference setting `ref`. Only runs with real preferences; a null run is paired with
+    its own twin elsewhere."""
+    baselines = {_baseline_key(r): r for r in runs if is_reference(r, ref) and not is_null(r)}
     out = {}
     for run in runs:
-        if is_reference(run, ref) or _is_null(run):
+        if is_reference(run, ref) or is_null(run):
             continue
         base = baselines.get(_baseline_key(run))
         if base is not None:
@@ -81,11 +74,12 @@ def option_pairs(runs: list, series_of) -> dict:
     return dict(sorted(out.items()))
 
 
-def rows(runs: list, series_of) -> list:
-    """One row per option series: its gain, its baseline's, the paired difference."""
+def rows(runs: list, series_of, ref: dict = None) -> list:
+    """One row per option series: its gain, its baseline's, the paired difference (`ref`:
+    the reference setting, by default these runs')."""
     out = []
-    ref = reference(runs)
-    for series, (base_series, pairs) in option_pairs(runs, series_of).items():
+    ref = ref or reference(runs)
+    for series, (base_series, pairs) in option_pairs(runs, series_of, ref).items():
         gains = [gain(run["summary"]) for run, _ in pairs]
         base_gains = [gain(base["summary"]) for _, base in pairs]
         difference = mean_ci([g - b for g, b in zip(gains, base_gains)])
@@ -104,12 +98,13 @@ def _option_verdict(difference: tuple) -> str:
             "not distinguishable from the null": "not distinguishable"}.get(said, said)
 
 
-def markdown(runs: list, series_of) -> str:
-    """The 'measured options' table of a report, or '' when no run has a reference twin."""
-    table = rows(runs, series_of)
+def markdown(runs: list, series_of, ref: dict = None) -> str:
+    """The 'measured options' table of a report, or '' when no run has a reference twin
+    (`ref`: the reference setting, by default these runs')."""
+    ref = ref or reference(runs)
+    table = rows(runs, series_of, ref)
     if not table:
         return ""
-    ref = reference(runs)
     columns = ["option series", "options", "reference series", "seeds", "rounds", "gain",
                "reference gain", "option - reference (paired)", "verdict"]
     lines = ["### Measured options beside the reference runs", "",

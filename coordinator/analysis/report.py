@@ -223,6 +223,7 @@ def write_report(root, out_path=None, title=None) -> Path:
     plot_dir = out_path.parent
     plot_dir.mkdir(parents=True, exist_ok=True)
     title = title or root.name
+    ref = options.reference(runs)     # one reference setting for every table and the claims
     by_task = defaultdict(list)
     for run in runs:
         by_task[run["summary"]["task"]].append(run)
@@ -236,11 +237,12 @@ def write_report(root, out_path=None, title=None) -> Path:
         groups = group_series(task_runs, root)
         rows = [series_table_row(name, rs) for name, rs in groups.items()]
         parts += [f"## {task}", "", markdown_table(rows), ""]
-        parts.append(null_control.markdown(task_runs, lambda run: series_key(run, root)))
-        parts.append(options.markdown(task_runs, lambda run: series_key(run, root)))
+        tables = (null_control.markdown(task_runs, lambda run: series_key(run, root)),
+                  options.markdown(task_runs, lambda run: series_key(run, root), ref))
+        parts += [table for table in tables if table]      # each is '' where it has no rows
         for png in plot_series(groups, plot_dir, title, task):
             parts += [f"![{png.stem}]({png.name})", ""]
     from fedzo.coordinator.analysis.claims import claims_markdown
-    parts.append(claims_markdown(runs, lambda run: series_key(run, root)))
+    parts.append(claims_markdown(runs, lambda run: series_key(run, root), ref))
     out_path.write_text("\n".join(parts))
     return out_path
