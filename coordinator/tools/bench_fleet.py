@@ -132,8 +132,10 @@ def _send_floor(agents: int, frame_bytes: int, repeat: int = 5) -> dict:
     ready = context.Event()
     reader = context.Process(target=_floor_reader, args=(listener.getsockname(), count, ready), daemon=True)
     reader.start()
+    conns = []
     try:
-        conns = [listener.accept()[0] for _ in range(count)]
+        for _ in range(count):
+            conns.append(listener.accept()[0])
         ready.wait(60)
         frame = bytes(frame_bytes)
         costs = []
@@ -145,7 +147,7 @@ def _send_floor(agents: int, frame_bytes: int, repeat: int = 5) -> dict:
             time.sleep(0.05)            # the reader drains what was sent
         return {"send_floor_us": 1e6 * statistics.median(costs), "send_floor_connections": count}
     finally:
-        for conn in locals().get("conns", []):
+        for conn in conns:
             conn.close()
         listener.close()
         reader.join(10)
@@ -242,13 +244,11 @@ def measure(agents: int, rounds: int = ROUNDS, processes: int = FLEET_PROCESSES,
             raise RuntimeError(f"an agent process failed: {value}")
         fleets.append(value)
     sealing = _sealing_costs(config.block_count)     # a result carries K votes
-    steady = closes[1:]
-    walls = [b[0] - a[0] for a, b in zip(steady, steady[1:])]
-    cpus = [b[1] - a[1] for a, b in zip(steady, steady[1:])]
-    loop_cpus = [b[2] - a[2] for a, b in zip(steady, steady[1:])]
-    gc_cpus = [b[3] - a[3] for a, b in zip(steady, steady[1:])]
-    waits = [b[4] - a[4] for a, b in zip(steady, steady[1:])]
     collector.stop()
+    steady = closes[1:]
+    # Per steady round, each figure's change between one close and the next.
+    walls, cpus, loop_cpus, gc_cpus, waits = zip(*([b - a for a, b in zip(one, two)]
+                                                  for one, two in zip(steady, steady[1:])))
     cpu_round = statistics.median(cpus)
     return {"agents": agents, "blocks": config.block_count, "rounds_measured": len(walls), "processes": len(children),
             "join_s": joined.get("wall"), "join_cpu_s": joined.get("cpu"),
